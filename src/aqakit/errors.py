@@ -1,0 +1,25 @@
+"""Errors that aqakit raises for bad input.
+
+Every error a user can cause (a missing file, a malformed label row, a wrong feature
+dimension...) is an :class:`AqakitError` whose message is one line naming the file, the
+row or the value at fault. The command line prints that line and exits with status 2
+instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AqakitError(Exception):
+    """Base class of every user-facing aqakit error."""
+
+
+class DataError(AqakitError):
+    """Bad data: a feature file, a label file, a split or a score."""
+
+
+class ConfigError(AqakitError):
+    """Bad configuration: an unknown model, benchmark, option or value."""
+
+
+class RunDirectoryError(AqakitError):
+    """A run directory that would be overwritten, or one that is not a run."""

@@ -1,0 +1,91 @@
+"""What every aqakit model shares: the Prediction it returns and the AQAModel interface.
+
+A model is a plain ``nn.Module`` (no training-framework imports). It takes clip features
+``(B, T, D)`` with a boolean ``mask`` ``(B, T)`` (True = a real clip, False = padding) and
+returns a :class:`Prediction`. Models learn in the normalised score space [0, 1] of their
+:class:`~aqakit.data.scale.ScoreScale`; ``Prediction.score`` is always on the original scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from aqakit.data.scale import ScoreScale
+from aqakit.errors import ConfigError, DataError
+
+
+@dataclass
+class Prediction:
+    """A batch of predictions.
+
+    Attributes:
+        score: (B,) predicted scores on the dataset's original scale.
+        normalised_score: (B,) the same in the model's [0, 1] space (what losses compare).
+        parts: named interpretable parts, each with the batch on its first axis
+            (for GDLT: ``grade_weights`` (B, G) and ``query_embeddings`` (B, G, H)).
+    """
+
+    score: Tensor
+    normalised_score: Tensor
+    parts: dict[str, Tensor] = field(default_factory=dict)
+
+
+class AQAModel(nn.Module):
+    """Base class of aqakit models.
+
+    Subclasses set ``name``, implement :meth:`predict_normalised` and :meth:`loss`, and pass
+    every constructor argument that defines their architecture to ``super().__init__`` via
+    ``hparams`` so a checkpoint can rebuild them with :func:`aqakit.models.create_model`.
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, in_dim: int, score_scale: ScoreScale, hparams: dict[str, Any]) -> None:
+        super().__init__()
+        if in_dim < 1:
+            raise ConfigError(f"in_dim must be positive, got {in_dim}")
+        self.in_dim = int(in_dim)
+        self.score_scale = score_scale
+        self.hparams: dict[str, Any] = dict(hparams)
+
+    def forward(self, features: Tensor, mask: Tensor | None = None) -> Prediction:
+        """Score a batch: features (B, T, D) float, mask (B, T) bool or None (all real)."""
+        features, mask = self.check_input(features, mask)
+        normalised, parts = self.predict_normalised(features, mask)
+        return Prediction(self.score_scale.denormalise(normalised), normalised, parts)
+
+    def predict_normalised(self, features: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Return (B,) normalised scores and the named interpretable parts."""
+        raise NotImplementedError
+
+    def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named loss terms (each a scalar) whose sum is optimised; ``batch['score']`` is original-scale."""
+        raise NotImplementedError
+
+    def normalised_target(self, batch: dict[str, Tensor]) -> Tensor:
+        """(B,) the batch's judge scores mapped to the model's [0, 1] space."""
+        return self.score_scale.normalise(batch["score"].float())
+
+    def check_input(self, features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Validate shapes up front so bad input fails here with a clear message."""
+        if features.dim() != 3:
+            raise DataError(f"features must have shape (batch, clips, dim), got {tuple(features.shape)}")
+        batch, clips, dim = features.shape
+        if dim != self.in_dim:
+            raise DataError(
+                f"feature dimension {dim} does not match the model's input dimension {self.in_dim}"
+            )
+        if clips == 0:
+            raise DataError("features have zero clips (T=0); every video needs at least one clip")
+        if mask is None:
+            mask = torch.ones(batch, clips, dtype=torch.bool, device=features.device)
+        elif mask.shape != (batch, clips):
+            raise DataError(f"mask shape {tuple(mask.shape)} does not match features {(batch, clips)}")
+        mask = mask.bool()
+        if not bool(mask.any(dim=1).all()):
+            raise DataError("a video in the batch has no real clip (its mask is all False)")
+        return features.float(), mask
