@@ -1,0 +1,180 @@
+"""Evaluation metrics of action quality assessment (numpy + scipy only).
+
+Rank correlation (Spearman's rho) is the headline metric of the AQA literature; Pearson's r,
+the relative L2 distance (R-l2), MSE and MAE complete the picture. All of them are computed
+on the original score scale of the benchmark. Correlations of a constant input are undefined
+and come back as ``nan`` (never a warning or an exception), so that a model that predicts a
+constant never wins checkpoint selection.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+__all__ = [
+    "METRIC_DIRECTIONS",
+    "bootstrap_spearman_ci",
+    "evaluate",
+    "fisher_z_mean",
+    "mae",
+    "mse",
+    "pearson",
+    "relative_l2",
+    "spearman",
+]
+
+#: Whether a larger ("max") or smaller ("min") value of each :func:`evaluate` key is better.
+METRIC_DIRECTIONS: dict[str, str] = {
+    "spearman": "max",
+    "pearson": "max",
+    "rl2": "min",
+    "mse": "min",
+    "mae": "min",
+}
+
+_FISHER_EPS = 1e-7
+
+
+def _pair(pred: ArrayLike, true: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as 1-D float64 arrays of the same length (at least 2), else ValueError."""
+    p = np.asarray(pred, dtype=np.float64)
+    t = np.asarray(true, dtype=np.float64)
+    if p.ndim != 1 or t.ndim != 1:
+        raise ValueError(f"pred and true must be 1-D, got shapes {p.shape} and {t.shape}")
+    if p.shape != t.shape:
+        raise ValueError(f"pred and true must have the same length, got {p.size} and {t.size}")
+    if p.size < 2:
+        raise ValueError(f"need at least 2 samples, got {p.size}")
+    return p, t
+
+
+def _is_constant(x: np.ndarray) -> bool:
+    return bool(np.all(x == x[0]))
+
+
+def _correlation(func, pred: ArrayLike, true: ArrayLike) -> float:
+    p, t = _pair(pred, true)
+    if _is_constant(p) or _is_constant(t):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(func(p, t)[0])
+
+
+def spearman(pred: ArrayLike, true: ArrayLike) -> float:
+    """Spearman's rank correlation of ``pred`` and ``true`` (ties get average ranks).
+
+    Returns ``nan`` if either input is constant. Raises ValueError if the inputs are not 1-D,
+    differ in length or have fewer than 2 items.
+    """
+    return _correlation(stats.spearmanr, pred, true)
+
+
+def pearson(pred: ArrayLike, true: ArrayLike) -> float:
+    """Pearson's linear correlation of ``pred`` and ``true``.
+
+    Returns ``nan`` if either input is constant. Raises ValueError if the inputs are not 1-D,
+    differ in length or have fewer than 2 items.
+    """
+    return _correlation(stats.pearsonr, pred, true)
+
+
+def relative_l2(pred: ArrayLike, true: ArrayLike, lo: float, hi: float) -> float:
+    """Relative L2 distance (R-l2) as in Yu et al. (CoRe) and GDLT, multiplied by 100.
+
+    ``100 * mean(((pred - true) / (hi - lo)) ** 2)``, computed on the original score scale,
+    where ``[lo, hi]`` is the score range of the benchmark (aqakit passes the min/max of the
+    training scores). Raises ValueError unless ``hi > lo``.
+    """
+    p, t = _pair(pred, true)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        raise ValueError(f"relative_l2 needs a finite range lo < hi, got lo={lo}, hi={hi}")
+    return float(100.0 * np.mean(((p - t) / (hi - lo)) ** 2))
+
+
+def mse(pred: ArrayLike, true: ArrayLike) -> float:
+    """Mean squared error on the original score scale."""
+    p, t = _pair(pred, true)
+    return float(np.mean((p - t) ** 2))
+
+
+def mae(pred: ArrayLike, true: ArrayLike) -> float:
+    """Mean absolute error on the original score scale."""
+    p, t = _pair(pred, true)
+    return float(np.mean(np.abs(p - t)))
+
+
+def fisher_z_mean(correlations: Sequence[float] | np.ndarray) -> float:
+    """Average of correlations (e.g. one per action class) through Fisher's z-transform.
+
+    ``tanh(mean(arctanh(r)))``, with each ``r`` first clipped to ``(-1 + 1e-7, 1 - 1e-7)`` so that
+    a perfect correlation stays finite. Raises ValueError for an empty input, a non-1-D input or
+    a NaN (naming its index).
+    """
+    r = np.asarray(correlations, dtype=np.float64)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"need a non-empty 1-D sequence of correlations, got shape {r.shape}")
+    bad = np.flatnonzero(np.isnan(r))
+    if bad.size:
+        raise ValueError(f"correlation at index {int(bad[0])} is NaN (indices {bad.tolist()})")
+    z = np.arctanh(np.clip(r, -1.0 + _FISHER_EPS, 1.0 - _FISHER_EPS))
+    return float(np.tanh(np.mean(z)))
+
+
+def bootstrap_spearman_ci(
+    pred: ArrayLike,
+    true: ArrayLike,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of Spearman's rho over videos.
+
+    Draws ``n_boot`` resamples of the (pred, true) pairs with replacement from a
+    ``numpy.random.default_rng(seed)`` generator, so the interval is reproducible. Resamples in
+    which either side is constant (rho undefined) are skipped; if every resample is degenerate
+    (a constant input) the interval is ``(nan, nan)``.
+    """
+    p, t = _pair(pred, true)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, p.size, size=(n_boot, p.size))
+    ps, ts = p[index], t[index]
+    valid = (ps.max(axis=1) > ps.min(axis=1)) & (ts.max(axis=1) > ts.min(axis=1))
+    if not valid.any():
+        return float("nan"), float("nan")
+
+    # Spearman's rho of each resample = Pearson's r of its (average) ranks.
+    rp = stats.rankdata(ps[valid], axis=1)
+    rt = stats.rankdata(ts[valid], axis=1)
+    rp -= rp.mean(axis=1, keepdims=True)
+    rt -= rt.mean(axis=1, keepdims=True)
+    rho = np.sum(rp * rt, axis=1) / np.sqrt(np.sum(rp**2, axis=1) * np.sum(rt**2, axis=1))
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(rho, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def evaluate(pred: ArrayLike, true: ArrayLike, lo: float, hi: float) -> dict[str, float]:
+    """All metrics at once: keys ``spearman``, ``pearson``, ``rl2``, ``mse``, ``mae``.
+
+    ``rl2`` is :func:`relative_l2` (x100) over the score range ``[lo, hi]``; see
+    :data:`METRIC_DIRECTIONS` for which way each metric improves.
+    """
+    return {
+        "spearman": spearman(pred, true),
+        "pearson": pearson(pred, true),
+        "rl2": relative_l2(pred, true, lo, hi),
+        "mse": mse(pred, true),
+        "mae": mae(pred, true),
+    }
