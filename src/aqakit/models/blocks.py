@@ -1,0 +1,77 @@
+"""Building blocks shared by aqakit models: mask-aware clip projection and metric losses."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aqakit.errors import ConfigError
+
+
+class ClipProjection(nn.Module):
+    """Per-clip MLP ``Linear -> BatchNorm1d (-> ReLU -> Linear -> BatchNorm1d)*`` over real clips only.
+
+    This is the 1x1-``Conv1d`` + ``BatchNorm1d`` input projection of GDLT and its descendants: a
+    kernel-1 convolution over time is a Linear applied to every clip. The released code runs it on
+    padded tensors, so padding leaks into the BatchNorm statistics; here only the real clips
+    (``mask`` True) are flattened to ``(N_real, C)``, projected, and scattered back, so batch
+    statistics (train) and outputs are independent of padding. Padded positions come out as zeros.
+    There is a ReLU between layers but none after the last BatchNorm (as released).
+    """
+
+    def __init__(self, in_dim: int, dims: Sequence[int]) -> None:
+        super().__init__()
+        if in_dim < 1 or len(dims) == 0 or any(d < 1 for d in dims):
+            raise ConfigError(f"ClipProjection needs positive widths, got in_dim={in_dim}, dims={list(dims)}")
+        layers: list[nn.Module] = []
+        for i, (d_in, d_out) in enumerate(zip([in_dim, *dims[:-1]], dims)):
+            if i > 0:
+                layers.append(nn.ReLU())
+            layers += [nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out)]
+        self.net = nn.Sequential(*layers)
+        self.out_dim = int(dims[-1])
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        """features (B, T, D), mask (B, T) bool (True = real clip) -> (B, T, out_dim), padding zero."""
+        real_clips = self.net(features[mask])  # (N_real, out_dim)
+        projected = real_clips.new_zeros(*mask.shape, self.out_dim)  # (B, T, out_dim)
+        projected[mask] = real_clips
+        return projected
+
+
+def cosine_distance_matrix(embeddings: Tensor) -> Tensor:
+    """(N, H) -> (N, N) pairwise cosine distances ``1 - cos``, in [0, 2]."""
+    unit = F.normalize(embeddings, dim=-1)
+    return 1.0 - unit @ unit.T
+
+
+def hardest_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float) -> Tensor:
+    """Batch-hard triplet loss (Hermans et al. 2017; omoindrot's formulation) with cosine distance.
+
+    For each anchor: hardest positive = largest distance to another item with the same label,
+    hardest negative = smallest distance to an item with a different label; the loss is
+    ``mean(relu(hardest_positive - hardest_negative + margin))`` over all anchors.
+
+    The distance is the cosine distance ``d = 1 - cos`` (range [0, 2]), not the Euclidean one of
+    omoindrot's original: this is what GDLT's released ``HardTripletLoss`` computes (its Euclidean
+    code is commented out). As released, an anchor with no positive gets a hardest-positive
+    distance of 0 (a masked max over non-negative distances).
+
+    Args:
+        embeddings: (N, H) float.
+        labels: (N,) integer class labels.
+        margin: the triplet margin.
+
+    Returns:
+        a scalar tensor.
+    """
+    distances = cosine_distance_matrix(embeddings)  # (N, N)
+    same_label = labels.unsqueeze(0) == labels.unsqueeze(1)  # (N, N)
+    not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive = same_label & not_self
+    hardest_positive = (distances * positive).amax(dim=1)  # (N,)
+    hardest_negative = distances.masked_fill(same_label, float("inf")).amin(dim=1)  # (N,)
+    return F.relu(hardest_positive - hardest_negative + margin).mean()
