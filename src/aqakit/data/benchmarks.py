@@ -1,0 +1,445 @@
+"""Benchmark adapters: each knows one benchmark's label format, score column, splits and layout.
+
+Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-execution``, ``csv``,
+``synthetic`` ...) and :meth:`Benchmark.load` to read a split as a :class:`VideoSet`::
+
+    bench = get_benchmark("fisv-pcs")
+    train = bench.load(Path("../shared/data/fisv"), "train")
+    scale = bench.score_scale(train)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from aqakit.data.features import load_videoset
+from aqakit.data.labels import (
+    LabelTable,
+    ScoredIds,
+    parse_score,
+    read_csv_table,
+    read_whitespace_table,
+    scored_ids,
+)
+from aqakit.data.scale import ScoreScale
+from aqakit.data.synthetic import make_synthetic
+from aqakit.data.videoset import VideoSet
+from aqakit.errors import ConfigError, DataError
+
+#: The splits every benchmark provides.
+SPLITS: tuple[str, ...] = ("train", "test")
+
+
+def check_split(split: str) -> str:
+    """``split`` if it is one of :data:`SPLITS`, else a DataError listing them."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}' (valid splits: {', '.join(SPLITS)})")
+    return split
+
+
+class Benchmark(ABC):
+    """A benchmark: where its data lives and how to read a split of it.
+
+    Attributes:
+        name: registry name, e.g. ``fisv-tes`` (includes the variant, so runs can be named by it).
+        description: one line saying what is scored.
+        family: ``fisv``, ``rg``, ``csv`` or ``synthetic``; used to find config presets.
+        needs_data: whether :meth:`load` needs a data folder (``root``).
+        options: the effective options (defaults filled in).
+    """
+
+    name: str
+    description: str
+    family: str
+    needs_data: bool = True
+    #: option name -> default; the type of a non-None default is the option's type.
+    option_defaults: ClassVar[dict[str, Any]] = {}
+    #: option name -> type, for options whose default is None.
+    option_types: ClassVar[dict[str, type]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        self.options: dict[str, Any] = self._take_options(options)
+
+    @abstractmethod
+    def load(self, root: Path | None, split: str) -> VideoSet:
+        """Read one split (``train`` or ``test``) into memory.
+
+        Raises:
+            DataError: unknown split, missing data folder, label file or feature file, or any
+            malformed input (the message names the file and line).
+        """
+
+    def score_scale(self, train: VideoSet) -> ScoreScale:
+        """The score normalisation of this benchmark; by default the min/max of the training scores."""
+        return ScoreScale.from_scores(train.scores)
+
+    def layout(self) -> str:
+        """Where the files of this benchmark live (for messages and :meth:`describe`)."""
+        return "no files needed"
+
+    def describe(self) -> str:
+        """A few lines for people: name, what is scored, file layout and options."""
+        lines = [f"{self.name}: {self.description}", f"  layout: {self.layout()}"]
+        if self.options:
+            shown = ", ".join(f"{k}={v}" for k, v in self.options.items())
+            lines.append(f"  options: {shown}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Benchmark {self.name}>"
+
+    def _take_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(self.option_defaults))
+        if unknown:
+            valid = ", ".join(self.option_defaults) or "none"
+            raise ConfigError(
+                f"benchmark '{self.name}': unknown option(s) {', '.join(unknown)} (valid: {valid})"
+            )
+        resolved = dict(self.option_defaults)
+        for key, value in options.items():
+            if value is None:  # None means "the default"
+                continue
+            kind = self.option_types.get(key) or type(self.option_defaults[key])
+            resolved[key] = _coerce(self.name, key, value, kind)
+        return resolved
+
+
+def _coerce(benchmark: str, key: str, value: Any, kind: type) -> Any:
+    """Convert an option (possibly a string from the command line) to its type."""
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if kind is int and isinstance(value, bool):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"benchmark '{benchmark}': option {key}={value!r} is not a valid {kind.__name__}"
+        ) from None
+
+
+class FileBenchmark(Benchmark):
+    """A benchmark read from a data folder: label files plus a feature folder."""
+
+    option_defaults: ClassVar[dict[str, Any]] = {"features_dir": None}
+    option_types: ClassVar[dict[str, type]] = {"features_dir": Path}
+
+    @abstractmethod
+    def read_labels(self, root: Path | None, split: str) -> ScoredIds:
+        """Ids, scores and label lines of one split, without touching feature files.
+
+        Raises:
+            DataError: missing data folder or label file, or a malformed label row.
+        """
+
+    def feature_dir(self, root: Path | None) -> Path:
+        """The folder of ``<id>.npy`` files (``<root>/features`` unless overridden)."""
+        if self.options.get("features_dir") is not None:
+            return Path(self.options["features_dir"])
+        return self._root(root) / "features"
+
+    def owns_feature(self, video_id: str) -> bool:
+        """Whether a feature file of this id belongs to this benchmark (RG: same apparatus)."""
+        return True
+
+    def load(self, root: Path | None, split: str) -> VideoSet:
+        check_split(split)
+        labels = self.read_labels(root, split)
+        feature_dir = self.feature_dir(root)
+        if not feature_dir.is_dir():
+            raise DataError(f"{feature_dir}: feature folder not found (expected {self.layout()})")
+        return load_videoset(feature_dir, labels.ids, labels.scores, labels.source, labels.lines)
+
+    def _root(self, root: Path | str | None) -> Path:
+        if root is None:
+            raise DataError(f"benchmark '{self.name}' needs a data folder (expected {self.layout()})")
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"{root}: data folder not found (expected {self.layout()})")
+        return root
+
+    def _label_file(self, root: Path | None, filename: str) -> Path:
+        path = self._root(root) / filename
+        if not path.is_file():
+            raise DataError(f"expected {path} ({self.layout()})")
+        return path
+
+
+def _check_numeric(table: LabelTable, columns: dict[int, str]) -> None:
+    """Every cell of the given columns (index -> name) must be a finite number."""
+    for row, line in zip(table.rows, table.lines):
+        for index, what in columns.items():
+            parse_score(row[index], table.name, line, what)
+
+
+class FisV(FileBenchmark):
+    """Fis-V figure skating (Xu et al., TCSVT 2019): TES or PCS of 500 short programmes.
+
+    Label files have no header: ``<id> <TES> <PCS> <deductions>`` separated by whitespace.
+    Every row is a video: unlike the released CoFInAl code, which skips the first line of each
+    label file as if it were a header (losing one training and one test video), nothing is
+    dropped here.
+    """
+
+    family = "fisv"
+    COLUMNS: ClassVar[tuple[str, ...]] = ("id", "TES", "PCS", "deductions")
+
+    def __init__(self, score: str = "tes", **options: Any) -> None:
+        score = score.lower()
+        if score not in ("tes", "pcs"):
+            raise ConfigError(f"Fis-V score must be 'tes' or 'pcs', got '{score}'")
+        self.score = score
+        self.name = f"fisv-{score}"
+        self.description = (
+            "Fis-V figure skating, "
+            + ("technical element score (TES)" if score == "tes" else "programme component score (PCS)")
+        )
+        super().__init__(**options)
+
+    def layout(self) -> str:
+        return (
+            "Fis-V layout: <root>/features/<id>.npy, <root>/train.txt, <root>/test.txt, "
+            "no header, columns: id TES PCS deductions"
+        )
+
+    def read_labels(self, root: Path | None, split: str) -> ScoredIds:
+        check_split(split)
+        table = read_whitespace_table(self._label_file(root, f"{split}.txt"), header=False, n_columns=4)
+        _check_numeric(table, {1: "TES", 2: "PCS", 3: "deductions"})
+        return scored_ids(table, 0, 1 if self.score == "tes" else 2, score_name=self.score.upper())
+
+
+class RhythmicGymnastics(FileBenchmark):
+    """Rhythmic Gymnastics (Zeng et al., ACM MM 2020): one apparatus, one score type.
+
+    Label files have one header line
+    ``Video_Name Difficulty_Score Execution_Score Total_Score Penalty Video_length``; columns
+    are found by name. The apparatus of a video is its name's prefix before ``_`` (``Ball_001``).
+    Scores are normalised by the fixed range [0, 25], as in the released GDLT/CoFInAl code.
+    """
+
+    family = "rg"
+    APPARATUS: ClassVar[tuple[str, ...]] = ("ball", "clubs", "hoop", "ribbon")
+    SCORE_COLUMNS: ClassVar[dict[str, str]] = {
+        "total": "Total_Score",
+        "difficulty": "Difficulty_Score",
+        "execution": "Execution_Score",
+    }
+    option_defaults: ClassVar[dict[str, Any]] = {"score_type": "total", "features_dir": None}
+    option_types: ClassVar[dict[str, type]] = {"features_dir": Path}
+    #: The fixed score range (the released code divides every RG score by 25).
+    SCALE: ClassVar[ScoreScale] = ScoreScale(0.0, 25.0)
+
+    def __init__(self, apparatus: str | None, **options: Any) -> None:
+        if apparatus is not None:
+            apparatus = apparatus.lower()
+            if apparatus not in self.APPARATUS:
+                raise ConfigError(
+                    f"unknown RG apparatus '{apparatus}' (valid: {', '.join(self.APPARATUS)})"
+                )
+        self.apparatus = apparatus
+        self.name = f"rg-{apparatus or 'all'}"
+        super().__init__(**options)
+        score_type = str(self.options["score_type"]).lower()
+        if score_type not in self.SCORE_COLUMNS:
+            raise ConfigError(
+                f"RG score_type '{score_type}' unknown (valid: {', '.join(self.SCORE_COLUMNS)})"
+            )
+        self.options["score_type"] = self.score_type = score_type
+        if score_type != "total":
+            self.name += f"-{score_type}"
+        self.description = (
+            f"Rhythmic Gymnastics, {apparatus or 'all apparatus'}, {score_type} score"
+        )
+
+    def layout(self) -> str:
+        return (
+            "RG layout: <root>/features/<Video_Name>.npy, <root>/train.txt, <root>/test.txt, "
+            "header: Video_Name Difficulty_Score Execution_Score Total_Score Penalty Video_length"
+        )
+
+    def score_scale(self, train: VideoSet) -> ScoreScale:
+        return self.SCALE
+
+    def owns_feature(self, video_id: str) -> bool:
+        return self.apparatus is None or video_id.split("_", 1)[0].lower() == self.apparatus
+
+    def read_labels(self, root: Path | None, split: str) -> ScoredIds:
+        check_split(split)
+        table = read_whitespace_table(self._label_file(root, f"{split}.txt"), header=True)
+        id_col = table.column("Video_Name")
+        score_col = table.column(self.SCORE_COLUMNS[self.score_type])
+        numeric = {table.column(name): name for name in self.SCORE_COLUMNS.values()}
+        _check_numeric(table, numeric)
+        keep = [self.owns_feature(row[id_col]) for row in table.rows]
+        if not any(keep):
+            found = sorted({row[id_col].split("_", 1)[0] for row in table.rows})
+            raise DataError(
+                f"{table.path}: no videos of apparatus '{self.apparatus}' "
+                f"(names start with: {', '.join(found)})"
+            )
+        return scored_ids(table, id_col, score_col, score_name=self.SCORE_COLUMNS[self.score_type], keep=keep)
+
+
+class CsvBenchmark(FileBenchmark):
+    """Any data set given as CSV: columns ``id``, ``score`` and optionally ``split``.
+
+    Either ``<root>/labels.csv`` with a ``split`` column (``train``/``test``), or
+    ``<root>/train.csv`` and ``<root>/test.csv`` with ``id,score``. Features in
+    ``<root>/features/<id>.npy``. Options ``labels`` (a CSV with a split column) and
+    ``features_dir`` override the locations (then no root is needed).
+    """
+
+    name = "csv"
+    family = "csv"
+    description = "your own data: CSV labels (id, score, optional split) and a feature folder"
+    option_defaults: ClassVar[dict[str, Any]] = {"labels": None, "features_dir": None}
+    option_types: ClassVar[dict[str, type]] = {"labels": Path, "features_dir": Path}
+
+    def layout(self) -> str:
+        return (
+            "CSV layout: <root>/features/<id>.npy and <root>/labels.csv (columns id, score, split) "
+            "or <root>/train.csv + <root>/test.csv (columns id, score)"
+        )
+
+    def read_labels(self, root: Path | None, split: str) -> ScoredIds:
+        check_split(split)
+        if self.options["labels"] is not None:
+            path = Path(self.options["labels"])
+            if not path.is_file():
+                raise DataError(f"{path}: label file not found (labels option; columns id, score, split)")
+            return self._from_split_column(read_csv_table(path), split)
+        base = self._root(root)
+        combined = base / "labels.csv"
+        if combined.is_file():
+            table = read_csv_table(combined)
+            if _has_column(table, "split"):
+                return self._from_split_column(table, split)
+            raise DataError(
+                f"{combined}: has no 'split' column (columns: {', '.join(table.header or [])}); "
+                f"add one (train/test) or use train.csv and test.csv"
+            )
+        path = base / f"{split}.csv"
+        if not path.is_file():
+            raise DataError(f"expected {combined} or {path} ({self.layout()})")
+        table = read_csv_table(path)
+        return scored_ids(table, table.column("id"), table.column("score"))
+
+    @staticmethod
+    def _from_split_column(table: LabelTable, split: str) -> ScoredIds:
+        split_col = table.column("split")
+        keep = []
+        for row, line in zip(table.rows, table.lines):
+            value = row[split_col].lower()
+            if value not in SPLITS:
+                raise DataError(
+                    f"{table.name} line {line}: split '{row[split_col]}' is not one of {', '.join(SPLITS)}"
+                )
+            keep.append(value == split)
+        if not any(keep):
+            raise DataError(f"{table.name}: no rows with split '{split}'")
+        return scored_ids(table, table.column("id"), table.column("score"), keep=keep)
+
+
+def _has_column(table: LabelTable, name: str) -> bool:
+    return table.header is not None and name.casefold() in (c.casefold() for c in table.header)
+
+
+class SyntheticBenchmark(Benchmark):
+    """Generated videos with planted procedure structure (see :mod:`aqakit.data.synthetic`).
+
+    Train and test are drawn from different seeds (``[seed, 0]`` and ``[seed, 1]``) over the
+    same structure, so a model that learns the structure on train generalises to test.
+    """
+
+    name = "synthetic"
+    family = "synthetic"
+    needs_data = False
+    description = "synthetic videos with planted procedure qualities (no files needed)"
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "n_train": 240,
+        "n_test": 80,
+        "dim": 64,
+        "seed": 0,
+        "min_clips": 20,
+        "max_clips": 60,
+        "n_procedures": 4,
+        "noise": 0.03,
+    }
+
+    def load(self, root: Path | None, split: str) -> VideoSet:
+        check_split(split)
+        o = self.options
+        return make_synthetic(
+            o["n_train"] if split == "train" else o["n_test"],
+            dim=o["dim"],
+            min_clips=o["min_clips"],
+            max_clips=o["max_clips"],
+            n_procedures=o["n_procedures"],
+            noise=o["noise"],
+            seed=[o["seed"], SPLITS.index(split)],
+            source=f"synthetic/{split}",
+            id_prefix=f"{split}-",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+_REGISTRY: dict[str, Callable[..., Benchmark]] = {
+    "fisv-tes": partial(FisV, "tes"),
+    "fisv-pcs": partial(FisV, "pcs"),
+    **{f"rg-{a}": partial(RhythmicGymnastics, a) for a in RhythmicGymnastics.APPARATUS},
+    "csv": CsvBenchmark,
+    "synthetic": SyntheticBenchmark,
+}
+
+
+def register_benchmark(name: str, factory: Callable[..., Benchmark]) -> None:
+    """Add a benchmark: ``factory(**options)`` must return a :class:`Benchmark`."""
+    if name in _REGISTRY:
+        raise ConfigError(f"benchmark '{name}' is already registered")
+    _REGISTRY[name] = factory
+
+
+def benchmark_names() -> list[str]:
+    """Registered names (the RG score-type variants ``rg-<apparatus>-<type>`` are also accepted)."""
+    return list(_REGISTRY)
+
+
+def get_benchmark(name: str, **options: Any) -> Benchmark:
+    """Build the benchmark called ``name`` with ``options``.
+
+    Besides the registered names, ``rg-<apparatus>-<score_type>`` selects an RG score type
+    (``rg-ball-execution`` is ``rg-ball`` with ``score_type='execution'``).
+
+    Raises:
+        ConfigError: unknown name (the message lists the available ones) or unknown/invalid option.
+    """
+    key = name.strip().lower()
+    if key in _REGISTRY:
+        return _REGISTRY[key](**options)
+    parts = key.split("-")
+    if (
+        len(parts) == 3
+        and parts[0] == "rg"
+        and parts[1] in RhythmicGymnastics.APPARATUS
+        and parts[2] in RhythmicGymnastics.SCORE_COLUMNS
+    ):
+        if "score_type" in options and str(options["score_type"]).lower() != parts[2]:
+            raise ConfigError(
+                f"benchmark '{name}' already selects score type '{parts[2]}', "
+                f"but score_type='{options['score_type']}' was given"
+            )
+        return RhythmicGymnastics(parts[1], **{**options, "score_type": parts[2]})
+    raise ConfigError(
+        f"unknown benchmark '{name}' (available: {', '.join(_REGISTRY)}, or rg-<apparatus>-<difficulty|execution>)"
+    )
+
+
+def list_benchmarks() -> list[Benchmark]:
+    """One instance (with default options) of every registered benchmark."""
+    return [factory() for factory in _REGISTRY.values()]
