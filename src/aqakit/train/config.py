@@ -1,0 +1,214 @@
+"""Run configuration: presets shipped in ``aqakit/configs`` plus command-line overrides.
+
+A preset is a YAML file named ``<model>-<benchmark family>.yaml`` (``gdlt-rg.yaml``) or,
+as a fallback, ``<model>.yaml``. ``base: <preset>`` starts from another preset. It has three
+sections that map onto the dataclasses here::
+
+    model: {name: gdlt, args: {hidden_dim: 256, dropout: 0.3}}
+    optim: {name: sgd, lr: 0.01, momentum: 0.9, weight_decay: 1.0e-4, scheduler: cosine, min_lr: 1.0e-4}
+    train: {epochs: 200, batch_size: 32, crop_len: 68}
+
+Overrides use dotted keys (``train.epochs=5``, ``model.args.dropout=0.5``); an unknown key
+is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aqakit.errors import ConfigError
+
+SELECTION_RULES = ("final", "best-val", "best-test")
+OPTIMISERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("cosine", "none")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule (stepped once per epoch)."""
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    min_lr: float = 1e-4  # cosine floor (eta_min)
+
+    def check(self) -> None:
+        if self.name not in OPTIMISERS:
+            raise ConfigError(f"optim.name {self.name!r} is not one of {', '.join(OPTIMISERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"optim.scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+
+
+@dataclass
+class TrainConfig:
+    """How a model is fitted and which checkpoint is kept."""
+
+    epochs: int = 200
+    batch_size: int = 32
+    crop_len: int = 68  # clips per training sample (random crop; padded with a mask if shorter)
+    eval_batch_size: int = 32
+    grad_clip: float | None = None  # max gradient norm; None = no clipping
+    select: str = "final"  # final | best-val | best-test (the last one only to compare with papers)
+    val_fraction: float = 0.2  # validation carved from the training set (only used by best-val)
+    eval_test_every_epoch: bool = True  # log test metrics per epoch (never used to select, except best-test)
+    precision: str = "32-true"  # Lightning precision string
+
+    def check(self) -> None:
+        if self.select not in SELECTION_RULES:
+            raise ConfigError(f"train.select {self.select!r} is not one of {', '.join(SELECTION_RULES)}")
+        for name in ("epochs", "batch_size", "crop_len", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "gdlt"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run (saved as ``config.yaml`` in the run directory)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    benchmark: str = "synthetic"
+    benchmark_args: dict[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
+    score_range: list[float] | None = None  # [lo, hi]; None = the training scores' min/max
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def check(self) -> None:
+        self.optim.check()
+        self.train.check()
+        if self.score_range is not None and len(self.score_range) != 2:
+            raise ConfigError(f"score_range needs two numbers [lo, hi], got {self.score_range}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+        config = cls()
+        apply_overrides(config, _flatten(data), source)
+        return config
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; free-form dicts (model.args, benchmark_args) stay whole."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted not in ("model.args", "benchmark_args"):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str = "override") -> None:
+    """Set dotted keys on ``config``; ``model.args.X`` and ``benchmark_args.X`` set one entry."""
+    for dotted, value in overrides.items():
+        *path, last = dotted.split(".")
+        target: Any = config
+        for part in path:
+            if isinstance(target, dict):
+                target = target.setdefault(part, {})
+            elif dataclasses.is_dataclass(target) and part in {f.name for f in dataclasses.fields(target)}:
+                target = getattr(target, part)
+            else:
+                raise ConfigError(f"{source}: unknown setting {dotted!r}")
+        if isinstance(target, dict):
+            target[last] = value
+        elif dataclasses.is_dataclass(target) and last in {f.name for f in dataclasses.fields(target)}:
+            current = getattr(target, last)
+            if isinstance(current, dict) and isinstance(value, dict):
+                current.update(value)
+            else:
+                setattr(target, last, _coerce(value, current, dotted, source))
+        else:
+            raise ConfigError(f"{source}: unknown setting {dotted!r}")
+
+
+def _coerce(value: Any, current: Any, dotted: str, source: str) -> Any:
+    """Keep numeric settings numeric (YAML reads ``1e-4`` as a string) and whole numbers whole."""
+    if isinstance(current, bool) or not isinstance(current, (int, float)) or value is None:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {dotted} needs a number, got {value!r}") from None
+    if isinstance(current, float):
+        return number
+    if not number.is_integer():
+        raise ConfigError(f"{source}: {dotted} needs a whole number, got {value!r}")
+    return int(number)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'train.epochs=5'`` -> ``('train.epochs', 5)`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. train.epochs=5)")
+    key, raw = text.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
+
+
+def preset_path(model: str, family: str) -> Path | None:
+    """The preset file for ``model`` on a benchmark ``family``, or None if there is none."""
+    folder = resources.files("aqakit") / "configs"
+    for name in (f"{model}-{family}.yaml", f"{model}.yaml"):
+        candidate = folder / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    return None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def apply_preset(config: RunConfig, path: Path) -> None:
+    """Apply a preset file; a ``base: <preset name>`` key applies that preset first."""
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    if base is not None:
+        base_path = path.parent / f"{base}.yaml"
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: base preset {base!r} not found ({base_path})")
+        apply_preset(config, base_path)
+    apply_overrides(config, _flatten(data), str(path))
+
+
+def build_config(model: str, benchmark: str, family: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The preset for (model, benchmark family) with ``overrides`` applied, checked."""
+    config = RunConfig(model=ModelConfig(name=model), benchmark=benchmark)
+    path = preset_path(model, family)
+    if path is not None:
+        apply_preset(config, path)
+    if config.model.name != model:
+        raise ConfigError(f"preset {path} is for model {config.model.name!r}, not {model!r}")
+    apply_overrides(config, overrides or {})
+    config.check()
+    return config

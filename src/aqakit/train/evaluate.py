@@ -1,0 +1,38 @@
+"""Deterministic scoring of whole videos: every clip, no crop, no noise, batched with masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aqakit import metrics
+from aqakit.data.batches import ClipBank, EvalBatches
+from aqakit.data.videoset import VideoSet
+from aqakit.models import AQAModel
+
+
+@torch.inference_mode()
+def predict_bank(model: AQAModel, batches: EvalBatches, device: torch.device | str = "cpu") -> np.ndarray:
+    """(N,) predicted scores (original scale) in the order of the bank's videos.
+
+    The model is put in eval mode for the pass and restored to its previous mode after.
+    """
+    was_training = model.training
+    model.eval()
+    scores = np.empty(len(batches.bank), dtype=np.float64)
+    for batch in batches:
+        prediction = model(batch["features"].to(device), batch["mask"].to(device))
+        scores[batch["index"].numpy()] = prediction.score.float().cpu().numpy()
+    model.train(was_training)
+    return scores
+
+
+def predict_videos(model: AQAModel, videos: VideoSet, batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
+    """(N,) predicted scores for every video of ``videos``."""
+    return predict_bank(model, EvalBatches(ClipBank(videos), batch_size), device)
+
+
+def score_metrics(predicted: np.ndarray, true: np.ndarray, model: AQAModel) -> dict[str, float]:
+    """Spearman, Pearson, R-l2 (x100, over the model's score range), MSE and MAE."""
+    scale = model.score_scale
+    return metrics.evaluate(predicted, true, scale.lo, scale.hi)

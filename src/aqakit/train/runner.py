@@ -1,0 +1,278 @@
+"""Train a configuration over one or several seeds and write the run directory.
+
+Layout of ``runs/<name>/``::
+
+    config.yaml            the resolved configuration
+    summary.json           test (and validation) metrics over seeds: mean, std, per seed
+    seed-<k>/metrics.csv   one row per epoch: learning rate, loss terms, held-out metrics, seconds
+    seed-<k>/predictions.csv  split, video id, true and predicted score (selected checkpoint)
+    seed-<k>/summary.json  the seed's metrics, all from the selected checkpoint
+    seed-<k>/checkpoint/   model.safetensors + model.json (the selected weights)
+    seed-<k>/resume/last.ckpt  Lightning state to resume an interrupted seed
+
+An existing run directory is never replaced unless the caller asks (``overwrite``) and it
+is recognisably an aqakit run; ``resume`` continues it instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from aqakit import metrics
+from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
+from aqakit.data.benchmarks import get_benchmark
+from aqakit.data.scale import ScoreScale
+from aqakit.data.splits import carve_validation
+from aqakit.data.videoset import VideoSet
+from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.models import create_model
+from aqakit.train.checkpoint import load_checkpoint
+from aqakit.train.config import RunConfig
+from aqakit.train.evaluate import predict_bank, score_metrics
+from aqakit.train.task import AQATask
+
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.json"
+BEST_TEST_NOTE = "chosen on the test set, as published papers do; not an honest estimate"
+
+
+@dataclass
+class Splits:
+    """The data of a run: what trains, what selects (val) and what is reported (test)."""
+
+    train: VideoSet
+    test: VideoSet
+    val: VideoSet | None
+    scale: ScoreScale
+
+
+def read_data(config: RunConfig) -> Splits:
+    """Read the benchmark's official train and test sets and fix the score scale."""
+    benchmark = get_benchmark(config.benchmark, **config.benchmark_args)
+    root = Path(config.data_root) if config.data_root else None
+    train, test = benchmark.load(root, "train"), benchmark.load(root, "test")
+    scale = ScoreScale(*config.score_range) if config.score_range else benchmark.score_scale(train)
+    return Splits(train=train, test=test, val=None, scale=scale)
+
+
+def with_validation(data: Splits, config: RunConfig, seed: int) -> Splits:
+    """Carve a seeded validation split out of the training set when ``best-val`` selects."""
+    if config.train.select != "best-val":
+        return data
+    train_idx, val_idx = carve_validation(data.train.scores, config.train.val_fraction, seed)
+    val = data.train.subset(val_idx, source=f"{data.train.source} (validation part)")
+    return Splits(train=data.train.subset(train_idx), test=data.test, val=val, scale=data.scale)
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool = False, resume: bool = False) -> None:
+    """Create ``run_dir``; refuse to touch an existing one unless told how."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        is_run = (run_dir / CONFIG_FILE).is_file()
+        if resume:
+            if not is_run:
+                raise RunDirectoryError(f"{run_dir}: cannot resume, it holds no {CONFIG_FILE}")
+            return
+        if not overwrite:
+            raise RunDirectoryError(
+                f"{run_dir} already exists; pass --overwrite to replace it or --resume to continue it"
+            )
+        if not is_run:
+            raise RunDirectoryError(f"{run_dir} is not an aqakit run (no {CONFIG_FILE}); refusing to delete it")
+        shutil.rmtree(run_dir)
+    elif resume:
+        raise RunDirectoryError(f"{run_dir}: nothing to resume")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train_seed(
+    config: RunConfig,
+    seed: int,
+    seed_dir: Path,
+    *,
+    resume: bool = False,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    splits: Splits | None = None,
+) -> dict[str, Any]:
+    """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data."""
+    pl.seed_everything(seed, workers=False, verbose=False)
+    splits = splits or with_validation(read_data(config), config, seed)
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    train_cfg = config.train
+    model = create_model(
+        config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
+    )
+    train_batches = TrainBatches(ClipBank(splits.train), train_cfg.batch_size, train_cfg.crop_len, seed)
+    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]] = {}
+    if splits.val is not None:
+        eval_sets["val"] = (EvalBatches(ClipBank(splits.val), train_cfg.eval_batch_size), splits.val.scores)
+    if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test":
+        eval_sets["test"] = (EvalBatches(ClipBank(splits.test), train_cfg.eval_batch_size), splits.test.scores)
+    info = {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
+    task = AQATask(
+        model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
+        select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end,
+    )
+    resume_dir = seed_dir / "resume"
+    trainer = pl.Trainer(
+        max_epochs=train_cfg.epochs,
+        accelerator="auto",
+        devices=1,
+        precision=train_cfg.precision,
+        gradient_clip_val=train_cfg.grad_clip,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[ModelCheckpoint(dirpath=resume_dir, filename="last", save_top_k=1, enable_version_counter=False)],
+    )
+    last = resume_dir / "last.ckpt"
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
+        trainer.fit(task, train_dataloaders=train_batches, ckpt_path=str(last) if resume and last.is_file() else None)
+    return finish_seed(config, seed, seed_dir, splits, task.history)
+
+
+def finish_seed(
+    config: RunConfig, seed: int, seed_dir: Path, splits: Splits, history: list[dict[str, float]]
+) -> dict[str, Any]:
+    """Evaluate the selected checkpoint on every held-out set; write predictions and summary."""
+    model, meta = load_checkpoint(seed_dir / "checkpoint")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    summary: dict[str, Any] = {
+        "model": config.model.name,
+        "benchmark": config.benchmark,
+        "seed": seed,
+        "selection": config.train.select,
+        "selected_epoch": meta["info"]["epoch"],
+        "epochs": config.train.epochs,
+    }
+    rows = []
+    for name, videos in (("val", splits.val), ("test", splits.test)):
+        if videos is None:
+            continue
+        predicted = predict_bank(model, EvalBatches(ClipBank(videos), config.train.eval_batch_size), device)
+        summary[name] = score_metrics(predicted, videos.scores, model)
+        rows += [(name, vid, true, pred) for vid, true, pred in zip(videos.ids, videos.scores, predicted)]
+        if name == "test":
+            summary["test_spearman_ci95"] = list(metrics.bootstrap_spearman_ci(predicted, videos.scores, seed=seed))
+    if config.train.select == "best-test":
+        summary["note"] = f"selection best-test: {BEST_TEST_NOTE}"
+    summary.update(paper_comparison(history))
+    summary["timing"] = epoch_timing(history, len(splits.train))
+    with open(seed_dir / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "id", "true_score", "predicted_score"])
+        writer.writerows(rows)
+    (seed_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def paper_comparison(history: list[dict[str, float]]) -> dict[str, Any]:
+    """The best per-epoch test Spearman, labelled as test-selected (what papers report)."""
+    scored = [row for row in history if not math.isnan(row.get("test_spearman", math.nan))]
+    if not scored:
+        return {}
+    best = max(scored, key=lambda row: row["test_spearman"])
+    return {
+        "best_test_epoch_spearman": {"epoch": int(best["epoch"]), "spearman": best["test_spearman"], "note": BEST_TEST_NOTE}
+    }
+
+
+def epoch_timing(history: list[dict[str, float]], n_train: int) -> dict[str, float]:
+    """Mean seconds per epoch (training alone, and with the per-epoch evaluation) and samples/s."""
+    train_seconds = float(np.mean([row["train_seconds"] for row in history]))
+    return {
+        "train_seconds_per_epoch": train_seconds,
+        "epoch_seconds_with_eval": float(np.mean([row["epoch_seconds"] for row in history])),
+        "train_samples_per_second": n_train / train_seconds if train_seconds > 0 else math.nan,
+    }
+
+
+def summarise_seeds(seed_summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) of each held-out metric."""
+    first = seed_summaries[0]
+    summary: dict[str, Any] = {
+        "model": first["model"],
+        "benchmark": first["benchmark"],
+        "selection": first["selection"],
+        "epochs": first["epochs"],
+        "seeds": [s["seed"] for s in seed_summaries],
+    }
+    if first["selection"] == "best-test":
+        summary["note"] = f"selection best-test: {BEST_TEST_NOTE}"
+    for split in ("test", "val"):
+        if split not in first:
+            continue
+        summary[split] = {
+            metric: _mean_std([s[split][metric] for s in seed_summaries]) for metric in first[split]
+        }
+    if "best_test_epoch_spearman" in first:
+        values = [s["best_test_epoch_spearman"]["spearman"] for s in seed_summaries]
+        summary["best_test_epoch_spearman"] = {**_mean_std(values), "note": BEST_TEST_NOTE}
+    summary["per_seed"] = seed_summaries
+    return summary
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(array.mean()), "std": std}
+
+
+def train_run(
+    config: RunConfig,
+    run_dir: Path,
+    seeds: list[int],
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` for each seed into ``run_dir``; returns the across-seed summary.
+
+    With ``resume``, the configuration saved in ``run_dir`` must equal ``config``; finished
+    seeds are kept and an interrupted seed continues from its last epoch.
+    """
+    if not seeds:
+        raise ConfigError("at least one seed is needed")
+    config.check()
+    prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    config_path = run_dir / CONFIG_FILE
+    if resume:
+        saved = yaml.safe_load(config_path.read_text())
+        if saved != config.to_dict():
+            raise RunDirectoryError(f"{config_path}: the saved configuration differs from this one; cannot resume")
+    else:
+        config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    data = read_data(config)
+    seed_summaries = []
+    for seed in seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        if resume and (seed_dir / SUMMARY_FILE).is_file():
+            seed_summaries.append(json.loads((seed_dir / SUMMARY_FILE).read_text()))
+            continue
+        callback = (lambda row, s=seed: on_epoch_end(s, row)) if on_epoch_end else None
+        splits = with_validation(data, config, seed)
+        seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits))
+    summary = summarise_seeds(seed_summaries)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary

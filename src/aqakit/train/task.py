@@ -1,0 +1,147 @@
+"""The LightningModule that fits any :class:`~aqakit.models.AQAModel`.
+
+The model stays framework-free; this wrapper owns the optimiser, the per-epoch evaluation
+of the held-out sets, the per-epoch metrics file and the checkpoint selection rule:
+
+- ``final``: the weights after the last epoch;
+- ``best-val``: the epoch with the best Spearman on the validation split carved from the
+  training set;
+- ``best-test``: the epoch with the best *test* Spearman. It exists only to compare with
+  published numbers (which are chosen that way) and every output that uses it says so.
+
+The selected weights are written to ``<seed dir>/checkpoint`` as soon as they are selected,
+and the selection state travels in Lightning's resume checkpoint, so an interrupted run
+resumes to the same result.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from aqakit.data.batches import Batch, EvalBatches, TrainBatches
+from aqakit.models import AQAModel
+from aqakit.train.checkpoint import save_checkpoint
+from aqakit.train.config import OptimConfig
+from aqakit.train.evaluate import predict_bank, score_metrics
+
+SELECTION_SET = {"best-val": "val", "best-test": "test"}
+
+
+class AQATask(pl.LightningModule):
+    """Fit ``model`` on ``train_batches``; evaluate ``eval_sets`` after every epoch."""
+
+    def __init__(
+        self,
+        model: AQAModel,
+        optim: OptimConfig,
+        epochs: int,
+        train_batches: TrainBatches,
+        eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+        seed_dir: Path,
+        select: str = "final",
+        checkpoint_info: dict[str, Any] | None = None,
+        on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optim_config = optim
+        self.epochs = epochs
+        self.train_batches = train_batches
+        self.eval_sets = eval_sets  # name -> (batches, true scores)
+        self.seed_dir = seed_dir
+        self.select = select
+        self.checkpoint_info = checkpoint_info or {}
+        self.on_epoch_end = on_epoch_end  # receives each epoch's metrics row (progress display)
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] = {"epoch": -1, "spearman": -math.inf}
+        self._loss_sums: dict[str, float] = {}
+        self._samples = 0
+        self._epoch_start = 0.0
+
+    # --- training -------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        cfg = self.optim_config
+        params = self.model.parameters()
+        if cfg.name == "sgd":
+            optimiser = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        elif cfg.name == "adam":
+            optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.scheduler == "none":
+            return optimiser
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.epochs, eta_min=cfg.min_lr)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_train_epoch_start(self) -> None:
+        self.train_batches.set_epoch(self.current_epoch)
+        self._loss_sums, self._samples = {}, 0
+        self._epoch_start = time.perf_counter()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        prediction = self.model(batch["features"], batch["mask"])
+        terms = self.model.loss(prediction, batch)
+        total = torch.stack(list(terms.values())).sum()
+        size = len(batch["score"])
+        for name, value in {**terms, "loss": total}.items():
+            self._loss_sums[name] = self._loss_sums.get(name, 0.0) + float(value.detach()) * size
+        self._samples += size
+        return total
+
+    # --- per-epoch evaluation and selection -----------------------------------------------
+    def on_train_epoch_end(self) -> None:
+        train_seconds = time.perf_counter() - self._epoch_start
+        row: dict[str, float] = {"epoch": self.current_epoch, "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}
+        row.update({f"train_{k}": v / max(self._samples, 1) for k, v in self._loss_sums.items()})
+        row["train_seconds"] = train_seconds
+        for name, (batches, true) in self.eval_sets.items():
+            predicted = predict_bank(self.model, batches, self.device)
+            row.update({f"{name}_{k}": v for k, v in score_metrics(predicted, true, self.model).items()})
+        row["epoch_seconds"] = time.perf_counter() - self._epoch_start
+        self.history.append(row)
+        self._write_history()
+        self._update_selection(row)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(row)
+
+    def _update_selection(self, row: dict[str, float]) -> None:
+        epoch = int(row["epoch"])
+        if self.select == "final":
+            if epoch == self.epochs - 1:
+                self._save_selected(epoch, math.nan)
+            return
+        value = row[f"{SELECTION_SET[self.select]}_spearman"]  # NaN (constant predictions) never wins
+        if self.best["epoch"] < 0 or value > self.best["spearman"]:
+            self._save_selected(epoch, value)
+
+    def _save_selected(self, epoch: int, value: float) -> None:
+        self.best = {"epoch": epoch, "spearman": value}
+        info = {**self.checkpoint_info, "selection": self.select, "epoch": epoch}
+        save_checkpoint(self.model, self.seed_dir / "checkpoint", info)
+
+    def _write_history(self) -> None:
+        columns = list(dict.fromkeys(k for row in self.history for k in row))
+        with open(self.seed_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+
+    # --- resume ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The global RNG drives dropout: saving it makes a resumed run match an uninterrupted one.
+        checkpoint["aqakit"] = {"history": self.history, "best": self.best, "rng": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("aqakit", {})
+        self.history = state.get("history", [])
+        self.best = state.get("best", self.best)
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])

@@ -1,0 +1,148 @@
+"""The training engine: selection rules, run directories, resume, multi-seed summaries."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.train.checkpoint import load_checkpoint
+from aqakit.train.config import build_config
+from aqakit.train.evaluate import predict_videos, score_metrics
+from aqakit.train.runner import read_data, train_run
+
+TINY = {
+    "benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16},
+    "model.args": {"hidden_dim": 16, "n_queries": 4},
+    "train.epochs": 3,
+    "train.batch_size": 16,
+    "train.crop_len": 24,
+}
+
+
+def tiny_config(**overrides):
+    return build_config("gdlt", "synthetic", "synthetic", {**TINY, **overrides})
+
+
+def read_rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_final_selection_writes_a_complete_run(tmp_path):
+    run = tmp_path / "run"
+    summary = train_run(tiny_config(), run, [0])
+    seed_dir = run / "seed-0"
+    for name in ("metrics.csv", "predictions.csv", "summary.json", "checkpoint/model.safetensors", "checkpoint/model.json"):
+        assert (seed_dir / name).is_file(), name
+    assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
+    rows = read_rows(seed_dir / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert {"train_mse", "train_triplet", "train_loss", "test_spearman", "lr"} <= set(rows[0])
+    seed_summary = json.loads((seed_dir / "summary.json").read_text())
+    assert seed_summary["selection"] == "final" and seed_summary["selected_epoch"] == 2
+    # The reported test metrics are the selected checkpoint's: recompute them from the saved weights.
+    model, meta = load_checkpoint(run)
+    test = read_data(tiny_config()).test
+    recomputed = score_metrics(predict_videos(model, test), test.scores, model)
+    assert recomputed["spearman"] == pytest.approx(seed_summary["test"]["spearman"], abs=1e-6)
+    # The last epoch's logged test metric is the same checkpoint too.
+    assert float(rows[-1]["test_spearman"]) == pytest.approx(recomputed["spearman"], abs=1e-6)
+    assert summary["test"]["spearman"]["mean"] == pytest.approx(seed_summary["test"]["spearman"])
+    predictions = read_rows(seed_dir / "predictions.csv")
+    assert len(predictions) == 24 and {r["split"] for r in predictions} == {"test"}
+
+
+def test_best_val_selects_on_a_validation_split_carved_from_train(tmp_path):
+    summary = train_run(tiny_config(**{"train.select": "best-val", "train.epochs": 4}), tmp_path / "run", [0])
+    seed = summary["per_seed"][0]
+    rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
+    val = [float(r["val_spearman"]) for r in rows]
+    assert seed["selected_epoch"] == int(np.nanargmax(val))
+    assert seed["val"]["spearman"] == pytest.approx(max(val), abs=1e-6)
+    predictions = read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")
+    val_ids = {r["id"] for r in predictions if r["split"] == "val"}
+    train_ids = set(read_data(tiny_config()).train.ids)
+    assert val_ids and val_ids <= train_ids and len(val_ids) == pytest.approx(0.2 * 48, abs=2)
+
+
+def test_best_test_is_labelled_as_such(tmp_path):
+    summary = train_run(tiny_config(**{"train.select": "best-test"}), tmp_path / "run", [0])
+    assert "not an honest estimate" in summary["note"]
+    rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
+    assert summary["per_seed"][0]["selected_epoch"] == int(np.nanargmax([float(r["test_spearman"]) for r in rows]))
+
+
+def test_several_seeds_give_mean_and_std(tmp_path):
+    summary = train_run(tiny_config(), tmp_path / "run", [0, 1, 2])
+    values = [s["test"]["spearman"] for s in summary["per_seed"]]
+    assert summary["seeds"] == [0, 1, 2] and len(set(values)) == 3
+    assert summary["test"]["spearman"]["mean"] == pytest.approx(np.mean(values))
+    assert summary["test"]["spearman"]["std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_same_seed_is_deterministic(tmp_path):
+    first = train_run(tiny_config(), tmp_path / "a", [3])["per_seed"][0]["test"]
+    second = train_run(tiny_config(), tmp_path / "b", [3])["per_seed"][0]["test"]
+    assert first == second
+
+
+def test_existing_run_is_refused_unless_overwrite(tmp_path):
+    run = tmp_path / "run"
+    train_run(tiny_config(), run, [0])
+    with pytest.raises(RunDirectoryError, match="already exists.*--overwrite"):
+        train_run(tiny_config(), run, [0])
+    train_run(tiny_config(), run, [0], overwrite=True)
+    user_folder = tmp_path / "mine"
+    user_folder.mkdir()
+    (user_folder / "notes.txt").write_text("precious")
+    with pytest.raises(RunDirectoryError, match="not an aqakit run"):
+        train_run(tiny_config(), user_folder, [0], overwrite=True)
+    assert (user_folder / "notes.txt").read_text() == "precious"
+
+
+class StopAfterEpoch(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    config = tiny_config(**{"train.epochs": 4})
+    reference = train_run(config, tmp_path / "reference", [0])
+
+    def interrupt(seed, row):
+        if row["epoch"] == 1:
+            raise StopAfterEpoch()
+
+    with pytest.raises(StopAfterEpoch):
+        train_run(config, tmp_path / "run", [0], on_epoch_end=interrupt)
+    assert (tmp_path / "run" / "seed-0" / "resume" / "last.ckpt").is_file()
+    resumed = train_run(config, tmp_path / "run", [0], resume=True)
+    rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert resumed["per_seed"][0]["test"] == pytest.approx(reference["per_seed"][0]["test"], abs=1e-6)
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    train_run(tiny_config(), tmp_path / "run", [0])
+    with pytest.raises(RunDirectoryError, match="differs"):
+        train_run(tiny_config(**{"optim.lr": 0.5}), tmp_path / "run", [0], resume=True)
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="unknown setting 'train.epoch'"):
+        tiny_config(**{"train.epoch": 3})
+    with pytest.raises(ConfigError, match="train.select"):
+        tiny_config(**{"train.select": "best"})
+    with pytest.raises(ConfigError, match="whole number"):
+        tiny_config(**{"train.epochs": 2.5})
+
+
+def test_adam_and_gradient_clipping_train(tmp_path):
+    config = tiny_config(**{"optim.name": "adam", "optim.lr": 1e-3, "optim.scheduler": "none", "train.grad_clip": 0.5})
+    summary = train_run(config, tmp_path / "run", [0])
+    rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
+    assert {float(r["lr"]) for r in rows} == {1e-3}
+    assert np.isfinite(summary["test"]["spearman"]["mean"])
+    assert torch.isfinite(torch.tensor(float(rows[-1]["train_loss"])))
