@@ -360,8 +360,8 @@ class SyntheticBenchmark(Benchmark):
     needs_data = False
     description = "synthetic videos with planted procedure qualities (no files needed)"
     option_defaults: ClassVar[dict[str, Any]] = {
-        "n_train": 240,
-        "n_test": 80,
+        "n_train": 800,
+        "n_test": 200,
         "dim": 64,
         "seed": 0,
         "min_clips": 20,

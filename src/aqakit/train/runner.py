@@ -108,6 +108,7 @@ def train_seed(
     splits: Splits | None = None,
 ) -> dict[str, Any]:
     """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     pl.seed_everything(seed, workers=False, verbose=False)
     splits = splits or with_validation(read_data(config), config, seed)
     seed_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,6 @@ def train_seed(
         callbacks=[ModelCheckpoint(dirpath=resume_dir, filename="last", save_top_k=1, enable_version_counter=False)],
     )
     last = resume_dir / "last.ckpt"
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")

@@ -1,0 +1,265 @@
+"""The ``aqakit`` command line: train, eval, predict, datasets.
+
+Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
+``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aqakit.errors import AqakitError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.")
+console = Console()
+err_console = Console(stderr=True)
+
+DATA_ENV = "AQAKIT_DATA"
+
+
+def _resolve_data_root(data_root: Optional[Path], benchmark: Any) -> Optional[Path]:
+    """--data-root, else ``$AQAKIT_DATA/<family>`` when that folder exists, else an error."""
+    if not benchmark.needs_data:
+        return None
+    if data_root is not None:
+        return data_root
+    env = os.environ.get(DATA_ENV)
+    if env and (Path(env) / benchmark.family).is_dir():
+        return Path(env) / benchmark.family
+    raise ConfigError(
+        f"benchmark {benchmark.name!r} needs its data: pass --data-root DIR "
+        f"(or set {DATA_ENV} to a folder holding {benchmark.family}/); "
+        "run `aqakit train` with no arguments for the built-in synthetic benchmark"
+    )
+
+
+def _fmt(stat: dict[str, float], digits: int = 3) -> str:
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The results table of a run (test metrics over seeds, plus the labelled best-test figure)."""
+    selection = summary["selection"]
+    title = f"{summary['model']} on {summary['benchmark']} — {len(summary['seeds'])} seed(s), {summary['epochs']} epochs"
+    table = Table(title=title)
+    table.add_column("checkpoint")
+    for column in ("test Spearman", "test R-l2 (x100)", "test MAE"):
+        table.add_column(column, justify="right")
+    label = "best-test (chosen on test!)" if selection == "best-test" else selection
+    test = summary["test"]
+    table.add_row(label, _fmt(test["spearman"]), _fmt(test["rl2"]), _fmt(test["mae"]))
+    if "best_test_epoch_spearman" in summary and selection != "best-test":
+        best = summary["best_test_epoch_spearman"]
+        table.add_row("best test epoch (papers' rule)", _fmt(best), "", "")
+    console.print(table)
+    if "val" in summary:
+        console.print(f"validation Spearman (carved from train): {_fmt(summary['val']['spearman'])}")
+
+
+class EpochProgress:
+    """A rich progress bar over epochs showing the latest loss and held-out Spearman."""
+
+    def __init__(self, epochs: int, seeds: list[int]) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]seed {task.fields[seed]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
+        )
+        self.tasks = {s: self.progress.add_task("", total=epochs, seed=s, status="", start=False) for s in seeds}
+
+    def __enter__(self) -> "EpochProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, seed: int, row: dict[str, float]) -> None:
+        task = self.tasks[seed]
+        self.progress.start_task(task)
+        status = f"loss {row.get('train_loss', float('nan')):.4f}"
+        for split in ("val", "test"):
+            if f"{split}_spearman" in row:
+                status += f"  {split} ρ {row[f'{split}_spearman']:.3f}"
+        self.progress.update(task, completed=row["epoch"] + 1, status=status)
+
+
+@app.command()
+def train(
+    model: str = typer.Argument("gdlt", help="Model name (see `aqakit datasets --models`)."),
+    benchmark: str = typer.Argument("synthetic", help="Benchmark adapter (see `aqakit datasets`)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The benchmark's folder."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (seed-base .. seed-base+N-1)."),
+    seed_base: int = typer.Option(0, "--seed-base", help="First seed."),
+    select: Optional[str] = typer.Option(None, "--select", help="final | best-val | best-test (default: the preset's, final)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override the preset's epoch count."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set optim.lr=0.005 (repeatable)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: <model>-<benchmark>-<time>)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same name."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train MODEL on BENCHMARK and report test metrics of the selected checkpoint.
+
+    With no arguments: GDLT on the built-in synthetic benchmark (no data needed).
+    """
+    from aqakit.data.benchmarks import get_benchmark
+    from aqakit.train.config import build_config, parse_override
+    from aqakit.train.runner import train_run
+
+    values = dict(parse_override(text) for text in overrides)
+    if select is not None:
+        values["train.select"] = select
+    if epochs is not None:
+        values["train.epochs"] = epochs
+    benchmark_args = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("benchmark_args.")}
+    adapter = get_benchmark(benchmark, **benchmark_args)
+    root = _resolve_data_root(data_root, adapter)
+    if root is not None:
+        values["data_root"] = str(root.resolve())
+    config = build_config(model, benchmark, adapter.family, values)
+    run_name = name or f"{model}-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = runs_dir / run_name
+    seed_list = list(range(seed_base, seed_base + seeds))
+    with EpochProgress(config.train.epochs, seed_list) as progress:
+        summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume, on_epoch_end=progress.update)
+    if as_json:
+        console.print_json(json.dumps(summary))
+    else:
+        print_summary(summary)
+        console.print(f"run saved in {run_dir}")
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A run folder, a seed folder or a checkpoint folder."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The benchmark's folder (default: the one it trained on)."),
+    split: str = typer.Option("test", "--split", help="train | test"),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
+) -> None:
+    """Evaluate a trained checkpoint on its benchmark (every clip, deterministic)."""
+    from aqakit.data.benchmarks import get_benchmark
+    from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
+    from aqakit.train.evaluate import predict_videos, score_metrics
+    from aqakit.train.runner import CONFIG_FILE
+
+    folder = find_checkpoint(checkpoint)
+    model, meta = load_checkpoint(folder)
+    info = meta["info"]
+    adapter = get_benchmark(info["benchmark"], **info.get("benchmark_args", {}))
+    if data_root is None and adapter.needs_data:
+        run_config = next((p / CONFIG_FILE for p in folder.parents if (p / CONFIG_FILE).is_file()), None)
+        saved_root = _read_yaml(run_config).get("data_root") if run_config else None
+        data_root = Path(saved_root) if saved_root else None
+    videos = adapter.load(_resolve_data_root(data_root, adapter), split)
+    predicted = predict_videos(model, videos)
+    result = {"checkpoint": str(folder), "benchmark": adapter.name, "split": split,
+              "selection": info.get("selection"), "epoch": info.get("epoch"),
+              **score_metrics(predicted, videos.scores, model)}
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    table = Table(title=f"{meta['model']} on {adapter.name} ({split}, {len(videos)} videos)")
+    for key in ("spearman", "pearson", "rl2", "mse", "mae"):
+        table.add_column(key, justify="right")
+    table.add_row(*(f"{result[k]:.4f}" for k in ("spearman", "pearson", "rl2", "mse", "mae")))
+    console.print(table)
+    console.print(f"checkpoint {folder} (selection {info.get('selection')}, epoch {info.get('epoch')})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="A run folder, a seed folder or a checkpoint folder."),
+    feature_dir: Path = typer.Argument(..., help="A folder of <video_id>.npy clip features (T, D)."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id, score)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Score every <video_id>.npy in FEATURE_DIR with a trained model and write a CSV."""
+    from aqakit.data.features import load_videoset
+    from aqakit.train.checkpoint import load_checkpoint
+    from aqakit.train.evaluate import predict_videos
+
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    if not feature_dir.is_dir():
+        raise ConfigError(f"{feature_dir}: not a folder of .npy feature files")
+    model, _ = load_checkpoint(checkpoint)
+    ids = sorted(path.stem for path in feature_dir.glob("*.npy"))
+    if not ids:
+        raise ConfigError(f"{feature_dir}: no .npy feature files found")
+    import numpy as np
+
+    videos = load_videoset(feature_dir, ids, np.zeros(len(ids)), source=str(feature_dir), expected_dim=model.in_dim)
+    scores = predict_videos(model, videos)
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "score"])
+        writer.writerows((vid, f"{score:.6f}") for vid, score in zip(ids, scores))
+    console.print(f"scored {len(ids)} videos -> {out}")
+
+
+@app.command()
+def datasets(
+    folder: Optional[Path] = typer.Argument(None, help="A feature folder or benchmark folder to inspect."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Read FOLDER's labels as this benchmark."),
+) -> None:
+    """List benchmark adapters and models, or inspect FOLDER (counts, lengths, dims, scores, problems)."""
+    from aqakit.data.benchmarks import list_benchmarks
+    from aqakit.data.inspect import inspect_feature_folder
+    from aqakit.models import list_models
+
+    if folder is None:
+        table = Table(title="benchmarks")
+        table.add_column("name")
+        table.add_column("needs data")
+        table.add_column("description")
+        for adapter in list_benchmarks():
+            table.add_row(adapter.name, "yes" if adapter.needs_data else "no", adapter.description)
+        console.print(table)
+        console.print("models: " + ", ".join(list_models()))
+        return
+    report = inspect_feature_folder(folder, benchmark)
+    console.print(report.render(), markup=False, highlight=False)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning user errors into one-line messages."""
+    try:
+        status = app(standalone_mode=False)  # click returns the code of a typer.Exit here
+    except AqakitError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

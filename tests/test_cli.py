@@ -1,0 +1,116 @@
+"""The command line: train / eval / predict / datasets, and one-line errors with exit status 2."""
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from aqakit.cli import main
+
+TINY = ["--set", "benchmark_args.n_train=48", "--set", "benchmark_args.n_test=24", "--set", "benchmark_args.dim=16",
+        "--set", "model.args.hidden_dim=16", "--set", "train.batch_size=16", "--epochs", "2"]
+
+
+def run_cli(monkeypatch, capsys, *args):
+    """Run ``aqakit ARGS``; returns (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["aqakit", *map(str, args)])
+    status = 0
+    try:
+        main()
+    except SystemExit as exc:
+        status = exc.code or 0
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def trained_run(tmp_path, monkeypatch, capsys):
+    status, out, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY,
+                               "--runs-dir", tmp_path, "--name", "demo")
+    assert status == 0, err
+    return tmp_path / "demo", out
+
+
+def test_train_prints_a_results_table(trained_run):
+    run_dir, out = trained_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "test Spearman" in out and "final" in out
+    assert f"{summary['test']['spearman']['mean']:.3f}" in out
+
+
+def test_eval_reproduces_the_run_summary(trained_run, monkeypatch, capsys):
+    run_dir, _ = trained_run
+    status, out, err = run_cli(monkeypatch, capsys, "eval", run_dir, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    summary = json.loads((run_dir / "seed-0" / "summary.json").read_text())
+    assert result["spearman"] == pytest.approx(summary["test"]["spearman"], abs=1e-9)
+    assert result["selection"] == "final" and result["epoch"] == 1
+
+
+def test_predict_writes_one_row_per_feature_file(trained_run, tmp_path, monkeypatch, capsys):
+    run_dir, _ = trained_run
+    features = tmp_path / "features"
+    features.mkdir()
+    rng = np.random.default_rng(0)
+    for name, clips in (("a", 5), ("b", 1), ("c", 300)):  # any length, including a single clip
+        np.save(features / f"{name}.npy", rng.normal(size=(clips, 16)).astype(np.float16))
+    out_csv = tmp_path / "scores.csv"
+    status, _, err = run_cli(monkeypatch, capsys, "predict", run_dir, features, "--out", out_csv)
+    assert status == 0, err
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["id"] for r in rows] == ["a", "b", "c"] and all(np.isfinite(float(r["score"])) for r in rows)
+    status, _, err = run_cli(monkeypatch, capsys, "predict", run_dir, features, "--out", out_csv)
+    assert status == 2 and "--overwrite" in err
+
+
+def test_predict_rejects_features_of_the_wrong_dimension(trained_run, tmp_path, monkeypatch, capsys):
+    run_dir, _ = trained_run
+    features = tmp_path / "features"
+    features.mkdir()
+    np.save(features / "v1.npy", np.zeros((4, 8), np.float32))
+    status, _, err = run_cli(monkeypatch, capsys, "predict", run_dir, features, "--out", tmp_path / "o.csv")
+    assert status == 2 and "v1.npy" in err and "8" in err and "16" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_existing_run_is_refused(trained_run, tmp_path, monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY,
+                             "--runs-dir", tmp_path, "--name", "demo")
+    assert status == 2 and "already exists" in err and "--overwrite" in err
+    assert (tmp_path / "demo" / "summary.json").is_file()
+
+
+def test_benchmark_without_data_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("AQAKIT_DATA", raising=False)
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "fisv-pcs", "--runs-dir", tmp_path)
+    assert status == 2 and "--data-root" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_feature_file_names_the_id_and_label_line(monkeypatch, capsys, tmp_path):
+    root = tmp_path / "mydata"
+    (root / "features").mkdir(parents=True)
+    (root / "labels.csv").write_text("id,score,split\nv1,3.5,train\nv2,4.0,train\nv3,5.0,test\n")
+    for vid in ("v1", "v3"):
+        np.save(root / "features" / f"{vid}.npy", np.ones((3, 4), np.float32))
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", "--data-root", root, "--runs-dir", tmp_path)
+    assert status == 2 and "v2" in err and "labels.csv" in err and "line 3" in err
+
+
+def test_unknown_model_lists_the_available_ones(monkeypatch, capsys, tmp_path):
+    status, _, err = run_cli(monkeypatch, capsys, "train", "nope", "synthetic", "--runs-dir", tmp_path)
+    assert status == 2 and "gdlt" in err
+
+
+def test_datasets_lists_adapters_and_inspects_a_folder(monkeypatch, capsys, tmp_path):
+    status, out, _ = run_cli(monkeypatch, capsys, "datasets")
+    assert status == 0 and "fisv-pcs" in out and "rg-ball" in out and "csv" in out and "gdlt" in out
+    folder = tmp_path / "features"
+    folder.mkdir()
+    np.save(folder / "ok.npy", np.ones((7, 4), np.float32))
+    np.save(folder / "bad.npy", np.full((3, 4), np.nan, np.float32))
+    status, out, _ = run_cli(monkeypatch, capsys, "datasets", folder)
+    assert status == 1 and "bad.npy" in out
