@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,7 @@ import pytest
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.data.labels import read_whitespace_table
 
-DATA = Path(os.environ.get("AQAKIT_DATA", Path(__file__).parents[1] / ".." / "shared" / "data"))
-FISV = DATA / "fisv"
-
-
-@pytest.fixture(scope="module")
-def fisv_root() -> Path:
-    if not (FISV / "train.txt").is_file() or not (FISV / "features").is_dir():
-        pytest.skip(f"Fis-V data not found at {FISV} (set AQAKIT_DATA to the shared data folder)")
-    return FISV
+from conftest import DATA
 
 
 def expected(root: Path, split: str, column: int) -> tuple[list[str], list[float]]:

@@ -1,0 +1,19 @@
+"""Shared fixtures. Real data comes from $AQAKIT_DATA (default ../shared/data) and is never copied."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(os.environ.get("AQAKIT_DATA", Path(__file__).parents[1] / ".." / "shared" / "data"))
+FISV = DATA / "fisv"
+
+
+@pytest.fixture(scope="session")
+def fisv_root() -> Path:
+    """The real Fis-V folder, or a skip with the reason when it is absent."""
+    if not (FISV / "train.txt").is_file() or not (FISV / "features").is_dir():
+        pytest.skip(f"Fis-V data not found at {FISV} (set AQAKIT_DATA to the shared data folder)")
+    return FISV
