@@ -17,3 +17,14 @@ def fisv_root() -> Path:
     if not (FISV / "train.txt").is_file() or not (FISV / "features").is_dir():
         pytest.skip(f"Fis-V data not found at {FISV} (set AQAKIT_DATA to the shared data folder)")
     return FISV
+
+
+def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0):
+    """Random features (B, max T, D) and their mask (B, max T) for videos of ``lengths`` clips."""
+    import torch
+
+    clips = max(lengths)
+    features = torch.randn(len(lengths), clips, dim)
+    mask = torch.arange(clips).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    features[~mask] = pad_value
+    return features, mask

@@ -12,14 +12,7 @@ from torch import nn
 
 from aqakit.errors import ConfigError
 from aqakit.models.blocks import ClipProjection, cosine_distance_matrix, hardest_triplet_loss
-
-
-def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    clips = max(lengths)
-    features = torch.randn(len(lengths), clips, dim)
-    mask = torch.arange(clips).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
-    features[~mask] = pad_value
-    return features, mask
+from conftest import padded_batch
 
 
 def batch_norms(module: nn.Module) -> list[nn.BatchNorm1d]:

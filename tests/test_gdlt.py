@@ -9,17 +9,10 @@ from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
 from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.gdlt import GDLT
+from conftest import padded_batch
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY = dict(hidden_dim=16, n_heads=2)
-
-
-def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    clips = max(lengths)
-    features = torch.randn(len(lengths), clips, dim)
-    mask = torch.arange(clips).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
-    features[~mask] = pad_value
-    return features, mask
 
 
 def tiny_gdlt(**overrides) -> GDLT:

@@ -1,0 +1,74 @@
+"""Training throughput of a model on a benchmark with its preset (batch size, crop length).
+
+Runs a few epochs through the real training engine (the same code as ``aqakit train``) and
+prints the mean seconds per epoch (training alone, and with the per-epoch test pass),
+samples per second and the thread count. The first epoch is left out as warm-up.
+
+    python benchmarks/train_throughput.py gdlt fisv-pcs --data-root ../shared/data/fisv --epochs 6
+
+Results are printed as JSON; append them to ``benchmarks/results/<machine>.jsonl`` by hand
+or with ``--record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aqakit.data.benchmarks import get_benchmark
+from aqakit.train.config import build_config
+from aqakit.train.runner import train_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("benchmark")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--record", type=Path, default=None, help="append the result to this .jsonl file")
+    args = parser.parse_args()
+
+    adapter = get_benchmark(args.benchmark)
+    overrides = {"train.epochs": args.epochs}
+    if args.data_root:
+        overrides["data_root"] = str(Path(args.data_root).resolve())
+    config = build_config(args.model, args.benchmark, adapter.family, overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        train_run(config, Path(folder) / "run", [0])
+        with open(Path(folder) / "run" / "seed-0" / "metrics.csv") as handle:
+            rows = list(csv.DictReader(handle))
+    measured = rows[1:] if len(rows) > 1 else rows  # epoch 0 is warm-up
+    train_seconds = float(np.mean([float(r["train_seconds"]) for r in measured]))
+    epoch_seconds = float(np.mean([float(r["epoch_seconds"]) for r in measured]))
+    n_train = len(adapter.load(Path(config.data_root) if config.data_root else None, "train"))
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "model": args.model,
+        "benchmark": args.benchmark,
+        "batch_size": config.train.batch_size,
+        "crop_len": config.train.crop_len,
+        "epochs_measured": len(measured),
+        "train_seconds_per_epoch": round(train_seconds, 3),
+        "epoch_seconds_with_test_pass": round(epoch_seconds, 3),
+        "train_samples_per_second": round(n_train / train_seconds, 1),
+    }
+    print(json.dumps(result))
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.record, "a") as handle:
+            handle.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
