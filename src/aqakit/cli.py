@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aqakit.errors import AqakitError, ConfigError
+from aqakit.errors import AqakitError, ConfigError, DataError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.")
 console = Console()
@@ -163,6 +163,11 @@ def evaluate(
         saved_root = _read_yaml(run_config).get("data_root") if run_config else None
         data_root = Path(saved_root) if saved_root else None
     videos = adapter.load(_resolve_data_root(data_root, adapter), split)
+    if videos.feature_dim != model.in_dim:
+        raise DataError(
+            f"{videos.source}: features have dimension {videos.feature_dim}, "
+            f"the model at {folder} expects {model.in_dim}"
+        )
     predicted = predict_videos(model, videos)
     result = {"checkpoint": str(folder), "benchmark": adapter.name, "split": split,
               "selection": info.get("selection"), "epoch": info.get("epoch"),
