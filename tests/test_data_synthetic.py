@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -63,13 +62,12 @@ def test_nuisance_dominates_the_features():
     assert rest.var(axis=0).sum() > 10 * signal.var(axis=0).sum()
 
 
-def test_adapter_defaults_fast_and_learnable():
+def test_adapter_defaults_learnable():
     bench = get_benchmark("synthetic")
-    start = time.perf_counter()
     train, test = bench.load(None, "train"), bench.load(None, "test")
-    assert time.perf_counter() - start < 1.0
-    assert (len(train), len(test)) == (240, 80)
-    assert not np.allclose(train.scores[:80], test.scores)
+    assert (len(train), len(test)) == (800, 200)
+    assert not np.allclose(train.scores[:200], test.scores)
+    assert train.ids[0] == "train-00000" and test.ids[0] == "test-00000"
 
     x_train, x_test = mean_pooled(train), mean_pooled(test)
     mean = x_train.mean(axis=0)
