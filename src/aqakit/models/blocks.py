@@ -1,4 +1,4 @@
-"""Building blocks shared by aqakit models: mask-aware clip projection and metric losses."""
+"""Building blocks shared by aqakit models: mask-aware clip projection, masked mean and softmax, metric losses."""
 
 from __future__ import annotations
 
@@ -75,3 +75,21 @@ def hardest_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float) -> T
     hardest_positive = (distances * positive).amax(dim=1)  # (N,)
     hardest_negative = distances.masked_fill(same_label, float("inf")).amin(dim=1)  # (N,)
     return F.relu(hardest_positive - hardest_negative + margin).mean()
+
+
+def masked_mean(values: Tensor, mask: Tensor, dim: int = 1) -> Tensor:
+    """Mean of ``values`` over axis ``dim`` counting only positions where ``mask`` is True.
+
+    ``mask`` has the shape of ``values`` up to its trailing feature axes (e.g. values (B, T, D),
+    mask (B, T), dim=1 -> (B, D)); every reduced slice needs at least one True.
+    """
+    weights = mask.to(values.dtype).reshape(*mask.shape, *([1] * (values.dim() - mask.dim())))
+    return (values * weights).sum(dim) / weights.sum(dim)
+
+
+def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
+    """Softmax over ``dim`` where masked-out positions (``mask`` False, broadcast) get exactly 0.
+
+    Every softmax row needs at least one True position (else the row is NaN).
+    """
+    return scores.masked_fill(~mask, float("-inf")).softmax(dim)
