@@ -146,3 +146,12 @@ def test_adam_and_gradient_clipping_train(tmp_path):
     assert {float(r["lr"]) for r in rows} == {1e-3}
     assert np.isfinite(summary["test"]["spearman"]["mean"])
     assert torch.isfinite(torch.tensor(float(rows[-1]["train_loss"])))
+
+
+
+def test_nan_spearman_ranks_below_every_number():
+    from aqakit.train.task import is_improvement
+
+    nan = float("nan")
+    assert is_improvement(0.1, nan) and is_improvement(0.5, 0.3)
+    assert not is_improvement(nan, 0.3) and not is_improvement(nan, nan) and not is_improvement(0.3, 0.3)

@@ -35,6 +35,11 @@ from aqakit.train.evaluate import predict_bank, score_metrics
 SELECTION_SET = {"best-val": "val", "best-test": "test"}
 
 
+def is_improvement(value: float, best: float) -> bool:
+    """Whether Spearman ``value`` beats ``best``; NaN (constant predictions) ranks below any number."""
+    return not math.isnan(value) and (math.isnan(best) or value > best)
+
+
 class AQATask(pl.LightningModule):
     """Fit ``model`` on ``train_batches``; evaluate ``eval_sets`` after every epoch."""
 
@@ -118,8 +123,8 @@ class AQATask(pl.LightningModule):
             if epoch == self.epochs - 1:
                 self._save_selected(epoch, math.nan)
             return
-        value = row[f"{SELECTION_SET[self.select]}_spearman"]  # NaN (constant predictions) never wins
-        if self.best["epoch"] < 0 or value > self.best["spearman"]:
+        value = row[f"{SELECTION_SET[self.select]}_spearman"]
+        if self.best["epoch"] < 0 or is_improvement(value, self.best["spearman"]):
             self._save_selected(epoch, value)
 
     def _save_selected(self, epoch: int, value: float) -> None:
