@@ -96,7 +96,7 @@ class EpochProgress:
 
 @app.command()
 def train(
-    model: str = typer.Argument("gdlt", help="Model name (see `aqakit datasets --models`)."),
+    model: str = typer.Argument("gdlt", help="Model name (listed by `aqakit datasets`)."),
     benchmark: str = typer.Argument("synthetic", help="Benchmark adapter (see `aqakit datasets`)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="The benchmark's folder."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (seed-base .. seed-base+N-1)."),
