@@ -28,3 +28,14 @@ def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0):
     mask = torch.arange(clips).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     features[~mask] = pad_value
     return features, mask
+
+
+def learnable_batch(min_clips: int, max_clips: int, n_videos: int = 16, dim: int = 8) -> dict:
+    """A padded batch whose scores (10..30) are an affine map of the mean of feature 0 over real clips."""
+    import torch
+
+    lengths = [int(n) for n in torch.randint(min_clips, max_clips + 1, (n_videos,))]
+    features, mask = padded_batch(lengths, dim)
+    signal = (features[..., 0] * mask).sum(1) / mask.sum(1)
+    scores = 10.0 + 20.0 * (signal - signal.min()) / (signal.max() - signal.min())
+    return {"features": features, "mask": mask, "score": scores}

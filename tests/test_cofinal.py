@@ -13,7 +13,7 @@ from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.blocks import masked_mean, masked_softmax
 from aqakit.models.cofinal import CoFInAl, GradeScheme, align_features, quality_graph_loss
 from aqakit.models.etf import simplex_etf
-from conftest import padded_batch
+from conftest import learnable_batch, padded_batch
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY = dict(proj_dim=12, hidden_dim=16, n_procedures=3)
@@ -418,11 +418,8 @@ def test_final_activations(activation: str) -> None:
 
 def test_tiny_cofinal_overfits_a_tiny_dataset() -> None:
     torch.manual_seed(0)
-    lengths = [int(n) for n in torch.randint(3, 9, (16,))]
-    features, mask = padded_batch(lengths, 8)
-    signal = (features[..., 0] * mask).sum(1) / mask.sum(1)  # mean of feature 0 over real clips
-    scores = 10.0 + 20.0 * (signal - signal.min()) / (signal.max() - signal.min())
-    batch = {"features": features, "mask": mask, "score": scores}
+    batch = learnable_batch(3, 8)
+    features, mask = batch["features"], batch["mask"]
     model = tiny_cofinal(dropout=0.0)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
 

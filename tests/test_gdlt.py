@@ -9,7 +9,7 @@ from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
 from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.gdlt import GDLT
-from conftest import padded_batch
+from conftest import learnable_batch, padded_batch
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY = dict(hidden_dim=16, n_heads=2)
@@ -148,11 +148,8 @@ def test_transformer_matrices_are_xavier_initialised() -> None:
 
 def test_tiny_gdlt_overfits_a_tiny_dataset() -> None:
     torch.manual_seed(0)
-    lengths = [int(n) for n in torch.randint(4, 9, (16,))]
-    features, mask = padded_batch(lengths, 8)
-    signal = (features[..., 0] * mask).sum(1) / mask.sum(1)  # mean of feature 0 over real clips
-    scores = 10.0 + 20.0 * (signal - signal.min()) / (signal.max() - signal.min())
-    batch = {"features": features, "mask": mask, "score": scores}
+    batch = learnable_batch(4, 8)
+    features, mask = batch["features"], batch["mask"]
     model = tiny_gdlt(dropout=0.0)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
 
