@@ -64,3 +64,11 @@ def test_train_batches_depend_only_on_seed_and_epoch():
     assert not all(torch.equal(a, b) for a, b in zip(first, epoch(1, 3)))
     indices = torch.cat([b for b in (x["index"] for x in TrainBatches(bank, 4, 5, 0))])
     assert sorted(indices.tolist()) == list(range(10))
+
+
+def test_a_lone_last_video_joins_the_previous_batch():
+    loader = TrainBatches(ClipBank(make_videos([1] * 9)), batch_size=4, crop_len=2, seed=0)
+    sizes = [len(b["index"]) for b in loader]
+    assert sizes == [4, 5] and len(loader) == 2
+    single = TrainBatches(ClipBank(make_videos([3])), batch_size=4, crop_len=2, seed=0)
+    assert [len(b["index"]) for b in single] == [1] and len(single) == 1

@@ -74,12 +74,18 @@ class TrainBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.bank) // self.batch_size)
+        full, rest = divmod(len(self.bank), self.batch_size)
+        return full + int(rest > 1 or (rest == 1 and full == 0))
 
     def __iter__(self) -> Iterator[Batch]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(len(self.bank), generator=generator)
-        for chunk in order.split(self.batch_size):
+        chunks = list(order.split(self.batch_size))
+        if len(chunks) > 1 and len(chunks[-1]) == 1:
+            # A lone last video may be a single clip, and BatchNorm cannot train on one value:
+            # it joins the previous batch instead.
+            chunks[-2:] = [torch.cat(chunks[-2:])]
+        for chunk in chunks:
             yield self.bank.crop(chunk, self.crop_len, generator)
 
 
