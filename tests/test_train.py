@@ -155,3 +155,22 @@ def test_nan_spearman_ranks_below_every_number():
     nan = float("nan")
     assert is_improvement(0.1, nan) and is_improvement(0.5, 0.3)
     assert not is_improvement(nan, 0.3) and not is_improvement(nan, nan) and not is_improvement(0.3, 0.3)
+
+
+def test_any_dimension_and_length_trains_from_a_csv_folder(tmp_path):
+    """Nothing assumes Fis-V: 5-d features, videos of 1 to 300 clips, scores in the thousands."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "data" / "features").mkdir(parents=True)
+    lines = ["id,score,split"]
+    for i, clips in enumerate([1, 2, 300, 7, 1, 40, 3, 90, 1, 12, 5, 250]):
+        np.save(tmp_path / "data" / "features" / f"clip{i}.npy", rng.normal(size=(clips, 5)).astype(np.float64))
+        lines.append(f"clip{i},{1000 + 50 * i},{'test' if i % 4 == 3 else 'train'}")
+    (tmp_path / "data" / "labels.csv").write_text("\n".join(lines) + "\n")
+    config = build_config("gdlt", "csv", "csv", {
+        "data_root": str(tmp_path / "data"), "train.epochs": 2, "train.batch_size": 4, "train.crop_len": 16,
+        "model.args": {"hidden_dim": 8},
+    })
+    summary = train_run(config, tmp_path / "run", [0])
+    predictions = read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")
+    assert len(predictions) == 3 and summary["per_seed"][0]["selected_epoch"] == 1
+    assert all(1000 <= float(r["predicted_score"]) <= 1500 for r in predictions)  # training range, original scale
