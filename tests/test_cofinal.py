@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aqakit.data.scale import ScoreScale
-from aqakit.errors import ConfigError, DataError
+from aqakit.errors import ConfigError
 from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.blocks import masked_mean, masked_softmax
 from aqakit.models.cofinal import CoFInAl, GradeScheme, align_features, quality_graph_loss
@@ -151,12 +151,6 @@ def test_feature_alignment_ranges() -> None:
         torch.testing.assert_close(aligned.amax(-1), torch.full((2, 5), high), atol=1e-5, rtol=0)
     assert align_features(features, None) is features
     assert torch.isfinite(align_features(torch.ones(1, 2, 8), 1)).all()  # a constant clip
-
-
-def test_wrong_feature_dimension_is_a_data_error() -> None:
-    model = tiny_cofinal()
-    with pytest.raises(DataError, match="feature dimension 7 does not match the model's input dimension 8"):
-        model(torch.randn(2, 5, 7))
 
 
 # ---------------------------------------------------------------- grades and sub-grades

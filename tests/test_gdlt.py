@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aqakit.data.scale import ScoreScale
-from aqakit.errors import ConfigError, DataError
+from aqakit.errors import ConfigError
 from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.gdlt import GDLT
 from conftest import learnable_batch, padded_batch
@@ -78,12 +78,6 @@ def test_padding_invariance_in_eval(grad: bool) -> None:
     torch.testing.assert_close(
         batched.parts["grade_weights"][1], alone.parts["grade_weights"][0], atol=1e-5, rtol=0
     )
-
-
-def test_wrong_feature_dimension_is_a_data_error() -> None:
-    model = tiny_gdlt()
-    with pytest.raises(DataError, match="feature dimension 7 does not match the model's input dimension 8"):
-        model(torch.randn(2, 5, 7))
 
 
 @pytest.mark.parametrize(
