@@ -39,3 +39,23 @@ def learnable_batch(min_clips: int, max_clips: int, n_videos: int = 16, dim: int
     signal = (features[..., 0] * mask).sum(1) / mask.sum(1)
     scores = 10.0 + 20.0 * (signal - signal.min()) / (signal.max() - signal.min())
     return {"features": features, "mask": mask, "score": scores}
+
+
+def overfit(model, batch: dict, steps: int, lr: float = 3e-3) -> tuple[float, float]:
+    """Train ``model`` on one batch with Adam; returns its eval-mode normalised MSE before and after."""
+    import torch
+
+    def eval_mse() -> float:
+        model.eval()
+        with torch.no_grad():
+            prediction = model(batch["features"], batch["mask"])
+            return float(((prediction.normalised_score - model.normalised_target(batch)) ** 2).mean())
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    before = eval_mse()
+    model.train()
+    for _ in range(steps):
+        optimiser.zero_grad()
+        sum(model.loss(model(batch["features"], batch["mask"]), batch).values()).backward()
+        optimiser.step()
+    return before, eval_mse()

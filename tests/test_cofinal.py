@@ -13,7 +13,7 @@ from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.blocks import masked_mean, masked_softmax
 from aqakit.models.cofinal import CoFInAl, GradeScheme, align_features, quality_graph_loss
 from aqakit.models.etf import simplex_etf
-from conftest import learnable_batch, padded_batch
+from conftest import learnable_batch, overfit, padded_batch
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY = dict(proj_dim=12, hidden_dim=16, n_procedures=3)
@@ -412,24 +412,7 @@ def test_final_activations(activation: str) -> None:
 
 def test_tiny_cofinal_overfits_a_tiny_dataset() -> None:
     torch.manual_seed(0)
-    batch = learnable_batch(3, 8)
-    features, mask = batch["features"], batch["mask"]
-    model = tiny_cofinal(dropout=0.0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-
-    def eval_mse() -> float:
-        model.eval()
-        with torch.no_grad():
-            return 2 * model.loss(model(features, mask), batch)["score"].item()
-
-    before = eval_mse()
-    model.train()
-    for _ in range(300):
-        optimiser.zero_grad()
-        losses = model.loss(model(features, mask), batch)
-        sum(losses.values()).backward()
-        optimiser.step()
-    after = eval_mse()
+    before, after = overfit(tiny_cofinal(dropout=0.0), learnable_batch(3, 8), steps=300)
     assert after < before / 10, (before, after)
 
 

@@ -9,7 +9,7 @@ from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
 from aqakit.models import Prediction, create_model, list_models
 from aqakit.models.gdlt import GDLT
-from conftest import learnable_batch, padded_batch
+from conftest import learnable_batch, overfit, padded_batch
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY = dict(hidden_dim=16, n_heads=2)
@@ -142,22 +142,5 @@ def test_transformer_matrices_are_xavier_initialised() -> None:
 
 def test_tiny_gdlt_overfits_a_tiny_dataset() -> None:
     torch.manual_seed(0)
-    batch = learnable_batch(4, 8)
-    features, mask = batch["features"], batch["mask"]
-    model = tiny_gdlt(dropout=0.0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-
-    def eval_mse() -> float:
-        model.eval()
-        with torch.no_grad():
-            return model.loss(model(features, mask), batch)["mse"].item()
-
-    before = eval_mse()
-    model.train()
-    for _ in range(200):
-        optimiser.zero_grad()
-        losses = model.loss(model(features, mask), batch)
-        sum(losses.values()).backward()
-        optimiser.step()
-    after = eval_mse()
+    before, after = overfit(tiny_gdlt(dropout=0.0), learnable_batch(4, 8), steps=200)
     assert after < before / 10, (before, after)
