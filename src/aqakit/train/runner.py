@@ -117,11 +117,13 @@ def train_seed(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     )
     train_batches = TrainBatches(ClipBank(splits.train), train_cfg.batch_size, train_cfg.crop_len, seed)
-    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]] = {}
-    if splits.val is not None:
-        eval_sets["val"] = (EvalBatches(ClipBank(splits.val), train_cfg.eval_batch_size), splits.val.scores)
-    if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test":
-        eval_sets["test"] = (EvalBatches(ClipBank(splits.test), train_cfg.eval_batch_size), splits.test.scores)
+    held_out = {  # built once: evaluated per epoch during training, then with the selected weights
+        name: (EvalBatches(ClipBank(videos), train_cfg.eval_batch_size), videos)
+        for name, videos in (("val", splits.val), ("test", splits.test))
+        if videos is not None
+    }
+    per_epoch = {"val"} | ({"test"} if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test" else set())
+    eval_sets = {name: (batches, videos.scores) for name, (batches, videos) in held_out.items() if name in per_epoch}
     info = {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
@@ -147,11 +149,16 @@ def train_seed(
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
         trainer.fit(task, train_dataloaders=train_batches, ckpt_path=str(last) if resume and last.is_file() else None)
-    return finish_seed(config, seed, seed_dir, splits, task.history)
+    return finish_seed(config, seed, seed_dir, held_out, task.history, n_train=len(splits.train))
 
 
 def finish_seed(
-    config: RunConfig, seed: int, seed_dir: Path, splits: Splits, history: list[dict[str, float]]
+    config: RunConfig,
+    seed: int,
+    seed_dir: Path,
+    held_out: dict[str, tuple[EvalBatches, VideoSet]],
+    history: list[dict[str, float]],
+    n_train: int,
 ) -> dict[str, Any]:
     """Evaluate the selected checkpoint on every held-out set; write predictions and summary."""
     model, meta = load_checkpoint(seed_dir / "checkpoint")
@@ -166,10 +173,8 @@ def finish_seed(
         "epochs": config.train.epochs,
     }
     rows = []
-    for name, videos in (("val", splits.val), ("test", splits.test)):
-        if videos is None:
-            continue
-        predicted = predict_bank(model, EvalBatches(ClipBank(videos), config.train.eval_batch_size), device)
+    for name, (batches, videos) in held_out.items():
+        predicted = predict_bank(model, batches, device)
         summary[name] = score_metrics(predicted, videos.scores, model)
         rows += [(name, vid, true, pred) for vid, true, pred in zip(videos.ids, videos.scores, predicted)]
         if name == "test":
@@ -177,7 +182,7 @@ def finish_seed(
     if config.train.select == "best-test":
         summary["note"] = f"selection best-test: {BEST_TEST_NOTE}"
     summary.update(paper_comparison(history))
-    summary["timing"] = epoch_timing(history, len(splits.train))
+    summary["timing"] = epoch_timing(history, n_train)
     with open(seed_dir / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["split", "id", "true_score", "predicted_score"])
@@ -198,11 +203,17 @@ def paper_comparison(history: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def epoch_timing(history: list[dict[str, float]], n_train: int) -> dict[str, float]:
-    """Mean seconds per epoch (training alone, and with the per-epoch evaluation) and samples/s."""
-    train_seconds = float(np.mean([row["train_seconds"] for row in history]))
+    """Mean seconds per epoch (training alone, and with the per-epoch evaluation) and samples/s.
+
+    The first epoch is warm-up (allocations, first-call overheads) and is left out when there
+    are others.
+    """
+    measured = history[1:] if len(history) > 1 else history
+    train_seconds = float(np.mean([row["train_seconds"] for row in measured]))
     return {
+        "epochs_measured": len(measured),
         "train_seconds_per_epoch": train_seconds,
-        "epoch_seconds_with_eval": float(np.mean([row["epoch_seconds"] for row in history])),
+        "epoch_seconds_with_eval": float(np.mean([row["epoch_seconds"] for row in measured])),
         "train_samples_per_second": n_train / train_seconds if train_seconds > 0 else math.nan,
     }
 
