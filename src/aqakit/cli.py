@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -184,8 +186,6 @@ def evaluate(
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     return yaml.safe_load(path.read_text()) or {}
 
 
@@ -209,8 +209,6 @@ def predict(
     ids = sorted(path.stem for path in feature_dir.glob("*.npy"))
     if not ids:
         raise ConfigError(f"{feature_dir}: no .npy feature files found")
-    import numpy as np
-
     videos = load_videoset(feature_dir, ids, np.zeros(len(ids)), source=str(feature_dir), expected_dim=model.in_dim)
     scores = predict_videos(model, videos)
     with open(out, "w", newline="") as handle:
