@@ -11,7 +11,6 @@ import pytest
 
 from aqakit import metrics
 from aqakit.metrics import (
-    METRIC_DIRECTIONS,
     bootstrap_spearman_ci,
     evaluate,
     fisher_z_mean,
@@ -183,7 +182,6 @@ def test_evaluate_keys_and_values():
     pred, true = [1.0, 2.0, 3.0], [2.0, 2.0, 5.0]
     result = evaluate(pred, true, lo=0.0, hi=10.0)
     assert list(result) == ["spearman", "pearson", "rl2", "mse", "mae"]
-    assert set(result) == set(METRIC_DIRECTIONS)
     assert result["rl2"] == pytest.approx(5.0 / 3.0)
     assert result["mse"] == pytest.approx(5.0 / 3.0)
     assert result["mae"] == pytest.approx(1.0)
@@ -196,16 +194,6 @@ def test_evaluate_constant_prediction_gives_nan_correlations():
     result = evaluate([3.0, 3.0, 3.0], [1.0, 2.0, 4.0], lo=1.0, hi=4.0)
     assert math.isnan(result["spearman"]) and math.isnan(result["pearson"])
     assert result["mae"] == pytest.approx(4.0 / 3.0)
-
-
-def test_metric_directions():
-    assert METRIC_DIRECTIONS == {
-        "spearman": "max",
-        "pearson": "max",
-        "rl2": "min",
-        "mse": "min",
-        "mae": "min",
-    }
 
 
 def test_metrics_module_does_not_import_torch():

@@ -18,7 +18,6 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = [
-    "METRIC_DIRECTIONS",
     "bootstrap_spearman_ci",
     "evaluate",
     "fisher_z_mean",
@@ -28,15 +27,6 @@ __all__ = [
     "relative_l2",
     "spearman",
 ]
-
-#: Whether a larger ("max") or smaller ("min") value of each :func:`evaluate` key is better.
-METRIC_DIRECTIONS: dict[str, str] = {
-    "spearman": "max",
-    "pearson": "max",
-    "rl2": "min",
-    "mse": "min",
-    "mae": "min",
-}
 
 _FISHER_EPS = 1e-7
 
@@ -168,8 +158,8 @@ def bootstrap_spearman_ci(
 def evaluate(pred: ArrayLike, true: ArrayLike, lo: float, hi: float) -> dict[str, float]:
     """All metrics at once: keys ``spearman``, ``pearson``, ``rl2``, ``mse``, ``mae``.
 
-    ``rl2`` is :func:`relative_l2` (x100) over the score range ``[lo, hi]``; see
-    :data:`METRIC_DIRECTIONS` for which way each metric improves.
+    ``rl2`` is :func:`relative_l2` (x100) over the score range ``[lo, hi]``. Higher is better for
+    the correlations, lower for the errors.
     """
     return {
         "spearman": spearman(pred, true),

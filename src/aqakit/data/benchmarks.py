@@ -405,11 +405,6 @@ def register_benchmark(name: str, factory: Callable[..., Benchmark]) -> None:
     _REGISTRY[name] = factory
 
 
-def benchmark_names() -> list[str]:
-    """Registered names (the RG score-type variants ``rg-<apparatus>-<type>`` are also accepted)."""
-    return list(_REGISTRY)
-
-
 def get_benchmark(name: str, **options: Any) -> Benchmark:
     """Build the benchmark called ``name`` with ``options``.
 

@@ -100,12 +100,6 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
-        config = cls()
-        apply_overrides(config, _flatten(data), source)
-        return config
-
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}; free-form dicts (model.args, benchmark_args) stay whole."""
