@@ -107,8 +107,9 @@ class StopAfterEpoch(Exception):
     pass
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    config = tiny_config(**{"train.epochs": 4})
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch, ema_decay):
+    config = tiny_config(**{"train.epochs": 4, "train.ema_decay": ema_decay})
     reference = train_run(config, tmp_path / "reference", [0])
 
     def interrupt(seed, row):
@@ -174,3 +175,23 @@ def test_any_dimension_and_length_trains_from_a_csv_folder(tmp_path):
     predictions = read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")
     assert len(predictions) == 3 and summary["per_seed"][0]["selected_epoch"] == 1
     assert all(1000 <= float(r["predicted_score"]) <= 1500 for r in predictions)  # training range, original scale
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, ema_decay):
+    train_run(tiny_config(**{"train.ema_decay": ema_decay}), tmp_path / "run", [0])
+    saved, _ = load_checkpoint(tmp_path / "run")
+    task_state = torch.load(tmp_path / "run" / "seed-0" / "resume" / "last.ckpt", weights_only=False)["state_dict"]
+    raw = {k.removeprefix("model."): v for k, v in task_state.items() if k.startswith("model.")}
+    average = {k.removeprefix("ema.module."): v for k, v in task_state.items() if k.startswith("ema.module.")}
+    assert raw.keys() == average.keys() == saved.state_dict().keys()
+    for key, value in saved.state_dict().items():
+        torch.testing.assert_close(value, average[key])
+    weights = [k for k in raw if "weight" in k]
+    differs = any(not torch.equal(raw[k], average[k]) for k in weights)
+    assert differs == (ema_decay > 0)  # decay 0 keeps only the latest step: the raw weights
+
+
+def test_ema_decay_outside_its_range_is_a_config_error():
+    with pytest.raises(ConfigError, match="train.ema_decay must be in"):
+        tiny_config(**{"train.ema_decay": 1.0})

@@ -62,6 +62,7 @@ class TrainConfig:
     val_fraction: float = 0.2  # validation carved from the training set (only used by best-val)
     eval_test_every_epoch: bool = True  # log test metrics per epoch (never used to select, except best-test)
     precision: str = "32-true"  # Lightning precision string
+    ema_decay: float | None = None  # per-step decay of a weight moving average that is evaluated and saved; None = off
 
     def check(self) -> None:
         if self.select not in SELECTION_RULES:
@@ -71,6 +72,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
 
 
 @dataclass

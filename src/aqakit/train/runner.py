@@ -127,7 +127,7 @@ def train_seed(
     info = {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
-        select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end,
+        select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, ema_decay=train_cfg.ema_decay,
     )
     resume_dir = seed_dir / "resume"
     trainer = pl.Trainer(

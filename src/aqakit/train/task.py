@@ -9,6 +9,10 @@ of the held-out sets, the per-epoch metrics file and the checkpoint selection ru
 - ``best-test``: the epoch with the best *test* Spearman. It exists only to compare with
   published numbers (which are chosen that way) and every output that uses it says so.
 
+With ``ema_decay`` set, an exponential moving average of the weights (and of the BatchNorm
+statistics) is kept after every optimiser step, and it is that average which is evaluated,
+selected and saved; the optimiser still steps the raw weights.
+
 The selected weights are written to ``<seed dir>/checkpoint`` as soon as they are selected,
 and the selection state travels in Lightning's resume checkpoint, so an interrupted run
 resumes to the same result.
@@ -25,6 +29,7 @@ from typing import Any, Callable
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aqakit.data.batches import Batch, EvalBatches, TrainBatches
 from aqakit.models import AQAModel
@@ -54,9 +59,15 @@ class AQATask(pl.LightningModule):
         select: str = "final",
         checkpoint_info: dict[str, Any] | None = None,
         on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.ema = (
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay is not None
+            else None
+        )
         self.optim_config = optim
         self.epochs = epochs
         self.train_batches = train_batches
@@ -70,6 +81,11 @@ class AQATask(pl.LightningModule):
         self._loss_sums: dict[str, float] = {}
         self._samples = 0
         self._epoch_start = 0.0
+
+    @property
+    def scored_model(self) -> AQAModel:
+        """The weights that are evaluated and saved: the moving average when enabled, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     # --- training -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -101,6 +117,10 @@ class AQATask(pl.LightningModule):
         self._samples += size
         return total
 
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
     # --- per-epoch evaluation and selection -----------------------------------------------
     def on_train_epoch_end(self) -> None:
         train_seconds = time.perf_counter() - self._epoch_start
@@ -108,7 +128,7 @@ class AQATask(pl.LightningModule):
         row.update({f"train_{k}": v / max(self._samples, 1) for k, v in self._loss_sums.items()})
         row["train_seconds"] = train_seconds
         for name, (batches, true) in self.eval_sets.items():
-            predicted = predict_bank(self.model, batches, self.device)
+            predicted = predict_bank(self.scored_model, batches, self.device)
             row.update({f"{name}_{k}": v for k, v in score_metrics(predicted, true, self.model).items()})
         row["epoch_seconds"] = time.perf_counter() - self._epoch_start
         self.history.append(row)
@@ -130,7 +150,7 @@ class AQATask(pl.LightningModule):
     def _save_selected(self, epoch: int, value: float) -> None:
         self.best = {"epoch": epoch, "spearman": value}
         info = {**self.checkpoint_info, "selection": self.select, "epoch": epoch}
-        save_checkpoint(self.model, self.seed_dir / "checkpoint", info)
+        save_checkpoint(self.scored_model, self.seed_dir / "checkpoint", info)
 
     def _write_history(self) -> None:
         columns = list(dict.fromkeys(k for row in self.history for k in row))
