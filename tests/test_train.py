@@ -195,3 +195,9 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, ema_decay):
 def test_ema_decay_outside_its_range_is_a_config_error():
     with pytest.raises(ConfigError, match="train.ema_decay must be in"):
         tiny_config(**{"train.ema_decay": 1.0})
+
+
+def test_the_most_specific_preset_wins():
+    assert build_config("gdlt", "fisv-tes", "fisv").train.epochs == 100  # gdlt-fisv-tes.yaml
+    assert build_config("gdlt", "fisv-pcs", "fisv").train.epochs == 200  # no gdlt-fisv*.yaml: gdlt.yaml
+    assert build_config("gdlt", "rg-ball", "rg").train.epochs == 250  # gdlt-rg.yaml

@@ -1,7 +1,8 @@
 """Run configuration: presets shipped in ``aqakit/configs`` plus command-line overrides.
 
-A preset is a YAML file named ``<model>-<benchmark family>.yaml`` (``gdlt-rg.yaml``) or,
-as a fallback, ``<model>.yaml``. ``base: <preset>`` starts from another preset. It has three
+A preset is a YAML file named ``<model>-<benchmark>.yaml`` (``gdlt-fisv-tes.yaml``), else
+``<model>-<benchmark family>.yaml`` (``gdlt-rg.yaml``), else ``<model>.yaml``: the most specific
+one that exists is used. ``base: <preset>`` starts from another preset. It has three
 sections that map onto the dataclasses here::
 
     model: {name: gdlt, args: {hidden_dim: 256, dropout: 0.3}}
@@ -166,10 +167,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
 
 
-def preset_path(model: str, family: str) -> Path | None:
-    """The preset file for ``model`` on a benchmark ``family``, or None if there is none."""
+def preset_path(model: str, benchmark: str, family: str) -> Path | None:
+    """The most specific preset for ``model`` on ``benchmark`` (of ``family``), or None if there is none."""
     folder = resources.files("aqakit") / "configs"
-    for name in (f"{model}-{family}.yaml", f"{model}.yaml"):
+    for name in (f"{model}-{benchmark}.yaml", f"{model}-{family}.yaml", f"{model}.yaml"):
         candidate = folder / name
         if candidate.is_file():
             return Path(str(candidate))
@@ -201,7 +202,7 @@ def apply_preset(config: RunConfig, path: Path) -> None:
 def build_config(model: str, benchmark: str, family: str, overrides: dict[str, Any] | None = None) -> RunConfig:
     """The preset for (model, benchmark family) with ``overrides`` applied, checked."""
     config = RunConfig(model=ModelConfig(name=model), benchmark=benchmark)
-    path = preset_path(model, family)
+    path = preset_path(model, benchmark, family)
     if path is not None:
         apply_preset(config, path)
     if config.model.name != model:
