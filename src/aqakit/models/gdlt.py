@@ -62,7 +62,7 @@ class GDLT(AQAModel):
             triplet_weight=triplet_weight, triplet_margin=triplet_margin,
         )  # fmt: skip
         super().__init__(in_dim, score_scale, hparams)
-        _validate(hparams)
+        _validate(hparams, self.name)
         proj_dim = max(in_dim // 2, 1) if proj_dim is None else proj_dim
         self.triplet_weight = float(triplet_weight)
         self.triplet_margin = float(triplet_margin)
@@ -88,16 +88,18 @@ class GDLT(AQAModel):
         self.grade_head = nn.Linear(hidden_dim, n_queries)
         self.register_buffer("grade_anchors", torch.linspace(0, 1, n_queries))  # (G,)
 
-    def predict_normalised(self, features: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def encode_queries(self, features: Tensor, mask: Tensor) -> Tensor:
+        """The trunk: features (B, T, D), mask (B, T) -> grade query embeddings (B, G, H)."""
         batch = features.shape[0]
         clips = self.clip_projection(features, mask)  # (B, T, H)
         padding = ~mask  # torch convention: True = ignore
         memory = self.encoder(clips, src_key_padding_mask=padding)  # (B, T, H)
         queries = self.grade_queries.weight.unsqueeze(0).expand(batch, -1, -1)  # (B, G, H)
-        query_embeddings = self.decoder(queries, memory, memory_key_padding_mask=padding)  # (B, G, H)
-        logits = self.grade_head(query_embeddings).diagonal(dim1=-2, dim2=-1)  # (B, G): query g, output g
-        grade_weights = torch.sigmoid(logits)
-        grade_weights = grade_weights / grade_weights.sum(dim=1, keepdim=True)  # (B, G), sums to 1
+        return self.decoder(queries, memory, memory_key_padding_mask=padding)  # (B, G, H)
+
+    def predict_normalised(self, features: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        query_embeddings = self.encode_queries(features, mask)  # (B, G, H)
+        grade_weights = likert_weights(self.grade_head, query_embeddings)  # (B, G)
         score = grade_weights @ self.grade_anchors  # (B,)
         return score, {"grade_weights": grade_weights, "query_embeddings": query_embeddings}
 
@@ -110,13 +112,23 @@ class GDLT(AQAModel):
         return {"mse": mse, "triplet": self.triplet_weight * triplet}
 
 
-def _validate(hp: dict[str, Any]) -> None:
-    """Raise ConfigError on a GDLT hyper-parameter that cannot build a model."""
+def likert_weights(head: nn.Linear, query_embeddings: Tensor) -> Tensor:
+    """GDLT's grade weights: query g through output g of ``head`` (the diagonal), sigmoid, sum to 1.
+
+    head: Linear(H, G); query_embeddings (B, G, H) -> (B, G), positive, each row sums to 1.
+    """
+    logits = head(query_embeddings).diagonal(dim1=-2, dim2=-1)  # (B, G): query g, output g
+    weights = torch.sigmoid(logits)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def _validate(hp: dict[str, Any], model: str) -> None:
+    """Raise ConfigError on a GDLT (trunk) hyper-parameter that cannot build a model."""
 
     def positive_int(key: str) -> None:
         value = hp[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"gdlt: {key} must be a positive integer, got {value!r}")
+            raise ConfigError(f"{model}: {key} must be a positive integer, got {value!r}")
 
     for key in ("hidden_dim", "n_heads", "n_encoder_layers", "n_decoder_layers", "n_queries", "ffn_mult"):
         positive_int(key)
@@ -124,19 +136,19 @@ def _validate(hp: dict[str, Any]) -> None:
         positive_int("proj_dim")
     if hp["hidden_dim"] % hp["n_heads"]:
         raise ConfigError(
-            f"gdlt: hidden_dim ({hp['hidden_dim']}) must be divisible by n_heads ({hp['n_heads']})"
+            f"{model}: hidden_dim ({hp['hidden_dim']}) must be divisible by n_heads ({hp['n_heads']})"
         )
     if hp["n_queries"] < 2:
-        raise ConfigError(f"gdlt: n_queries must be at least 2 (one grade per anchor), got {hp['n_queries']}")
-    if not 0.0 <= _number(hp, "dropout") < 1.0:
-        raise ConfigError(f"gdlt: dropout must be in [0, 1), got {hp['dropout']!r}")
+        raise ConfigError(f"{model}: n_queries must be at least 2 (one grade per anchor), got {hp['n_queries']}")
+    if not 0.0 <= _number(hp, "dropout", model) < 1.0:
+        raise ConfigError(f"{model}: dropout must be in [0, 1), got {hp['dropout']!r}")
     for key in ("triplet_weight", "triplet_margin"):
-        if not _number(hp, key) >= 0.0:
-            raise ConfigError(f"gdlt: {key} must be a non-negative number, got {hp[key]!r}")
+        if not _number(hp, key, model) >= 0.0:
+            raise ConfigError(f"{model}: {key} must be a non-negative number, got {hp[key]!r}")
 
 
-def _number(hp: dict[str, Any], key: str) -> float:
+def _number(hp: dict[str, Any], key: str, model: str) -> float:
     value = hp[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"gdlt: {key} must be a number, got {value!r}")
+        raise ConfigError(f"{model}: {key} must be a number, got {value!r}")
     return float(value)
