@@ -15,6 +15,7 @@ SCALE = ScoreScale(10.0, 30.0)
 TINY_HPARAMS = {
     "gdlt": dict(hidden_dim=16, n_heads=2),
     "cofinal": dict(proj_dim=12, hidden_dim=16, n_procedures=3),
+    "query-decoder": dict(width=16, n_heads=2, n_queries=5),
 }
 
 
