@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aqakit.errors import ConfigError
-from aqakit.models.blocks import ClipProjection, cosine_distance_matrix, hardest_triplet_loss
+from aqakit.models.blocks import ClipProjection, cosine_distance_matrix, hardest_triplet_loss, sinusoidal_positions
 from conftest import padded_batch
 
 
@@ -142,3 +142,19 @@ def test_triplet_matches_released_arithmetic_on_query_layout() -> None:
     for margin in (0.0, 0.3, 1.0):
         ours = hardest_triplet_loss(embeddings, labels, margin)
         torch.testing.assert_close(ours, _released_hardest_triplet(embeddings, labels, margin))
+
+
+# ---------------------------------------------------------------- sinusoidal_positions
+
+
+def test_sinusoidal_positions_values_and_odd_widths() -> None:
+    code = sinusoidal_positions(4, 6)
+    assert code.shape == (4, 6) and code.dtype == torch.float32
+    torch.testing.assert_close(code[0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]))  # sin 0, cos 0
+    torch.testing.assert_close(code[3, :2], torch.tensor([math.sin(3.0), math.cos(3.0)]))  # frequency 1
+    slow = 10000 ** (-2 / 6)  # channel pair 1: angle p / 10000^(2/6)
+    torch.testing.assert_close(code[2, 2:4], torch.tensor([math.sin(2 * slow), math.cos(2 * slow)]))
+    assert sinusoidal_positions(3, 5).shape == (3, 5)  # an odd width drops the last cosine
+    torch.testing.assert_close(sinusoidal_positions(3, 5)[2, 4], torch.tensor(math.sin(2 * 10000 ** (-4 / 5))))
+    with pytest.raises(ConfigError, match="positive sizes"):
+        sinusoidal_positions(0, 4)

@@ -16,6 +16,7 @@ TINY_HPARAMS = {
     "gdlt": dict(hidden_dim=16, n_heads=2),
     "cofinal": dict(proj_dim=12, hidden_dim=16, n_procedures=3),
     "cofinal-official": dict(hidden_dim=16, n_heads=2, digit_hidden_dim=12),
+    "query-decoder": dict(width=16, n_heads=2, n_queries=5),
 }
 
 

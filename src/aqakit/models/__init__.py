@@ -38,5 +38,6 @@ def create_model(name: str, *, in_dim: int, score_scale: ScoreScale, **hparams: 
 from aqakit.models import gdlt  # noqa: E402,F401  (registers the built-in models)
 from aqakit.models import cofinal  # noqa: E402,F401
 from aqakit.models import cofinal_official  # noqa: E402,F401
+from aqakit.models import query_decoder  # noqa: E402,F401
 
 __all__ = ["AQAModel", "Prediction", "create_model", "list_models", "register_model"]

@@ -1,7 +1,8 @@
-"""Building blocks shared by aqakit models: mask-aware clip projection, masked mean and softmax, metric losses."""
+"""Building blocks shared by aqakit models: mask-aware clip projection, masked mean and softmax, metric losses, sinusoidal positions."""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -93,3 +94,18 @@ def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
     Every softmax row needs at least one True position (else the row is NaN).
     """
     return scores.masked_fill(~mask, float("-inf")).softmax(dim)
+
+
+def sinusoidal_positions(length: int, dim: int) -> Tensor:
+    """The fixed sine/cosine position code of Vaswani et al. (2017): (length, dim) float32.
+
+    Position ``p``, channel ``2i`` is ``sin(p / 10000^(2i / dim))`` and channel ``2i + 1`` the
+    cosine of the same angle; an odd ``dim`` drops the last cosine.
+    """
+    if length < 1 or dim < 1:
+        raise ConfigError(f"sinusoidal_positions needs positive sizes, got length={length}, dim={dim}")
+    positions = torch.arange(length, dtype=torch.float32).unsqueeze(1)  # (length, 1)
+    frequencies = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angles = positions * frequencies  # (length, ceil(dim / 2))
+    code = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # sin, cos interleaved
+    return code[:, :dim]

@@ -27,12 +27,18 @@ from aqakit.errors import ConfigError
 
 SELECTION_RULES = ("final", "best-val", "best-test")
 OPTIMISERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("cosine", "none")
+SCHEDULERS = ("cosine", "step", "none")
+SCHEDULER_INTERVALS = ("epoch", "step")
 
 
 @dataclass
 class OptimConfig:
-    """Optimiser and learning-rate schedule (stepped once per epoch)."""
+    """Optimiser and learning-rate schedule.
+
+    ``scheduler``: ``cosine`` (to ``min_lr``), ``step`` (multiply by ``gamma`` every ``step_size``
+    scheduler steps) or ``none``; ``scheduler_interval``: one scheduler step per ``epoch`` (default)
+    or per optimiser ``step`` (iteration; a cosine then spans every iteration of the run).
+    """
 
     name: str = "sgd"
     lr: float = 0.01
@@ -40,14 +46,23 @@ class OptimConfig:
     weight_decay: float = 1e-4
     scheduler: str = "cosine"
     min_lr: float = 1e-4  # cosine floor (eta_min)
+    step_size: int = 30  # step scheduler: scheduler steps between decays
+    gamma: float = 0.1  # step scheduler: decay factor
+    scheduler_interval: str = "epoch"  # epoch | step
 
     def check(self) -> None:
         if self.name not in OPTIMISERS:
             raise ConfigError(f"optim.name {self.name!r} is not one of {', '.join(OPTIMISERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"optim.scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if self.scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ConfigError(
+                f"optim.scheduler_interval {self.scheduler_interval!r} is not one of {', '.join(SCHEDULER_INTERVALS)}"
+            )
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        if self.step_size < 1 or not 0 < self.gamma <= 1:
+            raise ConfigError(f"optim.step_size must be >= 1 and optim.gamma in (0, 1], got {self.step_size}, {self.gamma}")
 
 
 @dataclass

@@ -99,8 +99,12 @@ class AQATask(pl.LightningModule):
             optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.scheduler == "none":
             return optimiser
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.epochs, eta_min=cfg.min_lr)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        if cfg.scheduler == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.step_size, gamma=cfg.gamma)
+        else:
+            steps = self.epochs * (len(self.train_batches) if cfg.scheduler_interval == "step" else 1)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps, eta_min=cfg.min_lr)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": cfg.scheduler_interval}}
 
     def on_train_epoch_start(self) -> None:
         self.train_batches.set_epoch(self.current_epoch)
