@@ -106,8 +106,12 @@ def train_seed(
     resume: bool = False,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     splits: Splits | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data."""
+    """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data.
+
+    ``device`` (``cpu`` or ``cuda``) fixes where it trains; None takes a GPU when there is one.
+    """
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     pl.seed_everything(seed, workers=False, verbose=False)
     splits = splits or with_validation(read_data(config), config, seed)
@@ -132,7 +136,7 @@ def train_seed(
     resume_dir = seed_dir / "resume"
     trainer = pl.Trainer(
         max_epochs=train_cfg.epochs,
-        accelerator="auto",
+        accelerator={None: "auto", "cpu": "cpu", "cuda": "gpu"}[device],
         devices=1,
         precision=train_cfg.precision,
         gradient_clip_val=train_cfg.grad_clip,
@@ -149,7 +153,7 @@ def train_seed(
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
         trainer.fit(task, train_dataloaders=train_batches, ckpt_path=str(last) if resume and last.is_file() else None)
-    return finish_seed(config, seed, seed_dir, held_out, task.history, n_train=len(splits.train))
+    return finish_seed(config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device)
 
 
 def finish_seed(
@@ -159,10 +163,11 @@ def finish_seed(
     held_out: dict[str, tuple[EvalBatches, VideoSet]],
     history: list[dict[str, float]],
     n_train: int,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the selected checkpoint on every held-out set; write predictions and summary."""
     model, meta = load_checkpoint(seed_dir / "checkpoint")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     summary: dict[str, Any] = {
         "model": config.model.name,
@@ -257,8 +262,11 @@ def train_run(
     overwrite: bool = False,
     resume: bool = False,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` for each seed into ``run_dir``; returns the across-seed summary.
+
+    ``device`` (``cpu`` or ``cuda``) fixes where it trains; None takes a GPU when there is one.
 
     With ``resume``, the configuration saved in ``run_dir`` must equal ``config``; finished
     seeds are kept and an interrupted seed continues from its last epoch.
@@ -283,7 +291,7 @@ def train_run(
             continue
         callback = (lambda row, s=seed: on_epoch_end(s, row)) if on_epoch_end else None
         splits = with_validation(data, config, seed)
-        seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits))
+        seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits, device=device))
     summary = summarise_seeds(seed_summaries)
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return summary
