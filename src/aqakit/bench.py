@@ -251,11 +251,12 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
     flops_per_sample = step_flops / len(train_batch["score"])
     del model
     with PeakMemory(device) as memory, tempfile.TemporaryDirectory() as folder:
-        timing = train_run(config, Path(folder) / "run", [0], device=device)["per_seed"][0]["timing"]
+        seed_summary = train_run(config, Path(folder) / "run", [0], device=device)["per_seed"][0]
+    timing = seed_summary["timing"]
     samples_per_second = timing["train_samples_per_second"]
     result["training"] = {
         "videos": len(splits.train), "batch_size": config.train.batch_size, "crop_len": config.train.crop_len,
-        "precision": config.train.precision, "epochs_measured": timing["epochs_measured"],
+        "precision": seed_summary["precision"], "epochs_measured": timing["epochs_measured"],
         "samples_per_second": samples_per_second,
         "epoch_seconds": timing["train_seconds_per_epoch"],
         "epoch_seconds_with_test_pass": timing["epoch_seconds_with_eval"],

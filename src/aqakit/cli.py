@@ -110,6 +110,7 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same name."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train MODEL on BENCHMARK and report test metrics of the selected checkpoint.
@@ -125,6 +126,8 @@ def train(
         values["train.select"] = select
     if epochs is not None:
         values["train.epochs"] = epochs
+    if ensemble:
+        values["train.ensemble"] = True
     benchmark_args = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("benchmark_args.")}
     adapter = get_benchmark(benchmark, **benchmark_args)
     root = _resolve_data_root(data_root, adapter)
