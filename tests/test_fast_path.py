@@ -1,6 +1,6 @@
 """The fast path is the correct path: batched evaluation, bf16 autocast, torch.compile."""
 
-import time
+import os
 
 import numpy as np
 import pytest
@@ -66,18 +66,16 @@ def test_bf16_autocast_stays_close_to_float32(tmp_path, name):
     assert bf16["mae"] == pytest.approx(fp32["mae"], rel=0.05)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.cuda.is_available() and os.environ.get("AQAKIT_TEST_COMPILE") != "1",
+    reason="torch.compile's inductor build takes minutes on a small CPU; set AQAKIT_TEST_COMPILE=1 to run it",
+)
 def test_compiled_training_runs_and_matches_eager(tmp_path):
     """train.compile: true trains to the same result as eager mode (up to float tolerance)."""
-    started = time.perf_counter()
     results = {}
     for compiled in (False, True):
-        config = build_config("gdlt", "synthetic", "synthetic", {**TINY_RUN, "train.epochs": 2, "train.compile": compiled})
-        try:
-            results[compiled] = train_run(config, tmp_path / str(compiled), [0])["per_seed"][0]["test"]
-        except Exception as exc:  # no C++ compiler, an unsupported platform...
-            if compiled and "torch._dynamo" in type(exc).__module__ + str(exc):
-                pytest.skip(f"torch.compile is unavailable here: {type(exc).__name__}: {str(exc)[:200]}")
-            raise
+        config = build_config("gdlt", "synthetic", "synthetic", {**TINY_RUN, "train.epochs": 1, "train.compile": compiled})
+        results[compiled] = train_run(config, tmp_path / str(compiled), [0])["per_seed"][0]["test"]
     assert results[True]["spearman"] == pytest.approx(results[False]["spearman"], abs=1e-4)
     assert results[True]["mae"] == pytest.approx(results[False]["mae"], rel=1e-4)
-    print(f"eager + compiled tiny runs: {time.perf_counter() - started:.1f} s")
