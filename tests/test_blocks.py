@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from aqakit.errors import ConfigError
-from aqakit.models.blocks import ClipProjection, cosine_distance_matrix, hardest_triplet_loss, sinusoidal_positions
+from aqakit.models.blocks import (
+    ClipProjection, MaskedBatchNorm1d, cosine_distance_matrix, hardest_triplet_loss, sinusoidal_positions,
+)
 from conftest import padded_batch
 
 
@@ -26,7 +28,7 @@ def test_projection_shapes_layers_and_zero_padding() -> None:
     torch.manual_seed(0)
     projection = ClipProjection(8, [4, 6])
     kinds = [type(m) for m in projection.net]
-    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]  # no final ReLU
+    assert kinds == [nn.Linear, MaskedBatchNorm1d, nn.ReLU, nn.Linear, MaskedBatchNorm1d]  # no final ReLU
     features, mask = padded_batch([5, 2, 3], 8)
     out = projection(features, mask)
     assert out.shape == (3, 5, 6)
@@ -54,6 +56,22 @@ def test_projection_train_statistics_use_real_clips_only() -> None:
         hidden = linear(real)  # (10, 4)
     torch.testing.assert_close(bn.running_mean, 0.1 * hidden.mean(0))
     torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * hidden.var(0, unbiased=True))
+
+
+def test_masked_batch_norm_is_batch_norm_over_the_real_clips() -> None:
+    """Same outputs, running statistics and state_dict keys as nn.BatchNorm1d on (N_real, C)."""
+    torch.manual_seed(0)
+    masked, reference = MaskedBatchNorm1d(6), nn.BatchNorm1d(6)
+    assert masked.state_dict().keys() == reference.state_dict().keys()
+    for step in range(3):
+        values, mask = padded_batch([5, 2, 3], 6, pad_value=1e4)
+        values = values * (step + 1) + step
+        torch.testing.assert_close(masked.train()(values, mask)[mask], reference.train()(values[mask]))
+    torch.testing.assert_close(masked.running_mean, reference.running_mean)
+    torch.testing.assert_close(masked.running_var, reference.running_var)
+    assert int(masked.num_batches_tracked) == 3
+    values, mask = padded_batch([4, 1], 6)
+    torch.testing.assert_close(masked.eval()(values, mask)[mask], reference.eval()(values[mask]))
 
 
 def test_projection_eval_is_per_clip() -> None:

@@ -110,6 +110,7 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same name."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train MODEL on BENCHMARK and report test metrics of the selected checkpoint.
@@ -125,6 +126,8 @@ def train(
         values["train.select"] = select
     if epochs is not None:
         values["train.epochs"] = epochs
+    if ensemble:
+        values["train.ensemble"] = True
     benchmark_args = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("benchmark_args.")}
     adapter = get_benchmark(benchmark, **benchmark_args)
     root = _resolve_data_root(data_root, adapter)
@@ -242,6 +245,42 @@ def datasets(
     console.print(report.render(), markup=False, highlight=False)
     if report.problems:
         raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    models: Optional[list[str]] = typer.Argument(None, help="Models to measure (default: every registered model)."),
+    benchmark: str = typer.Option("synthetic", "--benchmark", "-b", help="Benchmark whose data and presets are used."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The benchmark's folder."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
+    repeats: int = typer.Option(20, "--repeats", min=1, help="Timed calls per latency figure, after warm-up."),
+    train_epochs: int = typer.Option(3, "--train-epochs", min=2, help="Epochs of the training measurement (the first is warm-up)."),
+    clips: Optional[int] = typer.Option(None, "--clips", min=1, help="Video length for FLOPs and latency (default: the median)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a preset setting for every model (repeatable)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Append the result as one JSON line to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Measure parameters, FLOPs, latency, throughput, memory and the fraction of the machine's peak."""
+    from aqakit.bench import BenchSettings, render_bench, run_bench
+    from aqakit.data.benchmarks import get_benchmark
+    from aqakit.models import list_models
+    from aqakit.train.config import parse_override
+
+    root = _resolve_data_root(data_root, get_benchmark(benchmark))
+    settings = BenchSettings(
+        benchmark=benchmark, data_root=root, device=device, threads=threads, repeats=repeats,
+        train_epochs=train_epochs, clips=clips, overrides=dict(parse_override(text) for text in overrides),
+    )  # fmt: skip
+    result = run_bench(models or list_models(), settings)
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with open(record, "a") as handle:
+            handle.write(json.dumps(result) + "\n")
+    if as_json:
+        console.print_json(json.dumps(result))
+    else:
+        console.print(render_bench(result))
 
 
 def main() -> None:

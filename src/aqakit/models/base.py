@@ -52,9 +52,13 @@ class AQAModel(nn.Module):
         self.score_scale = score_scale
         self.hparams: dict[str, Any] = dict(hparams)
 
-    def forward(self, features: Tensor, mask: Tensor | None = None) -> Prediction:
-        """Score a batch: features (B, T, D) float, mask (B, T) bool or None (all real)."""
-        features, mask = self.check_input(features, mask)
+    def forward(self, features: Tensor, mask: Tensor | None = None, *, check_clips: bool = True) -> Prediction:
+        """Score a batch: features (B, T, D) float, mask (B, T) bool or None (all real).
+
+        ``check_clips=False`` skips the check that every video has a real clip: a data-dependent
+        test that ``torch.func.vmap`` cannot run (the batched ensemble checks its batches first).
+        """
+        features, mask = self.check_input(features, mask, check_clips)
         normalised, parts = self.predict_normalised(features, mask)
         return Prediction(self.score_scale.denormalise(normalised), normalised, parts)
 
@@ -70,7 +74,7 @@ class AQAModel(nn.Module):
         """(B,) the batch's judge scores mapped to the model's [0, 1] space."""
         return self.score_scale.normalise(batch["score"].float())
 
-    def check_input(self, features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def check_input(self, features: Tensor, mask: Tensor | None, check_clips: bool = True) -> tuple[Tensor, Tensor]:
         """Validate shapes up front so bad input fails here with a clear message."""
         if features.dim() != 3:
             raise DataError(f"features must have shape (batch, clips, dim), got {tuple(features.shape)}")
@@ -86,6 +90,6 @@ class AQAModel(nn.Module):
         elif mask.shape != (batch, clips):
             raise DataError(f"mask shape {tuple(mask.shape)} does not match features {(batch, clips)}")
         mask = mask.bool()
-        if not bool(mask.any(dim=1).all()):
+        if check_clips and not bool(mask.any(dim=1).all()):
             raise DataError("a video in the batch has no real clip (its mask is all False)")
         return features.float(), mask

@@ -12,14 +12,49 @@ from torch import Tensor, nn
 from aqakit.errors import ConfigError
 
 
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` over the real clips of a padded ``(B, T, C)`` batch, with no data-dependent shapes.
+
+    In training it normalises with the mean and (biased) variance of the clips where ``mask`` is
+    True and updates the running statistics with their unbiased variance, which is what
+    ``nn.BatchNorm1d`` does on the ``(N_real, C)`` real clips; in evaluation it uses the running
+    statistics. The statistics are mask-weighted sums rather than a gather of the real clips, so
+    the module runs unchanged under ``torch.func.vmap`` (batched ensembles) and ``torch.compile``.
+    Parameters and buffers are those of ``nn.BatchNorm1d`` (same checkpoint keys). Unlike it, a
+    training batch of a single real clip is not an error: its running variance update uses 0.
+    """
+
+    def forward(self, values: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        """values (B, T, C), mask (B, T) bool -> (B, T, C); padded positions are not used."""
+        if self.training or not self.track_running_stats:
+            weights = mask.unsqueeze(-1).to(values.dtype)  # (B, T, 1)
+            count = weights.sum()
+            real = torch.where(weights > 0, values, 0.0)  # padding may hold anything
+            mean = real.sum((0, 1)) / count  # (C,)
+            var = (torch.where(weights > 0, values - mean, 0.0).pow(2)).sum((0, 1)) / count  # biased, (C,)
+            if self.training and self.track_running_stats:
+                self._update_running_stats(mean.detach(), var.detach() * count / (count - 1).clamp(min=1))
+        else:
+            mean, var = self.running_mean, self.running_var
+        normalised = (values - mean) * torch.rsqrt(var + self.eps)
+        return normalised * self.weight + self.bias if self.affine else normalised
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: Tensor, unbiased_var: Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        momentum = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum  # cumulative or EMA
+        self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+        self.running_var.mul_(1 - momentum).add_(momentum * unbiased_var)
+
+
 class ClipProjection(nn.Module):
     """Per-clip MLP ``Linear -> BatchNorm1d (-> ReLU -> Linear -> BatchNorm1d)*`` over real clips only.
 
     This is the 1x1-``Conv1d`` + ``BatchNorm1d`` input projection of GDLT and its descendants: a
     kernel-1 convolution over time is a Linear applied to every clip. The released code runs it on
-    padded tensors, so padding leaks into the BatchNorm statistics; here only the real clips
-    (``mask`` True) are flattened to ``(N_real, C)``, projected, and scattered back, so batch
-    statistics (train) and outputs are independent of padding. Padded positions come out as zeros.
+    padded tensors, so padding leaks into the BatchNorm statistics; here the BatchNorm statistics
+    (train) come from the real clips (``mask`` True) alone (:class:`MaskedBatchNorm1d`), so batch
+    statistics and outputs are independent of padding. Padded positions come out as zeros.
     There is a ReLU between layers but none after the last BatchNorm (as released).
     """
 
@@ -31,16 +66,16 @@ class ClipProjection(nn.Module):
         for i, (d_in, d_out) in enumerate(zip([in_dim, *dims[:-1]], dims)):
             if i > 0:
                 layers.append(nn.ReLU())
-            layers += [nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out)]
+            layers += [nn.Linear(d_in, d_out), MaskedBatchNorm1d(d_out)]
         self.net = nn.Sequential(*layers)
         self.out_dim = int(dims[-1])
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         """features (B, T, D), mask (B, T) bool (True = real clip) -> (B, T, out_dim), padding zero."""
-        real_clips = self.net(features[mask])  # (N_real, out_dim)
-        projected = real_clips.new_zeros(*mask.shape, self.out_dim)  # (B, T, out_dim)
-        projected[mask] = real_clips
-        return projected
+        projected = features
+        for layer in self.net:
+            projected = layer(projected, mask) if isinstance(layer, MaskedBatchNorm1d) else layer(projected)
+        return torch.where(mask.unsqueeze(-1), projected, 0.0)  # (B, T, out_dim)
 
 
 def cosine_distance_matrix(embeddings: Tensor) -> Tensor:

@@ -147,11 +147,14 @@ def quality_graph_loss(prototypes: Tensor, eps: float = ARCCOS_EPS) -> Tensor:
 
     prototypes (G, D) -> a scalar. Diagonals are dropped and rows divided by their sums, so both
     are row distributions over the other G - 1 prototypes; the result is the mean over rows.
-    The cosine is clamped to [-1 + eps, 1 - eps], so arccos and its gradient stay finite.
+    The cosine is clamped to [-1 + eps, 1 - eps], so arccos and its gradient stay finite; it is
+    computed in float32 even under autocast (in bfloat16, 1 - 1e-6 rounds to 1 and arccos' gradient
+    becomes infinite).
     """
     n_grades = prototypes.shape[0]
-    unit = F.normalize(prototypes, dim=-1)
-    angles = torch.arccos((unit @ unit.T).clamp(-1.0 + eps, 1.0 - eps))  # (G, G), in (0, pi)
+    with torch.autocast(prototypes.device.type, enabled=False):
+        unit = F.normalize(prototypes.float(), dim=-1)
+        angles = torch.arccos((unit @ unit.T).clamp(-1.0 + eps, 1.0 - eps))  # (G, G), in (0, pi)
     index = torch.arange(n_grades, device=prototypes.device)
     distances = (index[:, None] - index[None, :]).abs().to(angles.dtype)  # (G, G)
     off_diagonal = ~torch.eye(n_grades, dtype=torch.bool, device=prototypes.device)

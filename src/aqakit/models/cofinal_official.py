@@ -67,7 +67,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -116,15 +115,19 @@ def split_digits(label: Tensor, legacy_float32: bool = False) -> tuple[Tensor, T
 
 
 def decimal_scores(scores: Tensor) -> Tensor:
-    """(B,) scores -> float64; float32 ones as the shortest decimal that reads back as them.
+    """(B,) scores -> float64; float32 ones rounded to the 7 significant digits float32 holds.
 
     aqakit batches carry scores as float32, where 28.71 is 28.7099991; the label files (and the
-    released loader, which divides the float64 score) have 28.71. Other dtypes are only widened.
+    released loader, which divides the float64 score) have 28.71. Any decimal of at most 7
+    significant digits comes back exactly. Other dtypes are only widened. Tensor operations only,
+    so it also runs inside ``torch.func.vmap`` (batched ensembles).
     """
+    wide = scores.double()
     if scores.dtype != torch.float32:
-        return scores.double()
-    decimals = [float(str(np.float32(value))) for value in scores.tolist()]
-    return torch.tensor(decimals, dtype=torch.float64, device=scores.device)
+        return wide
+    exponent = torch.floor(torch.log10(wide.abs().clamp_min(1e-30)))
+    scale = torch.pow(10.0, 6.0 - exponent)
+    return torch.round(wide * scale) / scale
 
 
 def decode_label(coarse: Tensor, revert: Tensor, digit: Tensor) -> Tensor:

@@ -29,6 +29,8 @@ SELECTION_RULES = ("final", "best-val", "best-test")
 OPTIMISERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "step", "none")
 SCHEDULER_INTERVALS = ("epoch", "step")
+#: Lightning precision strings aqakit accepts; "auto" is bf16-mixed where the hardware has bf16, else 32-true.
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
 
 
 @dataclass
@@ -77,8 +79,10 @@ class TrainConfig:
     select: str = "final"  # final | best-val | best-test (the last one only to compare with papers)
     val_fraction: float = 0.2  # validation carved from the training set (only used by best-val)
     eval_test_every_epoch: bool = True  # log test metrics per epoch (never used to select, except best-test)
-    precision: str = "32-true"  # Lightning precision string
+    precision: str = "auto"  # a Lightning precision string, or auto (see aqakit.train.precision)
+    compile: bool = False  # torch.compile the model's training forward pass
     ema_decay: float | None = None  # per-step decay of a weight moving average that is evaluated and saved; None = off
+    ensemble: bool = False  # train all seeds of a run together as one batched ensemble (aqakit.train.ensemble)
 
     def check(self) -> None:
         if self.select not in SELECTION_RULES:
@@ -86,6 +90,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "crop_len", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:

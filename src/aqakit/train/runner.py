@@ -41,9 +41,11 @@ from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.models import create_model
 from aqakit.train.checkpoint import load_checkpoint
-from aqakit.train.config import RunConfig
+from aqakit.train.config import RunConfig, TrainConfig
+from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
-from aqakit.train.task import AQATask
+from aqakit.train.precision import resolve_precision
+from aqakit.train.task import AQATask, SeedRecord
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -98,6 +100,26 @@ def prepare_run_dir(run_dir: Path, overwrite: bool = False, resume: bool = False
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def held_out_sets(
+    splits: Splits, train_cfg: TrainConfig
+) -> tuple[dict[str, tuple[EvalBatches, VideoSet]], dict[str, tuple[EvalBatches, np.ndarray]]]:
+    """Batches of the val/test sets, built once: every held-out set (for the final evaluation)
+    and those evaluated after every epoch (with their true scores)."""
+    held_out = {
+        name: (EvalBatches(ClipBank(videos), train_cfg.eval_batch_size), videos)
+        for name, videos in (("val", splits.val), ("test", splits.test))
+        if videos is not None
+    }
+    per_epoch = {"val"} | ({"test"} if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test" else set())
+    eval_sets = {name: (batches, videos.scores) for name, (batches, videos) in held_out.items() if name in per_epoch}
+    return held_out, eval_sets
+
+
+def checkpoint_info(config: RunConfig, seed: int) -> dict[str, Any]:
+    """What a seed's checkpoint records about its data."""
+    return {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
+
+
 def train_seed(
     config: RunConfig,
     seed: int,
@@ -106,8 +128,13 @@ def train_seed(
     resume: bool = False,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     splits: Splits | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data."""
+    """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data.
+
+    ``device`` (``cpu`` or ``cuda``) fixes where it trains; None takes a GPU when there is one.
+    The precision actually used (``train.precision: auto`` resolved) is in the summary.
+    """
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     pl.seed_everything(seed, workers=False, verbose=False)
     splits = splits or with_validation(read_data(config), config, seed)
@@ -117,24 +144,20 @@ def train_seed(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     )
     train_batches = TrainBatches(ClipBank(splits.train), train_cfg.batch_size, train_cfg.crop_len, seed)
-    held_out = {  # built once: evaluated per epoch during training, then with the selected weights
-        name: (EvalBatches(ClipBank(videos), train_cfg.eval_batch_size), videos)
-        for name, videos in (("val", splits.val), ("test", splits.test))
-        if videos is not None
-    }
-    per_epoch = {"val"} | ({"test"} if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test" else set())
-    eval_sets = {name: (batches, videos.scores) for name, (batches, videos) in held_out.items() if name in per_epoch}
-    info = {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
+    held_out, eval_sets = held_out_sets(splits, train_cfg)
+    info = checkpoint_info(config, seed)
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
-        select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, ema_decay=train_cfg.ema_decay,
+        select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, compile=train_cfg.compile,
+        ema_decay=train_cfg.ema_decay,
     )
+    precision = resolve_precision(train_cfg.precision, device or default_device())
     resume_dir = seed_dir / "resume"
     trainer = pl.Trainer(
         max_epochs=train_cfg.epochs,
-        accelerator="auto",
+        accelerator={None: "auto", "cpu": "cpu", "cuda": "gpu"}[device],
         devices=1,
-        precision=train_cfg.precision,
+        precision=precision,
         gradient_clip_val=train_cfg.grad_clip,
         logger=False,
         enable_progress_bar=False,
@@ -149,7 +172,14 @@ def train_seed(
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
         trainer.fit(task, train_dataloaders=train_batches, ckpt_path=str(last) if resume and last.is_file() else None)
-    return finish_seed(config, seed, seed_dir, held_out, task.history, n_train=len(splits.train))
+    return finish_seed(
+        config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision
+    )
+
+
+def default_device() -> str:
+    """Where training and evaluation run when no device is asked for: a GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def finish_seed(
@@ -159,10 +189,16 @@ def finish_seed(
     held_out: dict[str, tuple[EvalBatches, VideoSet]],
     history: list[dict[str, float]],
     n_train: int,
+    device: str | None = None,
+    precision: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the selected checkpoint on every held-out set; write predictions and summary."""
+    """Evaluate the selected checkpoint on every held-out set; write predictions and summary.
+
+    ``precision`` (the one training used) and ``extra`` entries are recorded in the summary.
+    """
     model, meta = load_checkpoint(seed_dir / "checkpoint")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or default_device()
     model.to(device)
     summary: dict[str, Any] = {
         "model": config.model.name,
@@ -172,6 +208,8 @@ def finish_seed(
         "selected_epoch": meta["info"]["epoch"],
         "epochs": config.train.epochs,
     }
+    if precision is not None:
+        summary["precision"] = precision
     rows = []
     for name, (batches, videos) in held_out.items():
         predicted = predict_bank(model, batches, device)
@@ -183,6 +221,7 @@ def finish_seed(
         summary["note"] = f"selection best-test: {BEST_TEST_NOTE}"
     summary.update(paper_comparison(history))
     summary["timing"] = epoch_timing(history, n_train)
+    summary.update(extra or {})
     with open(seed_dir / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["split", "id", "true_score", "predicted_score"])
@@ -257,8 +296,11 @@ def train_run(
     overwrite: bool = False,
     resume: bool = False,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` for each seed into ``run_dir``; returns the across-seed summary.
+
+    ``device`` (``cpu`` or ``cuda``) fixes where it trains; None takes a GPU when there is one.
 
     With ``resume``, the configuration saved in ``run_dir`` must equal ``config``; finished
     seeds are kept and an interrupted seed continues from its last epoch.
@@ -275,6 +317,28 @@ def train_run(
     else:
         config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     data = read_data(config)
+    if config.train.ensemble:
+        if resume:
+            raise RunDirectoryError(f"{run_dir}: an ensemble run cannot be resumed; train it again with --overwrite")
+        seed_summaries = train_ensemble_run(config, run_dir, seeds, data, device=device, on_epoch_end=on_epoch_end)
+    else:
+        seed_summaries = train_seeds(config, run_dir, seeds, data, resume=resume, device=device, on_epoch_end=on_epoch_end)
+    summary = summarise_seeds(seed_summaries)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def train_seeds(
+    config: RunConfig,
+    run_dir: Path,
+    seeds: list[int],
+    data: Splits,
+    *,
+    resume: bool,
+    device: str | None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+) -> list[dict[str, Any]]:
+    """Train the seeds one after the other; finished seeds of a resumed run are kept."""
     seed_summaries = []
     for seed in seeds:
         seed_dir = run_dir / f"seed-{seed}"
@@ -283,7 +347,33 @@ def train_run(
             continue
         callback = (lambda row, s=seed: on_epoch_end(s, row)) if on_epoch_end else None
         splits = with_validation(data, config, seed)
-        seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits))
-    summary = summarise_seeds(seed_summaries)
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    return summary
+        seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits, device=device))
+    return seed_summaries
+
+
+def train_ensemble_run(
+    config: RunConfig,
+    run_dir: Path,
+    seeds: list[int],
+    data: Splits,
+    *,
+    device: str | None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+) -> list[dict[str, Any]]:
+    """Train every seed together as one batched ensemble, then finish each seed as a separate run."""
+    device = device or default_device()
+    splits = with_validation(data, config, seeds[0])  # final / best-test: no split carved, the same for all
+    held_out, eval_sets = held_out_sets(splits, config.train)
+    records = []
+    for seed in seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        records.append(SeedRecord(seed_dir, config.train.epochs, config.train.select, checkpoint_info(config, seed)))
+    precision = train_ensemble(
+        config, seeds, splits.train, splits.scale, eval_sets, records, device=device, on_epoch_end=on_epoch_end
+    )
+    note = {"seeds": seeds, "note": "trained together as one batched ensemble; train_seconds is the whole ensemble's"}
+    return [
+        finish_seed(config, seed, record.seed_dir, held_out, record.history, len(splits.train), device, precision, {"ensemble": note})
+        for seed, record in zip(seeds, records)
+    ]

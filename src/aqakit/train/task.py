@@ -24,7 +24,7 @@ import csv
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import lightning.pytorch as pl
 import numpy as np
@@ -45,6 +45,76 @@ def is_improvement(value: float, best: float) -> bool:
     return not math.isnan(value) and (math.isnan(best) or value > best)
 
 
+def build_optimiser(
+    cfg: OptimConfig, params: Iterable[torch.Tensor], epochs: int, steps_per_epoch: int = 1
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The configured optimiser over ``params`` and its schedule (None for ``none``).
+
+    The schedule is stepped once per ``cfg.scheduler_interval`` (epoch or optimiser step); a cosine
+    stepped per optimiser step spans ``epochs * steps_per_epoch`` steps.
+    """
+    if cfg.name == "sgd":
+        optimiser = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.name == "adam":
+        optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.scheduler == "none":
+        return optimiser, None
+    if cfg.scheduler == "step":
+        return optimiser, torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.step_size, gamma=cfg.gamma)
+    steps = epochs * (steps_per_epoch if cfg.scheduler_interval == "step" else 1)
+    return optimiser, torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps, eta_min=cfg.min_lr)
+
+
+def held_out_metrics(
+    model: AQAModel, eval_sets: dict[str, tuple[EvalBatches, np.ndarray]], device: torch.device | str
+) -> dict[str, float]:
+    """``<set>_<metric>`` of ``model`` on every held-out set (every clip, deterministic)."""
+    row: dict[str, float] = {}
+    for name, (batches, true) in eval_sets.items():
+        predicted = predict_bank(model, batches, device)
+        row.update({f"{name}_{k}": v for k, v in score_metrics(predicted, true, model).items()})
+    return row
+
+
+class SeedRecord:
+    """One seed's per-epoch history (``metrics.csv``) and its checkpoint selection rule."""
+
+    def __init__(self, seed_dir: Path, epochs: int, select: str, checkpoint_info: dict[str, Any]) -> None:
+        self.seed_dir, self.epochs, self.select, self.checkpoint_info = seed_dir, epochs, select, checkpoint_info
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] = {"epoch": -1, "spearman": -math.inf}
+
+    def add_epoch(self, model: AQAModel, row: dict[str, float]) -> None:
+        """Log ``row``, rewrite ``metrics.csv`` and save ``model`` if the rule selects this epoch."""
+        self.history.append(row)
+        self._write_history()
+        self._update_selection(model, row)
+
+    def _update_selection(self, model: AQAModel, row: dict[str, float]) -> None:
+        epoch = int(row["epoch"])
+        if self.select == "final":
+            if epoch == self.epochs - 1:
+                self._save_selected(model, epoch, math.nan)
+            return
+        value = row[f"{SELECTION_SET[self.select]}_spearman"]
+        if self.best["epoch"] < 0 or is_improvement(value, self.best["spearman"]):
+            self._save_selected(model, epoch, value)
+
+    def _save_selected(self, model: AQAModel, epoch: int, value: float) -> None:
+        self.best = {"epoch": epoch, "spearman": value}
+        info = {**self.checkpoint_info, "selection": self.select, "epoch": epoch}
+        save_checkpoint(model, self.seed_dir / "checkpoint", info)
+
+    def _write_history(self) -> None:
+        columns = list(dict.fromkeys(k for row in self.history for k in row))
+        with open(self.seed_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+
+
 class AQATask(pl.LightningModule):
     """Fit ``model`` on ``train_batches``; evaluate ``eval_sets`` after every epoch."""
 
@@ -59,6 +129,7 @@ class AQATask(pl.LightningModule):
         select: str = "final",
         checkpoint_info: dict[str, Any] | None = None,
         on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+        compile: bool = False,
         ema_decay: float | None = None,
     ) -> None:
         super().__init__()
@@ -68,16 +139,14 @@ class AQATask(pl.LightningModule):
             if ema_decay is not None
             else None
         )
+        # The training forward pass, optionally compiled (a function, so it adds no module or weights).
+        self.train_forward: Callable[..., Any] = torch.compile(model.forward) if compile else model.forward
         self.optim_config = optim
         self.epochs = epochs
         self.train_batches = train_batches
         self.eval_sets = eval_sets  # name -> (batches, true scores)
-        self.seed_dir = seed_dir
-        self.select = select
-        self.checkpoint_info = checkpoint_info or {}
+        self.record = SeedRecord(seed_dir, epochs, select, checkpoint_info or {})
         self.on_epoch_end = on_epoch_end  # receives each epoch's metrics row (progress display)
-        self.history: list[dict[str, float]] = []
-        self.best: dict[str, float] = {"epoch": -1, "spearman": -math.inf}
         self._loss_sums: dict[str, float] = {}
         self._samples = 0
         self._epoch_start = 0.0
@@ -90,20 +159,9 @@ class AQATask(pl.LightningModule):
     # --- training -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         cfg = self.optim_config
-        params = self.model.parameters()
-        if cfg.name == "sgd":
-            optimiser = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        elif cfg.name == "adam":
-            optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.scheduler == "none":
+        optimiser, scheduler = build_optimiser(cfg, self.model.parameters(), self.epochs, len(self.train_batches))
+        if scheduler is None:
             return optimiser
-        if cfg.scheduler == "step":
-            scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.step_size, gamma=cfg.gamma)
-        else:
-            steps = self.epochs * (len(self.train_batches) if cfg.scheduler_interval == "step" else 1)
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps, eta_min=cfg.min_lr)
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": cfg.scheduler_interval}}
 
     def on_train_epoch_start(self) -> None:
@@ -112,7 +170,7 @@ class AQATask(pl.LightningModule):
         self._epoch_start = time.perf_counter()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        prediction = self.model(batch["features"], batch["mask"])
+        prediction = self.train_forward(batch["features"], batch["mask"])
         terms = self.model.loss(prediction, batch)
         total = torch.stack(list(terms.values())).sum()
         size = len(batch["score"])
@@ -131,46 +189,24 @@ class AQATask(pl.LightningModule):
         row: dict[str, float] = {"epoch": self.current_epoch, "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}
         row.update({f"train_{k}": v / max(self._samples, 1) for k, v in self._loss_sums.items()})
         row["train_seconds"] = train_seconds
-        for name, (batches, true) in self.eval_sets.items():
-            predicted = predict_bank(self.scored_model, batches, self.device)
-            row.update({f"{name}_{k}": v for k, v in score_metrics(predicted, true, self.model).items()})
+        row.update(held_out_metrics(self.scored_model, self.eval_sets, self.device))
         row["epoch_seconds"] = time.perf_counter() - self._epoch_start
-        self.history.append(row)
-        self._write_history()
-        self._update_selection(row)
+        self.record.add_epoch(self.scored_model, row)
         if self.on_epoch_end is not None:
             self.on_epoch_end(row)
 
-    def _update_selection(self, row: dict[str, float]) -> None:
-        epoch = int(row["epoch"])
-        if self.select == "final":
-            if epoch == self.epochs - 1:
-                self._save_selected(epoch, math.nan)
-            return
-        value = row[f"{SELECTION_SET[self.select]}_spearman"]
-        if self.best["epoch"] < 0 or is_improvement(value, self.best["spearman"]):
-            self._save_selected(epoch, value)
-
-    def _save_selected(self, epoch: int, value: float) -> None:
-        self.best = {"epoch": epoch, "spearman": value}
-        info = {**self.checkpoint_info, "selection": self.select, "epoch": epoch}
-        save_checkpoint(self.scored_model, self.seed_dir / "checkpoint", info)
-
-    def _write_history(self) -> None:
-        columns = list(dict.fromkeys(k for row in self.history for k in row))
-        with open(self.seed_dir / "metrics.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.history)
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.record.history
 
     # --- resume ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The global RNG drives dropout: saving it makes a resumed run match an uninterrupted one.
-        checkpoint["aqakit"] = {"history": self.history, "best": self.best, "rng": torch.get_rng_state()}
+        checkpoint["aqakit"] = {"history": self.record.history, "best": self.record.best, "rng": torch.get_rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("aqakit", {})
-        self.history = state.get("history", [])
-        self.best = state.get("best", self.best)
+        self.record.history = state.get("history", [])
+        self.record.best = state.get("best", self.record.best)
         if "rng" in state:
             torch.set_rng_state(state["rng"])

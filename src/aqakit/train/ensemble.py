@@ -1,0 +1,180 @@
+"""Train several seeds of one configuration together, as one batched ensemble (``train.ensemble: true``).
+
+Models this small leave most of a GPU idle, so N seeds cost little more than one when their
+parameters are stacked on a leading axis and every step runs all members at once:
+``torch.func.stack_module_state`` stacks the N freshly initialised models, and
+``torch.func.vmap`` over ``torch.func.functional_call`` runs forward pass and loss of every member
+on its own batch in one call; one backward pass fills every member's gradient (the members share
+nothing, so the gradient of the summed losses is each member's own gradient).
+
+What equals N separate runs (``aqakit train --seeds N`` without ensemble), up to float rounding:
+
+- each member's initial weights (the model is created right after seeding with its seed, as in
+  a separate run) and its data: order and random crops come from its own
+  :class:`~aqakit.data.batches.TrainBatches` stream (seed, epoch);
+- the optimiser: SGD, Adam and AdamW are element-wise, so one optimiser over the stacked
+  parameters performs each member's own update; the cosine schedule is shared (identical);
+- BatchNorm statistics: each member normalises its own batch and updates its own running
+  statistics (the stacked buffers; :class:`~aqakit.models.blocks.MaskedBatchNorm1d` has no
+  data-dependent shapes, so it runs under vmap);
+- per-epoch evaluation, selection, checkpoints, ``metrics.csv``, ``predictions.csv`` and summaries:
+  every member is copied into an ordinary model and goes through the same code as a separate run.
+
+What differs:
+
+- **dropout**: the members draw their masks from one stream (``vmap(randomness="different")``):
+  independent per member, as in separate runs, but not the same numbers, so with dropout > 0 the
+  results are statistically, not numerically, those of separate runs. Bit-for-bit dropout would
+  need each member's generator inside vmap, which torch.func does not offer;
+- the batched matrix products sum in a different order: results agree to about 1e-5, and such
+  differences can grow over many epochs as in any two runs on different hardware;
+- ``train_seconds`` in each member's ``metrics.csv`` is the whole ensemble's epoch time;
+- not supported (a ConfigError says so): ``best-val`` selection (every seed carves its own
+  validation split, so the training sets differ), gradient clipping (Lightning clips the global
+  norm), ``train.compile``, a weight moving average (``train.ema_decay``), a schedule stepped per
+  optimiser step, resuming an interrupted ensemble.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from typing import Callable
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from aqakit.data.batches import Batch, ClipBank, EvalBatches, TrainBatches
+from aqakit.data.scale import ScoreScale
+from aqakit.data.videoset import VideoSet
+from aqakit.errors import ConfigError, DataError
+from aqakit.models import AQAModel, create_model
+from aqakit.train.config import RunConfig
+from aqakit.train.precision import resolve_precision
+from aqakit.train.task import SeedRecord, build_optimiser, held_out_metrics
+
+
+class MemberStep(nn.Module):
+    """One member's training step as a module (so ``functional_call`` swaps in its weights):
+    forward pass and loss terms on its batch."""
+
+    def __init__(self, model: AQAModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: Tensor, mask: Tensor, score: Tensor) -> dict[str, Tensor]:
+        prediction = self.model(features, mask, check_clips=False)  # checked before vmap
+        return self.model.loss(prediction, {"features": features, "mask": mask, "score": score})
+
+
+def check_ensemble_config(config: RunConfig) -> None:
+    """Raise ConfigError for settings the ensemble cannot train like separate runs."""
+    train_cfg = config.train
+    if train_cfg.select == "best-val":
+        raise ConfigError("train.ensemble: best-val carves a different validation split per seed; use final or train separately")
+    if train_cfg.grad_clip is not None:
+        raise ConfigError("train.ensemble: gradient clipping (train.grad_clip) is not supported; train separately")
+    if train_cfg.compile:
+        raise ConfigError("train.ensemble: train.compile is not supported with the ensemble")
+    if train_cfg.ema_decay is not None:
+        raise ConfigError("train.ensemble: a weight moving average (train.ema_decay) is not supported; train separately")
+    if config.optim.scheduler_interval != "epoch":
+        raise ConfigError("train.ensemble: the schedule steps once per epoch; optim.scheduler_interval=step is not supported")
+
+
+def stack_batches(batches: list[Batch], device: str) -> Batch:
+    """N members' batches (same sizes) -> one batch with a leading member axis."""
+    stacked = {key: torch.stack([batch[key] for batch in batches]).to(device) for key in ("features", "mask", "score")}
+    if not bool(stacked["mask"].any(-1).all()):
+        raise DataError("a training batch holds a video with no real clip")
+    return stacked
+
+
+def train_ensemble(
+    config: RunConfig,
+    seeds: list[int],
+    train: VideoSet,
+    scale: ScoreScale,
+    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+    records: list[SeedRecord],
+    *,
+    device: str,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> str:
+    """Train one member per seed on ``train``, evaluating ``eval_sets`` after every epoch; each
+    member's history and selected checkpoint go to its record. Returns the precision used."""
+    check_ensemble_config(config)
+    train_cfg = config.train
+    members = []
+    for seed in seeds:  # seeded exactly as a separate run seeds its model
+        pl.seed_everything(seed, workers=False, verbose=False)
+        members.append(
+            create_model(config.model.name, in_dim=train.feature_dim, score_scale=scale, **config.model.args).to(device)
+        )
+    params, buffers = stack_module_state(members)  # name -> (N, ...) leaves
+    step = MemberStep(copy.deepcopy(members[0]))
+    params = {f"model.{name}": value for name, value in params.items()}
+    buffers = {f"model.{name}": value for name, value in buffers.items()}
+    optimiser, scheduler = build_optimiser(config.optim, list(params.values()), train_cfg.epochs)
+    precision = resolve_precision(train_cfg.precision, device)
+    if precision not in ("32-true", "bf16-mixed"):
+        raise ConfigError(f"train.ensemble: precision {precision!r} is not supported (use 32-true or bf16-mixed)")
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+
+    def member_losses(p: dict[str, Tensor], b: dict[str, Tensor], features: Tensor, mask: Tensor, score: Tensor) -> dict[str, Tensor]:
+        return functional_call(step, (p, b), (features, mask, score))
+
+    batched_losses = vmap(member_losses, randomness="different")
+    bank = ClipBank(train)
+    streams = [TrainBatches(bank, train_cfg.batch_size, train_cfg.crop_len, seed) for seed in seeds]
+
+    step.train()
+    for epoch in range(train_cfg.epochs):
+        for stream in streams:
+            stream.set_epoch(epoch)
+        started = time.perf_counter()
+        lr = optimiser.param_groups[0]["lr"]
+        loss_sums: dict[str, Tensor] = {}
+        samples = 0
+        for member_batches in zip(*streams):
+            batch = stack_batches(list(member_batches), device)
+            optimiser.zero_grad(set_to_none=True)
+            with autocast, warnings.catch_warnings():
+                # CPU attention has no vmap rule yet: torch loops over the members (correct, slower)
+                warnings.filterwarnings("ignore", ".*have not yet implemented the batching rule.*")
+                terms = batched_losses(params, buffers, batch["features"], batch["mask"], batch["score"])  # name -> (N,)
+            total = torch.stack(list(terms.values())).sum(0)  # (N,) each member's loss
+            total.sum().backward()
+            optimiser.step()
+            size = batch["score"].shape[1]
+            for name, value in {**terms, "loss": total}.items():
+                loss_sums[name] = loss_sums.get(name, 0) + value.detach().float() * size
+            samples += size
+        if scheduler is not None:
+            scheduler.step()
+        train_seconds = time.perf_counter() - started
+        for index, (member, record) in enumerate(zip(members, records)):
+            load_member(member, params, buffers, index)
+            row: dict[str, float] = {"epoch": epoch, "lr": lr}
+            row.update({f"train_{name}": float(value[index]) / max(samples, 1) for name, value in loss_sums.items()})
+            row["train_seconds"] = train_seconds
+            row.update(held_out_metrics(member, eval_sets, device))
+            row["epoch_seconds"] = time.perf_counter() - started
+            record.add_epoch(member, row)
+            if on_epoch_end is not None:
+                on_epoch_end(seeds[index], row)
+    return precision
+
+
+@torch.no_grad()
+def load_member(model: AQAModel, params: dict[str, Tensor], buffers: dict[str, Tensor], index: int) -> None:
+    """Copy member ``index`` of the stacked weights into ``model`` (non-persistent buffers are
+    constants the model rebuilds itself, e.g. positional encodings, and are left as they are)."""
+    persistent = model.state_dict().keys()
+    stacked = {name.removeprefix("model."): value for name, value in {**params, **buffers}.items()}
+    model.load_state_dict({name: value[index] for name, value in stacked.items() if name in persistent})
+

@@ -1,0 +1,65 @@
+"""`aqakit bench`: every figure is produced, consistent and counted (tiny synthetic runs)."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from aqakit.bench import BenchSettings, count_flops, matmul_peak_gflops, run_bench
+from aqakit.cli import app
+from aqakit.errors import ConfigError
+from aqakit.models import list_models
+
+TINY = {"benchmark_args.n_train": 40, "benchmark_args.n_test": 12, "benchmark_args.dim": 16}
+
+
+def test_flop_counter_counts_a_linear_layer_exactly():
+    layer = torch.nn.Linear(16, 8)
+    assert count_flops(lambda: layer(torch.randn(5, 16))) == 2 * 5 * 16 * 8
+
+
+def test_matmul_peak_is_a_positive_rate():
+    peak = matmul_peak_gflops(torch.float32, "cpu", min_call_seconds=0.0)
+    assert peak["size"] == 256 and peak["gflops"] > 0
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_bench(list_models(), BenchSettings(repeats=2, train_epochs=2, threads=1, overrides=TINY))
+
+
+def test_every_model_gets_every_figure(result):
+    assert [m["model"] for m in result["models"]] == list_models()
+    assert result["torch_threads"] == 1 and result["videos"] == {"train": 40, "test": 12}
+    fp32 = result["matmul_peak"]["fp32"]["gflops"]
+    for model in result["models"]:
+        inference, batched, training = model["inference"], model["batched_inference"], model["training"]
+        assert model["parameters"] > 0 and inference["flops"] > 0
+        assert inference["clips"] == pytest.approx(result["clips"]["median"], abs=1)
+        assert 0 < inference["latency_ms_median"] <= inference["latency_ms_p95"]
+        assert batched["videos"] == 12 and batched["videos_per_second"] > 0
+        assert training["epochs_measured"] == 1 and training["crop_len"] == 60 and training["batch_size"] == 32
+        assert training["epoch_seconds"] <= training["epoch_seconds_with_test_pass"]
+        assert training["flops_per_sample"] > inference["flops"] * 60 / inference["clips"]  # backward costs too
+        for phase in (inference, batched, training):
+            assert phase["fraction_of_fp32_peak"] == pytest.approx(phase["gflops"] / fp32)
+            assert phase["peak_memory_mib"] > 0
+
+
+def test_cli_prints_json_and_appends_a_record(tmp_path):
+    record = tmp_path / "results.jsonl"
+    args = ["bench", "gdlt", "--repeats", "1", "--train-epochs", "2", "--threads", "1", "--record", str(record), "--json"]
+    args += [f"--set={key}={value}" for key, value in TINY.items()]
+    output = CliRunner().invoke(app, args)
+    assert output.exit_code == 0, output.output
+    printed = json.loads(output.output)
+    assert [m["model"] for m in printed["models"]] == ["gdlt"]
+    assert json.loads(record.read_text().splitlines()[-1])["models"][0]["parameters"] == printed["models"][0]["parameters"]
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="--device 'tpu'"):
+        run_bench(["gdlt"], BenchSettings(device="tpu"))
+    with pytest.raises(ConfigError, match="unknown model"):
+        run_bench(["nope"], BenchSettings(repeats=1, train_epochs=2, overrides=TINY))
