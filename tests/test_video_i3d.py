@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import DATA
+from videos import i3d_flax_arrays
 
 from aqakit.errors import ConfigError, DataError
 from aqakit.video.i3d import I3D, I3DWeights, MaxPool3dSame, same_padding
@@ -49,18 +50,7 @@ def test_bad_input_shape_is_a_clear_error():
 def test_weights_round_trip_from_the_flax_layout(tmp_path):
     """Arrays written in the Flax layout load into the right tensors (transposed kernels, BN stats)."""
     torch.manual_seed(0)
-    source = I3D().eval()
-    arrays: dict[str, np.ndarray] = {}
-    names = {unit: name for name, unit in source.named_modules()}
-    for tf_name, unit in source.units():
-        arrays[f"params/{tf_name}/Conv_0/kernel"] = unit.conv.weight.detach().permute(2, 3, 4, 1, 0).numpy()
-        arrays[f"params/{tf_name}/BatchNorm_0/bias"] = torch.randn(unit.norm_bias.shape).numpy()
-        channels = unit.norm_bias.shape[0]
-        arrays[f"batch_stats/{tf_name}/BatchNorm_0/mean"] = torch.randn(1, 1, 1, 1, channels).numpy()
-        arrays[f"batch_stats/{tf_name}/BatchNorm_0/var"] = (torch.rand(1, 1, 1, 1, channels) + 0.5).numpy()
-        assert names[unit]
-    arrays["params/Logits/Conv3d_0c_1x1/Conv_0/kernel"] = torch.randn(1, 1, 1, 1024, 400).numpy()
-    arrays["params/Logits/Conv3d_0c_1x1/Conv_0/bias"] = torch.randn(400).numpy()
+    arrays = i3d_flax_arrays(I3D())
     path = tmp_path / "w.npz"
     np.savez(path, **arrays)
     model = I3DWeights(path).build()

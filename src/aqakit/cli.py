@@ -244,6 +244,76 @@ def datasets(
         raise typer.Exit(1)
 
 
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
+
+
+def _video_files(paths: list[Path]) -> list[Path]:
+    """The given files, with each folder replaced by the video files directly inside it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                raise ConfigError(f"{path}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+@app.command()
+def extract(
+    videos: list[Path] = typer.Argument(..., help="Video files, or folders of video files."),
+    backbone: str = typer.Option("i3d", "--backbone", help="i3d | swin3d_b"),
+    weights: Path = typer.Option(..., "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature folder to write (<video_id>.npy + manifest.json)."),
+    clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Frames per clip (default: 16 for i3d, 32 for swin3d_b)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Resample to this frame rate (default: keep the video's frames)."),
+    size: int = typer.Option(224, "--size", min=1, help="Side of the centre crop after resizing the short side to it."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass."),
+    force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
+) -> None:
+    """Extract clip features of VIDEOS into OUT: one <video_id>.npy (clips, dim) per video.
+
+    Resumable: videos already extracted with the same settings are skipped. A video that fails
+    is reported and the others continue; the exit status is 1 if any failed.
+    """
+    from aqakit.video.backbones import load_backbone
+    from aqakit.video.decode import DecodeOptions
+    from aqakit.video.extract import extract_folder
+
+    files = _video_files(videos)
+    options = DecodeOptions(fps=fps, size=size)
+    model = load_backbone(backbone, weights, device)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("videos", total=len(files), clips=0)
+
+        def on_video(path: Path, status: str) -> None:
+            if status == "extracting":
+                progress.update(task, description=path.name)
+                return
+            progress.advance(task)
+            if status.startswith("failed"):
+                progress.console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
+
+        report = extract_folder(
+            files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
+            on_clips=lambda n: progress.update(task, clips=progress.tasks[0].fields["clips"] + n),
+        )
+    timing = report.timing
+    console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
+                  f"{len(report.failed)} failed -> {out}")
+    if timing.clips:
+        total = timing.decode_seconds + timing.model_seconds
+        console.print(f"{timing.clips} clips in {total:.1f} s ({timing.clips / total:.2f} clips/s; "
+                      f"decode {timing.decode_seconds:.1f} s, {model.name} on {model.device} {timing.model_seconds:.1f} s)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
     try:
