@@ -53,7 +53,9 @@ def write_video(
 
 
 def i3d_flax_arrays(model) -> dict[str, np.ndarray]:
-    """An I3D's weights as the arrays of a Flax-layout .npz (kernels (D, H, W, I, O), random BN stats/biases)."""
+    """An I3D's weights as the arrays of a Flax-layout .npz: kernels (D, H, W, I, O) and random batch-norm
+    statistics scaled (variance ~0.15) so that activations of the randomly initialised network neither
+    vanish nor explode through its depth, and its features still depend on the input."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -61,9 +63,9 @@ def i3d_flax_arrays(model) -> dict[str, np.ndarray]:
     for tf_name, unit in model.units():
         channels = unit.norm_bias.shape[0]
         arrays[f"params/{tf_name}/Conv_0/kernel"] = unit.conv.weight.detach().permute(2, 3, 4, 1, 0).numpy()
-        arrays[f"params/{tf_name}/BatchNorm_0/bias"] = torch.randn(channels, generator=generator).numpy()
-        arrays[f"batch_stats/{tf_name}/BatchNorm_0/mean"] = torch.randn(1, 1, 1, 1, channels, generator=generator).numpy()
-        arrays[f"batch_stats/{tf_name}/BatchNorm_0/var"] = (torch.rand(1, 1, 1, 1, channels, generator=generator) + 0.5).numpy()
+        arrays[f"params/{tf_name}/BatchNorm_0/bias"] = 0.05 * torch.randn(channels, generator=generator).numpy()
+        arrays[f"batch_stats/{tf_name}/BatchNorm_0/mean"] = 0.01 * torch.randn(1, 1, 1, 1, channels, generator=generator).numpy()
+        arrays[f"batch_stats/{tf_name}/BatchNorm_0/var"] = 0.15 * (0.8 + 0.4 * torch.rand(1, 1, 1, 1, channels, generator=generator)).numpy()
     arrays["params/Logits/Conv3d_0c_1x1/Conv_0/kernel"] = model.classifier.weight.detach().permute(2, 3, 4, 1, 0).numpy()
     arrays["params/Logits/Conv3d_0c_1x1/Conv_0/bias"] = model.classifier.bias.detach().numpy()
     return arrays

@@ -1,4 +1,4 @@
-"""The ``aqakit`` command line: train, eval, predict, datasets.
+"""The ``aqakit`` command line: train, eval, predict, datasets, extract, score.
 
 Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
 ``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
@@ -312,6 +312,45 @@ def extract(
                       f"decode {timing.decode_seconds:.1f} s, {model.name} on {model.device} {timing.model_seconds:.1f} s)")
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    video: Path = typer.Argument(..., help="The video file to score."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder, a seed folder or a checkpoint folder."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Only for checkpoints that do not record their backbone."),
+    clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Only for checkpoints that do not record it."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Only for checkpoints that do not record it."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass of the backbone."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the score and every part as JSON."),
+) -> None:
+    """Score VIDEO with a trained checkpoint: extract features as the checkpoint's were, predict, explain."""
+    from aqakit.explain import render_html
+    from aqakit.explain.scoring import score_video
+
+    if report is not None and report.exists() and not overwrite:
+        raise ConfigError(f"{report} already exists; pass --overwrite to replace it")
+    result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
+                         batch_size=batch_size, device=device)
+    if report is not None:
+        report.write_text(render_html(result), encoding="utf-8")
+    if as_json:
+        console.print_json(json.dumps(result.to_json()))
+        return
+    console.print(f"[bold]{result.score:.2f}[/bold]  {video} ({result.model}, {result.n_clips} clips)", highlight=False)
+    table = Table(title="breakdown")
+    table.add_column("part")
+    table.add_column("value")
+    for view in result.parts:
+        if view.kind != "hidden":
+            table.add_row(view.name, view.summary())
+    console.print(table)
+    if report is not None:
+        console.print(f"report written to {report}")
 
 
 def main() -> None:

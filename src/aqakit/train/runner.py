@@ -34,16 +34,17 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aqakit import metrics
 from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
-from aqakit.data.benchmarks import get_benchmark
+from aqakit.data.benchmarks import FileBenchmark, get_benchmark
 from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_validation
 from aqakit.data.videoset import VideoSet
-from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.errors import ConfigError, DataError, RunDirectoryError
 from aqakit.models import create_model
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import RunConfig
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.task import AQATask
+from aqakit.video.manifest import read_manifest
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -76,6 +77,23 @@ def with_validation(data: Splits, config: RunConfig, seed: int) -> Splits:
     train_idx, val_idx = carve_validation(data.train.scores, config.train.val_fraction, seed)
     val = data.train.subset(val_idx, source=f"{data.train.source} (validation part)")
     return Splits(train=data.train.subset(train_idx), test=data.test, val=val, scale=data.scale)
+
+
+def feature_extraction_info(config: RunConfig) -> dict[str, Any]:
+    """``{"features": settings}`` when the run's feature folder was written by ``aqakit extract``.
+
+    The settings (backbone, weights hash, clip length, fps, crop) go into every checkpoint so
+    ``aqakit score`` extracts a new video the way the training features were made.
+    """
+    benchmark = get_benchmark(config.benchmark, **config.benchmark_args)
+    if not isinstance(benchmark, FileBenchmark):
+        return {}
+    try:
+        feature_dir = benchmark.feature_dir(Path(config.data_root) if config.data_root else None)
+    except DataError:
+        return {}
+    manifest = read_manifest(feature_dir)
+    return {"features": manifest["extraction"]} if manifest else {}
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool = False, resume: bool = False) -> None:
@@ -124,7 +142,8 @@ def train_seed(
     }
     per_epoch = {"val"} | ({"test"} if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test" else set())
     eval_sets = {name: (batches, videos.scores) for name, (batches, videos) in held_out.items() if name in per_epoch}
-    info = {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
+    info = {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed,
+            **feature_extraction_info(config)}
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
         select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end,
