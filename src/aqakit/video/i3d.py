@@ -18,7 +18,6 @@ is 16 or 64 frames of 224x224). :meth:`I3D.forward` returns an :class:`I3DOutput
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aqakit.errors import ConfigError, DataError
+from aqakit.video.manifest import file_sha256
 
 FEATURE_DIM = 1024
 NUM_CLASSES = 400
@@ -205,11 +205,7 @@ class I3DWeights:
 
     def sha256(self) -> str:
         """Hex SHA-256 of the weights file (recorded in feature manifests)."""
-        digest = hashlib.sha256()
-        with self._open_path().open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_sha256(self._open_path())
 
     def class_names(self) -> list[str]:
         """The class names, or ``class_<i>`` when no label file is known."""

@@ -8,6 +8,7 @@ file, clips, frames). Training on such a folder copies ``extraction`` into the c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -44,3 +45,12 @@ def write_manifest(feature_dir: Path, manifest: dict[str, Any]) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(manifest, indent=2))
     os.replace(partial, path)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (weights files are recorded by hash in manifests)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
