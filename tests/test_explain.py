@@ -13,6 +13,7 @@ from aqakit.explain import PartView, ScoreReport, clip_influence, render_html, v
 from aqakit.explain.images import png_bytes
 from aqakit.explain.parts import classify
 from aqakit.models import create_model
+from test_model_contract import TINY_HPARAMS
 
 
 @pytest.mark.parametrize(
@@ -77,3 +78,20 @@ def test_report_renders_every_shape_and_stays_self_contained():
     assert "grade_index" in html and "fine_feature (256,)" in html and "3.2s" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html) and "<script" not in html
     assert report.to_json()["parts"]["grade_probs"] == [0.1, 0.2, 0.6, 0.1]
+
+
+@pytest.mark.parametrize("name", sorted(TINY_HPARAMS))
+def test_every_registered_models_parts_render(name):
+    """Any model's parts become views and an HTML page without report code written for that model."""
+    torch.manual_seed(0)
+    model = create_model(name, in_dim=8, score_scale=ScoreScale(0.0, 10.0), **TINY_HPARAMS[name]).eval()
+    features = torch.randn(7, 8)
+    with torch.no_grad():
+        prediction = model(features[None])
+    views = view_parts(prediction.parts, n_clips=7)
+    assert [v.name for v in views] == list(prediction.parts)
+    influence = PartView("clip_influence", "timeline", clip_influence(model, features))
+    report = ScoreReport(video="v.mp4", score=float(prediction.score[0]), model=name, checkpoint="-",
+                         score_range=(0.0, 10.0), extraction={}, parts=[*views, influence], n_clips=7)
+    html = render_html(report)
+    assert html.count("<svg") >= 1 + sum(v.kind in ("bars", "timeline", "clip_map", "matrix") for v in views)
