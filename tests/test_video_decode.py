@@ -51,6 +51,13 @@ def test_variable_rate_shows_the_frame_on_screen_at_each_output_time(tmp_path):
     assert source_index(levels(frames)).tolist() == expected
 
 
+def test_a_late_first_frame_starts_the_output_clock(tmp_path):
+    times_ms = [1000 + 40 * i for i in range(30)]  # 25 fps, starting at 1 s
+    path = write_video(tmp_path / "late.mkv", 30, times_ms=times_ms)
+    frames = list(iter_frames(path, DecodeOptions(fps=12.5)))
+    assert source_index(levels(frames)).tolist() == list(range(0, 30, 2))
+
+
 def test_short_side_resize_and_centre_crop(tmp_path):
     path = write_video(tmp_path / "bands.mp4", 2, size=(96, 48), bands=True, codec="libx264")
     frame = next(iter_frames(path, DecodeOptions(size=32)))

@@ -34,8 +34,8 @@ def write_video(
         stream.pix_fmt = "yuv420p" if codec != "gif" else "rgb8"
         if codec != "gif":
             stream.bit_rate = 4_000_000  # near-lossless, so grey levels survive
-        if times_ms is not None:
-            stream.time_base = Fraction(1, 1000)
+        if times_ms is not None:  # millisecond timestamps, kept exactly by the encoder and the container
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         for i in range(n_frames):
             image = np.full((height, width, 3), grey_level(i), np.uint8)
             if bands:

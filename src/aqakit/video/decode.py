@@ -155,29 +155,28 @@ def iter_frames(path: Path, options: DecodeOptions = DecodeOptions()) -> Iterato
         step = 1.0 / options.fps if options.fps else None
         tolerance = float(time_base) / 2 + 1e-9  # timestamps are rounded to the container's time base
         nominal = 1.0 / info.average_fps if info.average_fps else (step or 0.04)
-        start: float | None = None
         previous: tuple[float, np.ndarray] | None = None  # the frame on screen before the current one
+        first_time: float | None = None  # t0: output times are t0 + k / fps
         last_time = 0.0
         try:
             for frame in container.decode(stream):
                 time = float(frame.pts * time_base) if frame.pts is not None else last_time + nominal
                 last_time = time
+                first_time = time if first_time is None else first_time
                 image = _prepare(frame, short, options.size)
                 if step is None:
                     emitted += 1
                     yield image
                     continue
-                if start is None:
-                    start = time
                 if previous is not None:
-                    for out in _emit_until(previous[1], start, step, emitted, time - tolerance):
+                    for out in _emit_until(previous[1], first_time, step, emitted, time - tolerance):
                         emitted += 1
                         yield out
                 previous = (time, image)
         except av.FFmpegError as exc:
             raise DataError(f"{path}: truncated or corrupt video ({_reason(exc)}) after {emitted} frames") from None
         if previous is not None and step is not None:  # the last frame stays on screen for one frame period
-            for out in _emit_until(previous[1], start, step, emitted, previous[0] + nominal - tolerance):
+            for out in _emit_until(previous[1], first_time, step, emitted, previous[0] + nominal - tolerance):
                 emitted += 1
                 yield out
         if emitted == 0:
@@ -202,7 +201,13 @@ def _prepare(frame, short_side: int, size: int) -> np.ndarray:
 
 
 def _check_complete(path: Path, info: VideoInfo, decoded_end: float) -> None:
-    """DataError when the decoded frames stop well before the duration the container declares."""
+    """DataError when the decoded frames end (timestamp ``decoded_end``) well before the duration the
+    container declares.
+
+    Containers disagree on whether that duration counts from time 0 (Matroska) or from the first
+    frame (MP4 edit lists); comparing it with the last frame's absolute end time never flags a
+    complete file in either case, at the price of missing a truncation hidden by a late start.
+    """
     declared = info.duration_seconds
     if declared is None or declared <= 0:
         return
