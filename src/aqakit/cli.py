@@ -1,4 +1,4 @@
-"""The ``aqakit`` command line: train, eval, predict, datasets.
+"""The ``aqakit`` command line: train, eval, predict, datasets, extract, score.
 
 Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
 ``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
@@ -281,6 +281,115 @@ def bench(
         console.print_json(json.dumps(result))
     else:
         console.print(render_bench(result))
+
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
+
+
+def _video_files(paths: list[Path]) -> list[Path]:
+    """The given files, with each folder replaced by the video files directly inside it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                raise ConfigError(f"{path}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+@app.command()
+def extract(
+    videos: list[Path] = typer.Argument(..., help="Video files, or folders of video files."),
+    backbone: str = typer.Option("i3d", "--backbone", help="i3d | swin3d_b"),
+    weights: Path = typer.Option(..., "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature folder to write (<video_id>.npy + manifest.json)."),
+    clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Frames per clip (default: 16 for i3d, 32 for swin3d_b)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Resample to this frame rate (default: keep the video's frames)."),
+    size: int = typer.Option(224, "--size", min=1, help="Side of the centre crop after resizing the short side to it."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass."),
+    force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
+) -> None:
+    """Extract clip features of VIDEOS into OUT: one <video_id>.npy (clips, dim) per video.
+
+    Resumable: videos already extracted with the same settings are skipped. A video that fails
+    is reported and the others continue; the exit status is 1 if any failed.
+    """
+    from aqakit.video.backbones import load_backbone
+    from aqakit.video.decode import DecodeOptions
+    from aqakit.video.extract import extract_folder
+
+    files = _video_files(videos)
+    options = DecodeOptions(fps=fps, size=size)
+    model = load_backbone(backbone, weights, device)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("videos", total=len(files), clips=0)
+
+        def on_video(path: Path, status: str) -> None:
+            if status == "extracting":
+                progress.update(task, description=path.name)
+                return
+            progress.advance(task)
+            if status.startswith("failed"):
+                progress.console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
+
+        report = extract_folder(
+            files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
+            on_clips=lambda n: progress.update(task, clips=progress.tasks[0].fields["clips"] + n),
+        )
+    timing = report.timing
+    console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
+                  f"{len(report.failed)} failed -> {out}")
+    if timing.clips:
+        total = timing.decode_seconds + timing.model_seconds
+        console.print(f"{timing.clips} clips in {total:.1f} s ({timing.clips / total:.2f} clips/s; "
+                      f"decode {timing.decode_seconds:.1f} s, {model.name} on {model.device} {timing.model_seconds:.1f} s)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    video: Path = typer.Argument(..., help="The video file to score."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder, a seed folder or a checkpoint folder."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Only for checkpoints that do not record their backbone."),
+    clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Only for checkpoints that do not record it."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Only for checkpoints that do not record it."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass of the backbone."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the score and every part as JSON."),
+) -> None:
+    """Score VIDEO with a trained checkpoint: extract features as the checkpoint's were, predict, explain."""
+    from aqakit.explain import render_html
+    from aqakit.explain.scoring import score_video
+
+    if report is not None and report.exists() and not overwrite:
+        raise ConfigError(f"{report} already exists; pass --overwrite to replace it")
+    result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
+                         batch_size=batch_size, device=device)
+    if report is not None:
+        report.write_text(render_html(result), encoding="utf-8")
+    if as_json:
+        console.print_json(json.dumps(result.to_json()))
+        return
+    console.print(f"[bold]{result.score:.2f}[/bold]  {video} ({result.model}, {result.n_clips} clips)", highlight=False)
+    table = Table(title="breakdown")
+    table.add_column("part")
+    table.add_column("value")
+    for view in result.parts:
+        if view.kind != "hidden":
+            table.add_row(view.name, view.summary())
+    console.print(table)
+    if report is not None:
+        console.print(f"report written to {report}")
 
 
 def main() -> None:

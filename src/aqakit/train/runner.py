@@ -34,11 +34,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aqakit import metrics
 from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
-from aqakit.data.benchmarks import get_benchmark
+from aqakit.data.benchmarks import FileBenchmark, get_benchmark
 from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_validation
 from aqakit.data.videoset import VideoSet
-from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.errors import ConfigError, DataError, RunDirectoryError
 from aqakit.models import create_model
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import RunConfig, TrainConfig
@@ -46,6 +46,7 @@ from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
 from aqakit.train.task import AQATask, SeedRecord
+from aqakit.video.manifest import read_manifest
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -78,6 +79,23 @@ def with_validation(data: Splits, config: RunConfig, seed: int) -> Splits:
     train_idx, val_idx = carve_validation(data.train.scores, config.train.val_fraction, seed)
     val = data.train.subset(val_idx, source=f"{data.train.source} (validation part)")
     return Splits(train=data.train.subset(train_idx), test=data.test, val=val, scale=data.scale)
+
+
+def feature_extraction_info(config: RunConfig) -> dict[str, Any]:
+    """``{"features": settings}`` when the run's feature folder was written by ``aqakit extract``.
+
+    The settings (backbone, weights hash, clip length, fps, crop) go into every checkpoint so
+    ``aqakit score`` extracts a new video the way the training features were made.
+    """
+    benchmark = get_benchmark(config.benchmark, **config.benchmark_args)
+    if not isinstance(benchmark, FileBenchmark):
+        return {}
+    try:
+        feature_dir = benchmark.feature_dir(Path(config.data_root) if config.data_root else None)
+    except DataError:
+        return {}
+    manifest = read_manifest(feature_dir)
+    return {"features": manifest["extraction"]} if manifest else {}
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool = False, resume: bool = False) -> None:
@@ -116,8 +134,9 @@ def held_out_sets(
 
 
 def checkpoint_info(config: RunConfig, seed: int) -> dict[str, Any]:
-    """What a seed's checkpoint records about its data."""
-    return {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed}
+    """What a seed's checkpoint records about its data (and how its features were extracted)."""
+    return {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed,
+            **feature_extraction_info(config)}
 
 
 def train_seed(

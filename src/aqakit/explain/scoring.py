@@ -1,0 +1,101 @@
+"""Score one video with a trained checkpoint: extract its features the way the training features
+were made, predict, and collect everything a report shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aqakit.errors import ConfigError, DataError
+from aqakit.explain.parts import INFLUENCE_NAME, PartView, clip_influence, view_parts
+from aqakit.explain.report import ScoreReport
+from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
+from aqakit.video.backbones import backbone_class, load_backbone
+from aqakit.video.decode import DecodeOptions, probe
+from aqakit.video.extract import extract_video
+
+
+def extraction_plan(
+    recorded: dict[str, Any] | None, folder: Path, backbone: str | None, clip_len: int | None, fps: float | None
+) -> tuple[str, int, DecodeOptions]:
+    """Backbone name, clip length and decode options: the checkpoint's record, else the user's flags.
+
+    Raises:
+        ConfigError: the checkpoint records nothing and no ``backbone`` is given, or a flag
+        contradicts the record.
+    """
+    if recorded is None:
+        if backbone is None:
+            raise ConfigError(
+                f"{folder}: the checkpoint does not record how its features were extracted (it was trained on a "
+                "feature folder without an aqakit manifest); pass --backbone and --weights, and --clip-len/--fps "
+                "as used for its training features"
+            )
+        return backbone, clip_len or backbone_class(backbone).default_clip_len, DecodeOptions(fps=fps)
+    asked = {"backbone": backbone, "clip_len": clip_len, "fps": fps}
+    for key, value in asked.items():
+        if value is not None and value != recorded.get(key):
+            raise ConfigError(
+                f"{folder}: its training features used {key}={recorded.get(key)!r}; --{key.replace('_', '-')} {value} "
+                "would give features the model has never seen"
+            )
+    options = DecodeOptions(fps=recorded.get("fps"), size=recorded.get("crop_size", 224), short_side=recorded.get("short_side"))
+    return recorded["backbone"], int(recorded["clip_len"]), options
+
+
+def score_video(
+    video: Path,
+    checkpoint: Path,
+    weights: Path | None,
+    *,
+    backbone: str | None = None,
+    clip_len: int | None = None,
+    fps: float | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+) -> ScoreReport:
+    """Extract ``video``'s features, score them with ``checkpoint`` and explain the prediction.
+
+    Args:
+        weights: the backbone's weights file (never stored in checkpoints, never downloaded).
+        backbone, clip_len, fps: only for checkpoints that do not record their extraction.
+
+    Raises:
+        ConfigError: no weights, other weights than the training features were made with, or
+            settings that contradict the checkpoint; DataError: the video cannot be decoded or its
+            features do not fit the model.
+    """
+    folder = find_checkpoint(checkpoint)
+    model, meta = load_checkpoint(folder)
+    recorded = meta["info"].get("features")
+    name, clip_len, options = extraction_plan(recorded, folder, backbone, clip_len, fps)
+    if weights is None:
+        raise ConfigError(f"scoring needs the {name} weights the features were extracted with: pass --weights FILE")
+    encoder = load_backbone(name, weights, device)
+    if recorded is not None and recorded.get("weights_sha256") not in (None, encoder.weights_sha256):
+        raise ConfigError(
+            f"{weights}: not the weights the training features were extracted with "
+            f"({recorded.get('weights_file')}, sha256 {recorded['weights_sha256'][:12]}...)"
+        )
+    if encoder.feature_dim != model.in_dim:
+        raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
+    extracted = extract_video(video, encoder, clip_len, options, batch_size, keep_thumbnails=True)
+    features = torch.from_numpy(extracted.features)  # (T, D)
+    with torch.no_grad():
+        prediction = model(features.unsqueeze(0))
+    n_clips = features.shape[0]
+    views = view_parts(prediction.parts, n_clips)
+    influence = clip_influence(model, features)
+    if influence.size:
+        views.append(PartView(INFLUENCE_NAME, "timeline", influence))
+    rate = options.fps or probe(video).average_fps
+    return ScoreReport(
+        video=str(video), score=float(prediction.score[0]), model=meta["model"], checkpoint=str(folder),
+        score_range=(model.score_scale.lo, model.score_scale.hi),
+        extraction={**(recorded or encoder.describe()), "clip_len": clip_len, "fps": options.fps},
+        parts=views, n_clips=n_clips,
+        clip_seconds=[i * clip_len / rate for i in range(n_clips)] if rate else None,
+        thumbnails=extracted.thumbnails,
+    )

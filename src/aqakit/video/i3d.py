@@ -1,0 +1,261 @@
+"""I3D (Carreira & Zisserman, CVPR 2017): Inception-v1 inflated to 3-D, RGB stream, in plain PyTorch.
+
+The layer names, widths and TensorFlow 'SAME' padding follow DeepMind's ``kinetics-i3d`` so that
+its Kinetics-400 weights load unchanged from an ``.npz`` file in the TensorFlow/Flax layout
+(see :class:`I3DWeights`). Every convolution is conv (no bias) -> batch norm (bias, no scale,
+eps 1e-3) -> ReLU, except the final 1x1x1 classifier (a biased conv, no norm).
+
+Input: RGB clips ``(B, 3, T, H, W)`` scaled to [-1, 1]. Any T, H, W >= 1 work (the usual input
+is 16 or 64 frames of 224x224). :meth:`I3D.forward` returns an :class:`I3DOutput` with
+
+- ``features`` (B, 1024): the global average of the Mixed_5c map over time and space — the
+  "I3D feature" of AQA work;
+- ``logits`` (B, 400): Kinetics-400 class scores. As in DeepMind's code, the Mixed_5c map is
+  average-pooled with a (2, 7, 7) window, stride 1, 'VALID' padding, classified per position and
+  averaged. For maps smaller than the window (short or small inputs) the window shrinks to the
+  map's size, a choice of this port (the reference code fails there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aqakit.errors import ConfigError, DataError
+from aqakit.video.manifest import file_sha256
+
+FEATURE_DIM = 1024
+NUM_CLASSES = 400
+BN_EPS = 1e-3
+
+# Inception widths of each mixed block: branch 0 (1x1), branch 1 (1x1 -> 3x3x3),
+# branch 2 (1x1 -> 3x3x3), branch 3 (3x3x3 max pool -> 1x1).
+_MIXED_WIDTHS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "Mixed_3b": (64, 96, 128, 16, 32, 32),
+    "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64),
+    "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64),
+    "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128),
+    "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_5c": (384, 192, 384, 48, 128, 128),
+}
+
+Triple = tuple[int, int, int]
+
+
+def same_padding(sizes: tuple[int, ...], kernel: Triple, stride: Triple) -> list[int]:
+    """TensorFlow 'SAME' padding of a (D, H, W) map, in ``F.pad`` order (W left/right, H, D).
+
+    The output has ``ceil(size / stride)`` positions; any odd total padding puts the extra
+    element after the data, as TensorFlow does.
+    """
+    pads: list[int] = []
+    for size, k, s in zip(reversed(sizes), reversed(kernel), reversed(stride)):
+        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        pads += [total // 2, total - total // 2]
+    return pads
+
+
+class MaxPool3dSame(nn.Module):
+    """3-D max pooling with TensorFlow 'SAME' padding (padding never wins the max)."""
+
+    def __init__(self, kernel: Triple, stride: Triple) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.pad(x, same_padding(tuple(x.shape[2:]), self.kernel, self.stride), value=float("-inf"))
+        return F.max_pool3d(x, self.kernel, self.stride)
+
+
+class Unit3D(nn.Module):
+    """Conv3d ('SAME', no bias) -> BatchNorm (bias only, eps 1e-3) -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: Triple = (1, 1, 1), stride: Triple = (1, 1, 1)) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel, stride, bias=False)
+        self.norm = nn.BatchNorm3d(out_channels, eps=BN_EPS, affine=False)
+        self.norm_bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.pad(x, same_padding(tuple(x.shape[2:]), self.kernel, self.stride))
+        x = self.norm(self.conv(x)) + self.norm_bias.view(1, -1, 1, 1, 1)
+        return F.relu(x)
+
+
+class Mixed(nn.Module):
+    """An inflated Inception block: four parallel branches concatenated on channels."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, int, int, int, int, int]) -> None:
+        super().__init__()
+        b0, b1a, b1b, b2a, b2b, b3 = widths
+        self.branch_0 = Unit3D(in_channels, b0)
+        self.branch_1a, self.branch_1b = Unit3D(in_channels, b1a), Unit3D(b1a, b1b, (3, 3, 3))
+        self.branch_2a, self.branch_2b = Unit3D(in_channels, b2a), Unit3D(b2a, b2b, (3, 3, 3))
+        self.branch_3_pool, self.branch_3 = MaxPool3dSame((3, 3, 3), (1, 1, 1)), Unit3D(in_channels, b3)
+        self.out_channels = b0 + b1b + b2b + b3
+
+    def units(self) -> dict[str, Unit3D]:
+        """The block's conv units under their names in DeepMind's checkpoints."""
+        return {
+            "Branch_0/Conv3d_0a_1x1": self.branch_0,
+            "Branch_1/Conv3d_0a_1x1": self.branch_1a,
+            "Branch_1/Conv3d_0b_3x3": self.branch_1b,
+            "Branch_2/Conv3d_0a_1x1": self.branch_2a,
+            "Branch_2/Conv3d_0b_3x3": self.branch_2b,
+            "Branch_3/Conv3d_0b_1x1": self.branch_3,
+        }
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([
+            self.branch_0(x),
+            self.branch_1b(self.branch_1a(x)),
+            self.branch_2b(self.branch_2a(x)),
+            self.branch_3(self.branch_3_pool(x)),
+        ], dim=1)
+
+
+@dataclass
+class I3DOutput:
+    """What :class:`I3D` returns: ``features`` (B, 1024) and ``logits`` (B, 400)."""
+
+    features: Tensor
+    logits: Tensor
+
+
+class I3D(nn.Module):
+    """I3D RGB network. Build it with random weights, or use :meth:`I3DWeights.build`."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        stem: list[tuple[str, nn.Module]] = [
+            ("Conv3d_1a_7x7", Unit3D(3, 64, (7, 7, 7), (2, 2, 2))),
+            ("MaxPool3d_2a_3x3", MaxPool3dSame((1, 3, 3), (1, 2, 2))),
+            ("Conv3d_2b_1x1", Unit3D(64, 64)),
+            ("Conv3d_2c_3x3", Unit3D(64, 192, (3, 3, 3))),
+            ("MaxPool3d_3a_3x3", MaxPool3dSame((1, 3, 3), (1, 2, 2))),
+        ]
+        pools = {"Mixed_4b": ("MaxPool3d_4a_3x3", (3, 3, 3)), "Mixed_5b": ("MaxPool3d_5a_2x2", (2, 2, 2))}
+        layers = dict(stem)
+        channels = 192
+        for name, widths in _MIXED_WIDTHS.items():
+            if name in pools:
+                pool_name, size = pools[name]
+                layers[pool_name] = MaxPool3dSame(size, size)
+            layers[name] = Mixed(channels, widths)
+            channels = layers[name].out_channels
+        self.layers = nn.ModuleDict(layers)
+        self.classifier = nn.Conv3d(channels, num_classes, kernel_size=1)
+
+    def units(self) -> Iterator[tuple[str, Unit3D]]:
+        """Every conv unit with its DeepMind name (``Mixed_3b/Branch_1/Conv3d_0b_3x3``...)."""
+        for name, layer in self.layers.items():
+            if isinstance(layer, Unit3D):
+                yield name, layer
+            elif isinstance(layer, Mixed):
+                for sub, unit in layer.units().items():
+                    yield f"{name}/{sub}", unit
+
+    def forward(self, clips: Tensor) -> I3DOutput:
+        """clips (B, 3, T, H, W) RGB in [-1, 1] -> features (B, 1024) and logits (B, classes)."""
+        if clips.dim() != 5 or clips.shape[1] != 3:
+            raise DataError(f"I3D expects clips of shape (batch, 3, frames, height, width), got {tuple(clips.shape)}")
+        x = clips
+        for layer in self.layers.values():
+            x = layer(x)  # Mixed_5c: (B, 1024, ~T/8, ~H/32, ~W/32)
+        features = x.mean(dim=(2, 3, 4))
+        window = tuple(min(w, s) for w, s in zip((2, 7, 7), x.shape[2:]))
+        pooled = F.avg_pool3d(x, window, stride=1)
+        logits = self.classifier(pooled).mean(dim=(2, 3, 4))
+        return I3DOutput(features=features, logits=logits)
+
+
+@dataclass(frozen=True)
+class I3DWeights:
+    """Pre-trained I3D weights in a local ``.npz`` file (TensorFlow/Flax layout). Never downloaded.
+
+    The file aqakit reads is DeepMind's RGB Kinetics-400 I3D (Apache-2.0) as ported to Flax:
+    ``params/<Layer>/Conv_0/kernel`` (D, H, W, in, out), ``params/<Layer>/BatchNorm_0/bias``,
+    ``batch_stats/<Layer>/BatchNorm_0/{mean,var}`` and ``params/Logits/Conv3d_0c_1x1/Conv_0/{kernel,bias}``.
+    Point ``path`` at your copy (for this project: ``../shared/data/i3d/i3d_kinetics400_rgb.npz``).
+
+    Attributes:
+        path: the ``.npz`` file.
+        labels: optional class-name file, one name per line (``label_map.txt``); by default the
+            ``label_map.txt`` beside ``path`` when it exists.
+    """
+
+    path: Path
+    labels: Path | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if self.labels is None and (self.path.parent / "label_map.txt").is_file():
+            object.__setattr__(self, "labels", self.path.parent / "label_map.txt")
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the weights file (recorded in feature manifests)."""
+        return file_sha256(self._open_path())
+
+    def class_names(self) -> list[str]:
+        """The class names, or ``class_<i>`` when no label file is known."""
+        if self.labels is None:
+            return [f"class_{i}" for i in range(NUM_CLASSES)]
+        return [line.strip() for line in Path(self.labels).read_text().splitlines() if line.strip()]
+
+    def build(self) -> I3D:
+        """An :class:`I3D` in eval mode holding these weights."""
+        model = I3D()
+        model.load_state_dict(self.state_dict(model))
+        return model.eval()
+
+    def state_dict(self, model: I3D) -> dict[str, Tensor]:
+        """The file's arrays as a ``state_dict`` of ``model``; a missing or misshapen array is a DataError."""
+        path = self._open_path()
+        try:
+            arrays = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable .npz weights file ({' '.join(str(exc).split())})") from None
+        if not hasattr(arrays, "files"):
+            raise DataError(f"{path}: holds a single array, expected an .npz archive of I3D weights")
+        module_names = {unit: name for name, unit in model.named_modules()}
+        state: dict[str, Tensor] = {}
+        with arrays:
+            for tf_name, unit in model.units():
+                prefix = module_names[unit]
+                kernel = self._array(arrays, f"params/{tf_name}/Conv_0/kernel", path)
+                state[f"{prefix}.conv.weight"] = torch.from_numpy(kernel).permute(4, 3, 0, 1, 2)  # -> (O, I, D, H, W)
+                state[f"{prefix}.norm_bias"] = torch.from_numpy(self._array(arrays, f"params/{tf_name}/BatchNorm_0/bias", path))
+                for stat in ("mean", "var"):
+                    array = self._array(arrays, f"batch_stats/{tf_name}/BatchNorm_0/{stat}", path).reshape(-1)
+                    state[f"{prefix}.norm.running_{stat}"] = torch.from_numpy(array)
+                state[f"{prefix}.norm.num_batches_tracked"] = torch.tensor(0)
+            kernel = self._array(arrays, "params/Logits/Conv3d_0c_1x1/Conv_0/kernel", path)
+            state["classifier.weight"] = torch.from_numpy(kernel).permute(4, 3, 0, 1, 2)
+            state["classifier.bias"] = torch.from_numpy(self._array(arrays, "params/Logits/Conv3d_0c_1x1/Conv_0/bias", path))
+        expected = model.state_dict()
+        for key, value in state.items():
+            if value.shape != expected[key].shape:
+                raise DataError(f"{path}: array for {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+        return {key: value.float().contiguous() for key, value in state.items()}
+
+    def _open_path(self) -> Path:
+        if not self.path.is_file():
+            raise ConfigError(f"{self.path}: I3D weights file not found (pass the path to i3d_kinetics400_rgb.npz)")
+        return self.path
+
+    @staticmethod
+    def _array(arrays: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+        if key not in arrays.files:
+            raise DataError(f"{path}: missing array {key!r}; not I3D RGB weights in the Flax layout")
+        return np.asarray(arrays[key], dtype=np.float32)

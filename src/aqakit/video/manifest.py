@@ -1,0 +1,56 @@
+"""The manifest of an extracted feature folder: how its ``<video_id>.npy`` files were made.
+
+``<feature folder>/manifest.json`` holds the ``extraction`` settings (backbone, weights file name
+and SHA-256, feature dimension, clip length, frame rate, crop) and one entry per video (source
+file, clips, frames). Training on such a folder copies ``extraction`` into the checkpoint, so
+``aqakit score`` can later extract a new video the same way. Reading it needs no video library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from aqakit.errors import DataError
+
+MANIFEST_FILE = "manifest.json"
+
+
+def manifest_path(feature_dir: Path) -> Path:
+    """``<feature_dir>/manifest.json``."""
+    return Path(feature_dir) / MANIFEST_FILE
+
+
+def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
+    """The folder's manifest, or None when it has none; a malformed one is a DataError."""
+    path = manifest_path(feature_dir)
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a valid feature manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("extraction"), dict):
+        raise DataError(f"{path}: not a feature manifest (no 'extraction' settings)")
+    manifest.setdefault("videos", {})
+    return manifest
+
+
+def write_manifest(feature_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (a crash never leaves half a file)."""
+    path = manifest_path(feature_dir)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2))
+    os.replace(partial, path)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (weights files are recorded by hash in manifests)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

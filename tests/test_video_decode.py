@@ -1,0 +1,146 @@
+"""Streaming decoding: timestamp resampling (CFR and VFR), resize + centre crop, clips, bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
+
+from conftest import DATA  # noqa: E402
+from videos import grey_level, write_video  # noqa: E402
+
+from aqakit.errors import ConfigError, DataError  # noqa: E402
+from aqakit.video.decode import DecodeOptions, iter_clips, iter_frames, probe  # noqa: E402
+
+DIVING_GIF = DATA / "mtl-aqa" / "diving_sample.gif"
+
+
+def levels(frames: list[np.ndarray]) -> np.ndarray:
+    return np.array([int(frame[100, 100, 0]) for frame in frames])
+
+
+def source_index(levels_seen: np.ndarray) -> np.ndarray:
+    """The source frame each grey level came from (the encoder is near-lossless: +-2; 36 frames at most)."""
+    return np.rint((levels_seen - 20) / 6).astype(int)
+
+
+def test_native_rate_keeps_every_frame_in_order(tmp_path):
+    path = write_video(tmp_path / "v.mp4", 30, fps=30)
+    frames = list(iter_frames(path))
+    assert len(frames) == 30 and frames[0].shape == (224, 224, 3) and frames[0].dtype == np.uint8
+    assert source_index(levels(frames)).tolist() == list(range(30))
+    info = probe(path)
+    assert (info.width, info.height, info.average_fps) == (64, 48, 30.0)
+
+
+def test_constant_rate_is_resampled_by_timestamps(tmp_path):
+    path = write_video(tmp_path / "v.mkv", 36, fps=30, codec="libx264")
+    half = list(iter_frames(path, DecodeOptions(fps=15)))
+    assert source_index(levels(half)).tolist() == list(range(0, 36, 2))
+    double = list(iter_frames(path, DecodeOptions(fps=60)))
+    assert len(double) == 72 and source_index(levels(double)).tolist() == [i // 2 for i in range(72)]
+
+
+def test_variable_rate_shows_the_frame_on_screen_at_each_output_time(tmp_path):
+    times_ms = [0, 100, 150, 400, 500, 520, 900, 1000, 1300]
+    path = write_video(tmp_path / "vfr.mkv", len(times_ms), times_ms=times_ms)
+    frames = list(iter_frames(path, DecodeOptions(fps=10)))
+    expected = [max(i for i, t in enumerate(times_ms) if t <= k * 100) for k in range(len(frames))]
+    assert len(frames) == 14  # 0.0 .. 1.3 s: the last frame is shown for one nominal frame period
+    assert source_index(levels(frames)).tolist() == expected
+
+
+def test_a_late_first_frame_starts_the_output_clock(tmp_path):
+    times_ms = [1000 + 40 * i for i in range(30)]  # 25 fps, starting at 1 s
+    path = write_video(tmp_path / "late.mkv", 30, times_ms=times_ms)
+    frames = list(iter_frames(path, DecodeOptions(fps=12.5)))
+    assert source_index(levels(frames)).tolist() == list(range(0, 30, 2))
+
+
+def test_short_side_resize_and_centre_crop(tmp_path):
+    path = write_video(tmp_path / "bands.mp4", 2, size=(96, 48), bands=True, codec="libx264")
+    frame = next(iter_frames(path, DecodeOptions(size=32)))
+    assert frame.shape == (32, 32, 3)
+    # 96x48 -> 64x32, centre 32 columns = source columns 24..72: red edge, green centre, blue edge.
+    assert [int(np.argmax(frame[16, col])) for col in (0, 16, 31)] == [0, 1, 2]
+    wider = next(iter_frames(path, DecodeOptions(size=32, short_side=64)))
+    assert int(np.argmax(wider[16, 0])) == 1  # cropping 32 of 128 columns keeps only green
+
+
+def test_clips_are_fixed_length_and_drop_the_short_tail(tmp_path):
+    path = write_video(tmp_path / "v.webm", 37, codec="libvpx-vp9")
+    clips = list(iter_clips(path, 8, DecodeOptions(size=16)))
+    assert len(clips) == 4 and all(c.shape == (8, 16, 16, 3) for c in clips)
+    assert source_index(np.array([c[0, 8, 8, 0] for c in clips])).tolist() == [0, 8, 16, 24]
+
+
+def test_gif_frames_follow_their_delays(tmp_path):
+    path = write_video(tmp_path / "v.gif", 12, fps=10, codec="gif")
+    assert len(list(iter_frames(path))) == 12
+    assert len(list(iter_frames(path, DecodeOptions(fps=5)))) == 6
+
+
+def test_real_diving_gif_when_present():
+    if not DIVING_GIF.is_file():
+        pytest.skip(f"{DIVING_GIF} not found (set AQAKIT_DATA to the shared data folder)")
+    frames = list(iter_frames(DIVING_GIF))
+    assert len(frames) == 21 and frames[0].shape == (224, 224, 3)
+    assert len(list(iter_clips(DIVING_GIF, 8))) == 2
+
+
+def test_not_a_video(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n")
+    with pytest.raises(DataError, match=r"notes\.mp4: not a video"):
+        list(iter_frames(path))
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_truncated_file(tmp_path, suffix):
+    codec = "libvpx-vp9" if suffix == ".webm" else "mpeg4"
+    path = write_video(tmp_path / f"long{suffix}", 120, codec=codec)
+    truncated = tmp_path / f"cut{suffix}"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=rf"cut\{suffix}: truncated"):
+        list(iter_frames(truncated))
+
+
+def test_truncated_mp4_without_its_index(tmp_path):
+    path = write_video(tmp_path / "long.mp4", 60)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cut\.mp4: not a video, or a truncated one"):
+        list(iter_frames(truncated))
+
+
+def test_zero_frames(tmp_path):
+    import av
+
+    path = tmp_path / "empty.mkv"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height = 64, 48
+        container.start_encoding()
+    with pytest.raises(DataError, match=r"empty\.mkv: the video has zero frames"):
+        list(iter_frames(path))
+
+
+def test_fewer_frames_than_one_clip(tmp_path):
+    path = write_video(tmp_path / "short.mp4", 5)
+    with pytest.raises(DataError, match=r"short\.mp4: only 5 frames, fewer than one clip of 16 frames"):
+        list(iter_clips(path, 16))
+    with pytest.raises(DataError, match=r"only 3 frames at 15 fps"):
+        list(iter_clips(path, 16, DecodeOptions(fps=15)))
+
+
+def test_missing_and_empty_files_and_bad_options(tmp_path):
+    with pytest.raises(DataError, match="nope.mp4: video file not found"):
+        list(iter_frames(tmp_path / "nope.mp4"))
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    with pytest.raises(DataError, match="zero.mp4: empty file"):
+        list(iter_frames(tmp_path / "zero.mp4"))
+    with pytest.raises(ConfigError, match="fps"):
+        DecodeOptions(fps=0)
+    with pytest.raises(ConfigError, match="short side"):
+        DecodeOptions(size=224, short_side=100)

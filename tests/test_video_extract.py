@@ -1,0 +1,135 @@
+"""Feature extraction: layout + manifest, batching, resume, --force, failures, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
+
+from test_cli import run_cli  # noqa: E402
+from videos import i3d_flax_arrays, write_video  # noqa: E402
+
+from aqakit.data.features import load_feature_file  # noqa: E402
+from aqakit.errors import ConfigError  # noqa: E402
+from aqakit.video.backbones import I3DBackbone, load_backbone  # noqa: E402
+from aqakit.video.decode import DecodeOptions  # noqa: E402
+from aqakit.video.extract import extract_folder, extract_video  # noqa: E402
+from aqakit.video.i3d import I3D  # noqa: E402
+
+SMALL = DecodeOptions(size=32)
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """Random I3D weights in the Flax .npz layout (a stand-in for the Kinetics file)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "i3d_random.npz"
+    np.savez(path, **i3d_flax_arrays(I3D()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def backbone(weights_file):
+    return load_backbone("i3d", weights_file, "cpu")
+
+
+@pytest.fixture
+def videos(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    return [write_video(folder / "a.mp4", 9), write_video(folder / "b.mkv", 13, codec="libx264")]
+
+
+def test_one_array_per_video_and_a_manifest(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL, batch_size=2)
+    assert report.written == ["a", "b"] and not report.failed
+    assert load_feature_file(out / "a.npy", expected_dim=1024).shape == (2, 1024)  # 9 frames -> 2 clips of 4
+    assert load_feature_file(out / "b.npy").shape == (3, 1024)
+    manifest = json.loads((out / "manifest.json").read_text())
+    settings = manifest["extraction"]
+    assert settings["backbone"] == "i3d" and settings["clip_len"] == 4 and settings["crop_size"] == 32
+    assert settings["weights_sha256"] == backbone.weights_sha256 and len(settings["weights_sha256"]) == 64
+    assert manifest["videos"]["b"] == {"source": str(videos[1]), "clips": 3, "frames": 12}
+    assert report.timing.clips == 5 and report.timing.decode_seconds > 0 and report.timing.model_seconds > 0
+
+
+def test_batch_size_does_not_change_features(backbone, videos):
+    one = extract_video(videos[1], backbone, 4, SMALL, batch_size=1).features
+    three = extract_video(videos[1], backbone, 4, SMALL, batch_size=3).features
+    np.testing.assert_allclose(one, three, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(one[0], one[1])  # different frames, different features
+
+
+def test_resume_skips_complete_videos_and_force_redoes_them(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    extract_folder(videos[:1], backbone, out, clip_len=4, options=SMALL)
+    report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    assert report.skipped == ["a"] and report.written == ["b"]
+    np.save(out / "b.npy", np.zeros((1, 1024), np.float32))  # wrong clip count: incomplete
+    report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    assert report.skipped == ["a"] and report.written == ["b"]
+    report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL, force=True)
+    assert report.written == ["a", "b"]
+
+
+def test_other_settings_are_refused_without_force(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    extract_folder(videos[:1], backbone, out, clip_len=4, options=SMALL)
+    with pytest.raises(ConfigError, match=r"other settings \(clip_len 4 vs 8\).*--force"):
+        extract_folder(videos[:1], backbone, out, clip_len=8, options=SMALL)
+
+
+def test_a_users_file_is_never_replaced_silently(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    out.mkdir()
+    mine = np.ones((7, 5), np.float32)
+    np.save(out / "a.npy", mine)
+    report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    assert "not written by aqakit" in report.failed[str(videos[0])] and report.written == ["b"]
+    np.testing.assert_array_equal(np.load(out / "a.npy"), mine)
+
+
+def test_failures_are_reported_and_the_rest_continue(backbone, videos, tmp_path):
+    broken = tmp_path / "videos" / "broken.mp4"
+    broken.write_text("not a video")
+    short = write_video(tmp_path / "videos" / "short.mp4", 3)
+    report = extract_folder([broken, *videos, short], backbone, tmp_path / "f", clip_len=4, options=SMALL)
+    assert report.written == ["a", "b"]
+    assert "broken.mp4: not a video" in report.failed[str(broken)]
+    assert "fewer than one clip of 4 frames" in report.failed[str(short)]
+
+
+def test_two_videos_with_one_id_are_refused(backbone, videos, tmp_path):
+    other = write_video(tmp_path / "a.mkv", 5)
+    with pytest.raises(ConfigError, match="both be written as a.npy"):
+        extract_folder([videos[0], other], backbone, tmp_path / "f", clip_len=4, options=SMALL)
+
+
+def test_cli_extract(weights_file, videos, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "features"
+    broken = videos[0].parent / "broken.webm"
+    broken.write_text("nope")
+    args = ["extract", videos[0].parent, "--weights", weights_file, "--out", out, "--clip-len", "4", "--size", "32"]
+    status, stdout, stderr = run_cli(monkeypatch, capsys, *args)
+    assert status == 1 and "broken.webm: not a video" in stderr
+    assert "2 written, 0 skipped (already complete), 1 failed" in stdout and "clips/s" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a.npy", "b.npy", "manifest.json"]
+    broken.unlink()
+    status, stdout, _ = run_cli(monkeypatch, capsys, *args)
+    assert status == 0 and "0 written, 2 skipped" in stdout
+    status, _, stderr = run_cli(monkeypatch, capsys, *args[:-4], "--device", "cuda:7")
+    assert status == 2 and ("CUDA is not available" in stderr or "cuda:7" in stderr)
+
+
+def test_backbone_input_is_rgb_in_minus_one_to_one(backbone):
+    clips = np.zeros((1, 2, 4, 4, 3), np.uint8)
+    clips[..., 0] = 255
+    inputs = backbone.normalise(torch.from_numpy(clips))
+    assert inputs.shape == (1, 3, 2, 4, 4)
+    assert float(inputs[:, 0].min()) == 1.0 and float(inputs[:, 1].max()) == -1.0
+    assert isinstance(backbone, I3DBackbone)

@@ -1,0 +1,71 @@
+"""Small test videos written with PyAV: frame i is a flat grey of level ``20 + 6 * i`` (mod 240) so a
+test can tell which source frame it got back, or three vertical colour bands (red, green, blue)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def grey_level(index: int) -> int:
+    """The grey level of source frame ``index``."""
+    return (20 + 6 * index) % 240
+
+
+def write_video(
+    path: Path,
+    n_frames: int,
+    *,
+    fps: int = 30,
+    size: tuple[int, int] = (64, 48),
+    codec: str = "mpeg4",
+    times_ms: list[int] | None = None,
+    bands: bool = False,
+) -> Path:
+    """Write ``n_frames`` frames (width, height = ``size``); ``times_ms`` gives variable frame times."""
+    import av
+
+    width, height = size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p" if codec != "gif" else "rgb8"
+        if codec != "gif":
+            stream.bit_rate = 4_000_000  # near-lossless, so grey levels survive
+        if times_ms is not None:  # millisecond timestamps, kept exactly by the encoder and the container
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i in range(n_frames):
+            image = np.full((height, width, 3), grey_level(i), np.uint8)
+            if bands:
+                image[:] = 0
+                third = width // 3
+                image[:, :third, 0] = image[:, third:2 * third, 1] = image[:, 2 * third:, 2] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def i3d_flax_arrays(model) -> dict[str, np.ndarray]:
+    """An I3D's weights as the arrays of a Flax-layout .npz: kernels (D, H, W, I, O) and random batch-norm
+    statistics scaled (variance ~0.15) so that activations of the randomly initialised network neither
+    vanish nor explode through its depth, and its features still depend on the input."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    arrays: dict[str, np.ndarray] = {}
+    for tf_name, unit in model.units():
+        channels = unit.norm_bias.shape[0]
+        arrays[f"params/{tf_name}/Conv_0/kernel"] = unit.conv.weight.detach().permute(2, 3, 4, 1, 0).numpy()
+        arrays[f"params/{tf_name}/BatchNorm_0/bias"] = 0.05 * torch.randn(channels, generator=generator).numpy()
+        arrays[f"batch_stats/{tf_name}/BatchNorm_0/mean"] = 0.01 * torch.randn(1, 1, 1, 1, channels, generator=generator).numpy()
+        arrays[f"batch_stats/{tf_name}/BatchNorm_0/var"] = 0.15 * (0.8 + 0.4 * torch.rand(1, 1, 1, 1, channels, generator=generator)).numpy()
+    arrays["params/Logits/Conv3d_0c_1x1/Conv_0/kernel"] = model.classifier.weight.detach().permute(2, 3, 4, 1, 0).numpy()
+    arrays["params/Logits/Conv3d_0c_1x1/Conv_0/bias"] = model.classifier.bias.detach().numpy()
+    return arrays
