@@ -114,3 +114,8 @@ def test_datasets_lists_adapters_and_inspects_a_folder(monkeypatch, capsys, tmp_
     np.save(folder / "bad.npy", np.full((3, 4), np.nan, np.float32))
     status, out, _ = run_cli(monkeypatch, capsys, "datasets", folder)
     assert status == 1 and "bad.npy" in out
+
+
+def test_a_usage_error_is_a_message_and_status_2(monkeypatch, capsys):
+    status, out, err = run_cli(monkeypatch, capsys, "train", "--no-such-option")
+    assert status == 2 and "No such option: --no-such-option" in out + err
