@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from aqakit.bench import append_result
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.train.config import build_config, parse_override
 from aqakit.train.runner import train_run
@@ -64,8 +65,7 @@ def main() -> None:
     }  # fmt: skip
     print(json.dumps(result))
     if args.record:
-        with open(args.record, "a") as handle:
-            handle.write(json.dumps(result) + "\n")
+        append_result(args.record, result)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aqakit.bench import append_result
 from aqakit.video.backbones import load_backbone
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video
@@ -89,9 +90,7 @@ def main() -> None:
     }
     print(json.dumps(result))
     if args.record:
-        args.record.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.record, "a") as handle:
-            handle.write(json.dumps(result) + "\n")
+        append_result(args.record, result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from aqakit.bench import append_result
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.train.config import build_config
 from aqakit.train.runner import train_run
@@ -58,9 +59,7 @@ def main() -> None:
     }
     print(json.dumps(result))
     if args.record:
-        args.record.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.record, "a") as handle:
-            handle.write(json.dumps(result) + "\n")
+        append_result(args.record, result)
 
 
 if __name__ == "__main__":

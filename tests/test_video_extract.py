@@ -11,14 +11,13 @@ import torch
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from test_cli import run_cli  # noqa: E402
-from videos import i3d_flax_arrays, write_video  # noqa: E402
+from videos import write_random_i3d_weights, write_video  # noqa: E402
 
 from aqakit.data.features import load_feature_file  # noqa: E402
 from aqakit.errors import ConfigError  # noqa: E402
 from aqakit.video.backbones import I3DBackbone, load_backbone  # noqa: E402
 from aqakit.video.decode import DecodeOptions  # noqa: E402
 from aqakit.video.extract import extract_folder, extract_video  # noqa: E402
-from aqakit.video.i3d import I3D  # noqa: E402
 
 SMALL = DecodeOptions(size=32)
 
@@ -26,10 +25,7 @@ SMALL = DecodeOptions(size=32)
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """Random I3D weights in the Flax .npz layout (a stand-in for the Kinetics file)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "i3d_random.npz"
-    np.savez(path, **i3d_flax_arrays(I3D()))
-    return path
+    return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")

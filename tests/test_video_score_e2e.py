@@ -11,15 +11,13 @@ import subprocess
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import DATA  # noqa: E402
 from test_cli import run_cli  # noqa: E402
-from videos import i3d_flax_arrays, write_video  # noqa: E402
+from videos import write_random_i3d_weights, write_video  # noqa: E402
 
-from aqakit.video.i3d import I3D  # noqa: E402
 
 KINETICS = DATA / "i3d" / "i3d_kinetics400_rgb.npz"
 DIVING_GIF = DATA / "mtl-aqa" / "diving_sample.gif"
@@ -30,10 +28,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "i3d_random.npz"
-    np.savez(path, **i3d_flax_arrays(I3D()))
-    return path
+    return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
 
 
 def train_on_extracted_videos(tmp_path, monkeypatch, capsys, weights, size: int, clip_len: int):

@@ -69,3 +69,15 @@ def i3d_flax_arrays(model) -> dict[str, np.ndarray]:
     arrays["params/Logits/Conv3d_0c_1x1/Conv_0/kernel"] = model.classifier.weight.detach().permute(2, 3, 4, 1, 0).numpy()
     arrays["params/Logits/Conv3d_0c_1x1/Conv_0/bias"] = model.classifier.bias.detach().numpy()
     return arrays
+
+
+def write_random_i3d_weights(folder: Path) -> Path:
+    """A seeded, randomly initialised I3D saved as a Flax-layout .npz (a stand-in for the Kinetics file)."""
+    import torch
+
+    from aqakit.video.i3d import I3D
+
+    torch.manual_seed(0)
+    path = folder / "i3d_random.npz"
+    np.savez(path, **i3d_flax_arrays(I3D()))
+    return path

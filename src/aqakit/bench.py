@@ -19,6 +19,7 @@ For every model (its preset for the benchmark, exactly as ``aqakit train`` build
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -87,6 +88,13 @@ class BenchSettings:
 
 
 # --- measuring tools -----------------------------------------------------------------------------
+def append_result(path: Path, result: dict[str, Any]) -> None:
+    """Append ``result`` as one JSON line to ``path`` (a ``benchmarks/results`` file), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(json.dumps(result) + "\n")
+
+
 def synchronise(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()

@@ -262,7 +262,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Measure parameters, FLOPs, latency, throughput, memory and the fraction of the machine's peak."""
-    from aqakit.bench import BenchSettings, render_bench, run_bench
+    from aqakit.bench import BenchSettings, append_result, render_bench, run_bench
     from aqakit.data.benchmarks import get_benchmark
     from aqakit.models import list_models
     from aqakit.train.config import parse_override
@@ -274,9 +274,7 @@ def bench(
     )  # fmt: skip
     result = run_bench(models or list_models(), settings)
     if record is not None:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        with open(record, "a") as handle:
-            handle.write(json.dumps(result) + "\n")
+        append_result(record, result)
     if as_json:
         console.print_json(json.dumps(result))
     else:
