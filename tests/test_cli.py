@@ -119,3 +119,15 @@ def test_datasets_lists_adapters_and_inspects_a_folder(monkeypatch, capsys, tmp_
 def test_a_usage_error_is_a_message_and_status_2(monkeypatch, capsys):
     status, out, err = run_cli(monkeypatch, capsys, "train", "--no-such-option")
     assert status == 2 and "No such option: --no-such-option" in out + err
+
+
+def test_results_tabulates_a_trained_run(trained_run, monkeypatch, capsys):
+    run_dir, _ = trained_run
+    seed = json.loads((run_dir / "seed-0" / "summary.json").read_text())
+    status, out, err = run_cli(monkeypatch, capsys, "results", run_dir)
+    assert status == 0, err
+    assert f"| demo | gdlt | synthetic | final | 0 | 2 | {seed['test']['spearman']:.3f} ± 0.000 |" in out
+    status, out, err = run_cli(monkeypatch, capsys, "results", run_dir, "--json")
+    assert json.loads(out)["runs"][0]["test_spearman"]["per_seed"] == [pytest.approx(seed["test"]["spearman"])]
+    status, out, err = run_cli(monkeypatch, capsys, "results", run_dir / "seed-0")
+    assert status == 2 and "not an aqakit run directory" in err

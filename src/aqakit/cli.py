@@ -1,4 +1,4 @@
-"""The ``aqakit`` command line: train, eval, predict, datasets, extract, score.
+"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, extract, score.
 
 Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
 ``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
@@ -279,6 +279,21 @@ def bench(
         console.print_json(json.dumps(result))
     else:
         console.print(render_bench(result))
+
+
+@app.command()
+def results(
+    runs: list[Path] = typer.Argument(..., help="Run directories written by `aqakit train` (finished seeds are used)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows and averages as JSON."),
+) -> None:
+    """Tabulate finished runs (markdown): test Spearman and R-l2 over seeds, Fisher-z averages."""
+    from aqakit.results import read_run, render_markdown, results_json
+
+    rows = [read_run(path) for path in runs]
+    if as_json:
+        console.print_json(json.dumps(results_json(rows)))
+    else:
+        print(render_markdown(rows))
 
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}

@@ -1,0 +1,192 @@
+"""Results tables made from run directories (``aqakit results``).
+
+A table in the docs is regenerated from the runs themselves, never typed by hand: this module
+reads what ``aqakit train`` wrote (``config.yaml`` and each ``seed-<k>/summary.json``) and
+renders one row per run: test Spearman of the selected checkpoint (mean ± sample std over the
+finished seeds, and per seed), test R-l2, and the best per-epoch test Spearman, labelled as the
+test-selected figure papers report. Seeds still training (no ``summary.json`` yet) are listed as
+unfinished and left out of the statistics, so a table can be filled in steps.
+
+Averages over a dataset's scores or classes (Fis-V TES and PCS, the four RG apparatus) follow the
+papers: Fisher's z-transform. Runs are averaged together when their directory names differ only by
+the benchmark name (``cofinal-fisv-tes`` and ``cofinal-fisv-pcs`` form the variant ``cofinal``):
+each benchmark's seeds are first z-averaged, then the benchmarks are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from aqakit.errors import DataError
+from aqakit.metrics import fisher_z_mean
+
+BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """The finished seeds of one run directory.
+
+    ``spearman``/``rl2`` are the selected checkpoint's test figures, one per finished seed;
+    ``best_test`` the best per-epoch test Spearman of each seed (empty when the run did not
+    evaluate the test set every epoch).
+    """
+
+    name: str
+    model: str
+    benchmark: str
+    selection: str
+    epochs: int
+    seeds: tuple[int, ...]
+    unfinished: tuple[int, ...]
+    spearman: tuple[float, ...]
+    rl2: tuple[float, ...]
+    best_test: tuple[float, ...]
+
+    @property
+    def variant(self) -> str:
+        """The run's name without its benchmark name: what pairs TES with PCS for an average."""
+        stripped = self.name.replace(self.benchmark, "")
+        return re.sub(r"[-_]{2,}", "-", stripped).strip("-_") or self.model
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "model": self.model, "benchmark": self.benchmark,
+            "selection": self.selection, "epochs": self.epochs, "seeds": list(self.seeds),
+            "unfinished_seeds": list(self.unfinished),
+            "test_spearman": {**mean_std(self.spearman), "per_seed": list(self.spearman)},
+            "test_rl2": {**mean_std(self.rl2), "per_seed": list(self.rl2)},
+            "best_test_epoch_spearman": {**mean_std(self.best_test), "per_seed": list(self.best_test)} if self.best_test else None,
+        }  # fmt: skip
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+
+
+def read_run(run_dir: Path) -> RunRow:
+    """One row from an ``aqakit train`` run directory; DataError if it is not one."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise DataError(f"{run_dir}: not an aqakit run directory (no config.yaml)")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    try:
+        model, benchmark, train = config["model"]["name"], config["benchmark"], config["train"]
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{config_path}: missing {exc} (not written by aqakit train?)") from exc
+    seed_dirs = sorted(run_dir.glob("seed-*"), key=_seed_number)
+    finished = [_read_json(d / "summary.json") for d in seed_dirs if (d / "summary.json").is_file()]
+    for summary in finished:
+        if "test" not in summary:
+            raise DataError(f"{run_dir}: seed {summary.get('seed')} has no test metrics in its summary.json")
+    best = [s["best_test_epoch_spearman"]["spearman"] for s in finished if "best_test_epoch_spearman" in s]
+    return RunRow(
+        name=run_dir.name,
+        model=str(model),
+        benchmark=str(benchmark),
+        selection=str(train.get("select", "final")),
+        epochs=int(train.get("epochs", 0)),
+        seeds=tuple(int(s["seed"]) for s in finished),
+        unfinished=tuple(_seed_number(d) for d in seed_dirs if not (d / "summary.json").is_file()),
+        spearman=tuple(float(s["test"]["spearman"]) for s in finished),
+        rl2=tuple(float(s["test"]["rl2"]) for s in finished),
+        best_test=tuple(float(v) for v in best) if len(best) == len(finished) else (),
+    )
+
+
+def _seed_number(seed_dir: Path) -> int:
+    suffix = seed_dir.name.removeprefix("seed-")
+    if not suffix.isdigit():
+        raise DataError(f"{seed_dir}: seed folders are named seed-<number>")
+    return int(suffix)
+
+
+@dataclass(frozen=True)
+class VariantAverage:
+    """Fisher-z average over the benchmarks of one variant (e.g. Fis-V TES and PCS)."""
+
+    variant: str
+    benchmarks: tuple[str, ...]
+    final: float
+    best_test: float | None
+
+
+def variant_averages(rows: Sequence[RunRow]) -> list[VariantAverage]:
+    """Fisher-z averages of the variants that have finished runs on two or more benchmarks."""
+    groups: dict[str, dict[str, RunRow]] = {}
+    for row in rows:
+        if row.seeds:
+            groups.setdefault(row.variant, {})[row.benchmark] = row
+    averages = []
+    for variant, by_benchmark in groups.items():
+        if len(by_benchmark) < 2:
+            continue
+        members = [by_benchmark[name] for name in sorted(by_benchmark)]
+        final = fisher_z_mean([fisher_z_mean(list(r.spearman)) for r in members])
+        best = (
+            fisher_z_mean([fisher_z_mean(list(r.best_test)) for r in members])
+            if all(r.best_test for r in members) else None
+        )  # fmt: skip
+        averages.append(VariantAverage(variant, tuple(sorted(by_benchmark)), final, best))
+    return averages
+
+
+def _cell(values: Sequence[float]) -> str:
+    if not values:
+        return "–"
+    stat = mean_std(values)
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def render_markdown(rows: Sequence[RunRow]) -> str:
+    """The runs as a markdown table, then the Fisher-z averages of paired variants."""
+    lines = [
+        f"| run | model | benchmark | selection | seeds | epochs | test Spearman (mean ± std) | per seed | test R-l2 x100 | {BEST_TEST_HEADER} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        seeds = ", ".join(map(str, row.seeds)) or "none finished"
+        if row.unfinished:
+            seeds += f" (unfinished: {', '.join(map(str, row.unfinished))})"
+        per_seed = ", ".join(f"{v:.3f}" for v in row.spearman) or "–"
+        lines.append(
+            f"| {row.name} | {row.model} | {row.benchmark} | {row.selection} | {seeds} | {row.epochs} | "
+            f"{_cell(row.spearman)} | {per_seed} | {_cell(row.rl2)} | {_cell(row.best_test)} |"
+        )
+    averages = variant_averages(rows)
+    if averages:
+        lines += ["", "| variant | benchmarks | Fisher-z average, selected checkpoint | Fisher-z average, best test epoch (chosen on test) |", "|---|---|---|---|"]
+        for avg in averages:
+            best = f"{avg.best_test:.3f}" if avg.best_test is not None else "–"
+            lines.append(f"| {avg.variant} | {', '.join(avg.benchmarks)} | {avg.final:.3f} | {best} |")
+    return "\n".join(lines)
+
+
+def results_json(rows: Sequence[RunRow]) -> dict[str, Any]:
+    """The rows and averages as plain data (``aqakit results --json``)."""
+    return {
+        "runs": [row.as_dict() for row in rows],
+        "averages": [
+            {"variant": a.variant, "benchmarks": list(a.benchmarks), "fisher_z_final": a.final, "fisher_z_best_test": a.best_test}
+            for a in variant_averages(rows)
+        ],
+    }

@@ -1,0 +1,69 @@
+"""Results tables from run directories: rows, unfinished seeds, Fisher-z averages, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from aqakit.errors import DataError
+from aqakit.results import read_run, render_markdown, results_json, variant_averages
+
+
+def write_run(root, name, benchmark, spearmans, *, best=None, unfinished=(), model="cofinal", epochs=200):
+    """A run directory as `aqakit train` lays it out: config.yaml and seed-<k>/summary.json."""
+    run = root / name
+    run.mkdir()
+    config = {"model": {"name": model, "args": {}}, "benchmark": benchmark, "train": {"epochs": epochs, "select": "final"}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    for seed, rho in enumerate(spearmans):
+        summary = {"seed": seed, "model": model, "benchmark": benchmark, "selection": "final", "epochs": epochs,
+                   "test": {"spearman": rho, "rl2": 2.0 + seed}}
+        if best is not None:
+            summary["best_test_epoch_spearman"] = {"epoch": 10, "spearman": best[seed]}
+        (run / f"seed-{seed}").mkdir()
+        (run / f"seed-{seed}" / "summary.json").write_text(json.dumps(summary))
+    for seed in unfinished:
+        (run / f"seed-{seed}").mkdir()
+        (run / f"seed-{seed}" / "metrics.csv").write_text("epoch\n0\n")
+    return run
+
+
+def test_row_statistics_are_over_finished_seeds_only(tmp_path):
+    run = write_run(tmp_path, "cofinal-fisv-tes", "fisv-tes", [0.6, 0.7], best=[0.65, 0.75], unfinished=[2])
+    row = read_run(run)
+    assert row.seeds == (0, 1) and row.unfinished == (2,)
+    stats = results_json([row])["runs"][0]
+    assert stats["test_spearman"]["mean"] == pytest.approx(0.65)
+    assert stats["test_spearman"]["std"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
+    assert stats["best_test_epoch_spearman"]["mean"] == pytest.approx(0.70)
+    table = render_markdown([row])
+    assert "0, 1 (unfinished: 2)" in table and "0.650 ± 0.071" in table and "0.600, 0.700" in table
+
+
+def test_runs_differing_only_by_benchmark_are_fisher_z_averaged(tmp_path):
+    tes, pcs = [0.60, 0.62, 0.64], [0.80, 0.82, 0.78]
+    rows = [read_run(write_run(tmp_path, "cofinal-fisv-tes", "fisv-tes", tes)),
+            read_run(write_run(tmp_path, "cofinal-fisv-pcs", "fisv-pcs", pcs)),
+            read_run(write_run(tmp_path, "gdlt-fisv-tes", "fisv-tes", [0.5], model="gdlt"))]
+    averages = variant_averages(rows)
+    assert [a.variant for a in averages] == ["cofinal"]  # gdlt has TES only: no average
+    z_tes, z_pcs = np.mean(np.arctanh(tes)), np.mean(np.arctanh(pcs))
+    assert averages[0].final == pytest.approx(np.tanh((z_tes + z_pcs) / 2))
+    assert averages[0].best_test is None  # these runs logged no per-epoch test metric
+    assert "| cofinal | fisv-pcs, fisv-tes |" in render_markdown(rows)
+
+
+def test_best_test_column_is_empty_unless_every_seed_has_it(tmp_path):
+    run = write_run(tmp_path, "r-fisv-tes", "fisv-tes", [0.6, 0.7], best=[0.65, 0.75])
+    (run / "seed-1" / "summary.json").write_text(json.dumps({"seed": 1, "test": {"spearman": 0.7, "rl2": 1.0}}))
+    assert read_run(run).best_test == ()
+
+
+def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="not an aqakit run directory"):
+        read_run(tmp_path)
+    run = write_run(tmp_path, "broken", "fisv-tes", [0.6])
+    (run / "seed-0" / "summary.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"seed-0/summary.json: not valid JSON"):
+        read_run(run)
