@@ -199,3 +199,9 @@ def test_evaluate_constant_prediction_gives_nan_correlations():
 def test_metrics_module_does_not_import_torch():
     source = Path(metrics.__file__).read_text(encoding="utf-8")
     assert "import torch" not in source
+
+
+def test_mean_std_is_the_sample_std_over_seeds():
+    assert metrics.mean_std([0.6, 0.7]) == {"mean": pytest.approx(0.65), "std": pytest.approx(np.std([0.6, 0.7], ddof=1))}
+    assert metrics.mean_std([0.6]) == {"mean": 0.6, "std": 0.0}
+    assert all(np.isnan(v) for v in metrics.mean_std([]).values())

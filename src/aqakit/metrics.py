@@ -22,6 +22,7 @@ __all__ = [
     "evaluate",
     "fisher_z_mean",
     "mae",
+    "mean_std",
     "mse",
     "pearson",
     "relative_l2",
@@ -115,6 +116,14 @@ def fisher_z_mean(correlations: Sequence[float] | np.ndarray) -> float:
         raise ValueError(f"correlation at index {int(bad[0])} is NaN (indices {bad.tolist()})")
     z = np.arctanh(np.clip(r, -1.0 + _FISHER_EPS, 1.0 - _FISHER_EPS))
     return float(np.tanh(np.mean(z)))
+
+
+def mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean and sample standard deviation (ddof=1) of per-seed figures; std 0 for one value, NaNs for none."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
 
 
 def bootstrap_spearman_ci(

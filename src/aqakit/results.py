@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import yaml
 
 from aqakit.errors import DataError
-from aqakit.metrics import fisher_z_mean
+from aqakit.metrics import fisher_z_mean, mean_std
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
 
@@ -65,14 +64,6 @@ class RunRow:
             "test_rl2": {**mean_std(self.rl2), "per_seed": list(self.rl2)},
             "best_test_epoch_spearman": {**mean_std(self.best_test), "per_seed": list(self.best_test)} if self.best_test else None,
         }  # fmt: skip
-
-
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return {"mean": float("nan"), "std": float("nan")}
-    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -292,19 +292,13 @@ def summarise_seeds(seed_summaries: list[dict[str, Any]]) -> dict[str, Any]:
         if split not in first:
             continue
         summary[split] = {
-            metric: _mean_std([s[split][metric] for s in seed_summaries]) for metric in first[split]
+            metric: metrics.mean_std([s[split][metric] for s in seed_summaries]) for metric in first[split]
         }
     if "best_test_epoch_spearman" in first:
         values = [s["best_test_epoch_spearman"]["spearman"] for s in seed_summaries]
-        summary["best_test_epoch_spearman"] = {**_mean_std(values), "note": BEST_TEST_NOTE}
+        summary["best_test_epoch_spearman"] = {**metrics.mean_std(values), "note": BEST_TEST_NOTE}
     summary["per_seed"] = seed_summaries
     return summary
-
-
-def _mean_std(values: list[float]) -> dict[str, float]:
-    array = np.asarray(values, dtype=np.float64)
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": float(array.mean()), "std": std}
 
 
 def train_run(
