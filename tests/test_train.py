@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import build_config
 from aqakit.train.evaluate import predict_videos, score_metrics
+from aqakit.train.precision import resolve_precision
 from aqakit.train.runner import read_data, train_run
 
 TINY = {
@@ -127,8 +129,25 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
 
 def test_resume_refuses_a_different_configuration(tmp_path):
     train_run(tiny_config(), tmp_path / "run", [0])
-    with pytest.raises(RunDirectoryError, match="differs"):
+    with pytest.raises(RunDirectoryError, match=r"differs \(optim.lr: saved 0.001, now 0.5\)"):
         train_run(tiny_config(**{"optim.lr": 0.5}), tmp_path / "run", [0], resume=True)
+
+
+def test_a_run_saved_by_an_older_aqakit_resumes_and_adds_seeds(tmp_path):
+    """Settings added later (absent from the saved file) at their defaults, and precision "auto"
+    against the precision it resolves to, do not block a resume; new seeds are added to the run."""
+    if resolve_precision("auto", "cpu") != "32-true":
+        pytest.skip("this CPU has native bf16, so auto is not 32-true here")
+    train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0])
+    config_path = tmp_path / "run" / "config.yaml"
+    saved = yaml.safe_load(config_path.read_text())
+    del saved["train"]["ema_decay"], saved["optim"]["gamma"]
+    saved["train"]["precision"] = "32-true"  # what "auto" resolves to on a CPU without native bf16
+    config_path.write_text(yaml.safe_dump(saved))
+    summary = train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0, 1], resume=True, device="cpu")
+    assert summary["seeds"] == [0, 1] and (tmp_path / "run" / "seed-1" / "summary.json").is_file()
+    with pytest.raises(RunDirectoryError, match=r"optim.gamma: saved None, now 0.5"):
+        train_run(tiny_config(**{"optim.gamma": 0.5}), tmp_path / "run", [0], resume=True)
 
 
 def test_config_errors_are_clear():

@@ -126,6 +126,25 @@ class RunConfig:
         return asdict(self)
 
 
+def changed_settings(saved: dict[str, Any], current: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings of a saved ``config.yaml`` that ``current`` changes: ``{dotted key: (saved, now)}``.
+
+    A key the saved file lacks (a setting added by a later aqakit) counts as unchanged when
+    ``current`` keeps its default, which reproduces the older behaviour; so does a key the
+    current configuration no longer has.
+    """
+    before, now, defaults = _flatten(saved), _flatten(current.to_dict()), _flatten(RunConfig().to_dict())
+    missing = object()
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key, missing), now.get(key, missing)
+        if (old is missing and new == defaults.get(key, missing)) or new is missing:
+            continue
+        if old != new:
+            changes[key] = (None if old is missing else old, new)
+    return changes
+
+
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}; free-form dicts (model.args, benchmark_args) stay whole."""
     flat: dict[str, Any] = {}

@@ -41,7 +41,7 @@ from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError, RunDirectoryError
 from aqakit.models import create_model
 from aqakit.train.checkpoint import load_checkpoint
-from aqakit.train.config import RunConfig, TrainConfig
+from aqakit.train.config import RunConfig, TrainConfig, changed_settings
 from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
@@ -324,9 +324,14 @@ def train_run(
     prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
     config_path = run_dir / CONFIG_FILE
     if resume:
-        saved = yaml.safe_load(config_path.read_text())
-        if saved != config.to_dict():
-            raise RunDirectoryError(f"{config_path}: the saved configuration differs from this one; cannot resume")
+        changes = changed_settings(yaml.safe_load(config_path.read_text()) or {}, config)
+        if "train.precision" in changes:  # "auto" resumes a run saved with what it resolves to here
+            same = {resolve_precision(str(value), device or default_device()) for value in changes["train.precision"]}
+            if len(same) == 1:
+                del changes["train.precision"]
+        if changes:
+            listed = "; ".join(f"{key}: saved {old!r}, now {new!r}" for key, (old, new) in changes.items())
+            raise RunDirectoryError(f"{config_path}: cannot resume, the configuration differs ({listed})")
     else:
         config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     data = read_data(config)
