@@ -25,6 +25,7 @@ import yaml
 
 from aqakit.errors import DataError
 from aqakit.metrics import fisher_z_mean, mean_std
+from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
 
@@ -76,19 +77,23 @@ def _read_json(path: Path) -> dict[str, Any]:
 def read_run(run_dir: Path) -> RunRow:
     """One row from an ``aqakit train`` run directory; DataError if it is not one."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
-        raise DataError(f"{run_dir}: not an aqakit run directory (no config.yaml)")
+        raise DataError(f"{run_dir}: not an aqakit run directory (no {CONFIG_FILE})")
     config = yaml.safe_load(config_path.read_text()) or {}
     try:
         model, benchmark, train = config["model"]["name"], config["benchmark"], config["train"]
     except (KeyError, TypeError) as exc:
         raise DataError(f"{config_path}: missing {exc} (not written by aqakit train?)") from exc
-    seed_dirs = sorted(run_dir.glob("seed-*"), key=_seed_number)
-    finished = [_read_json(d / "summary.json") for d in seed_dirs if (d / "summary.json").is_file()]
+    finished, unfinished = [], []
+    for seed_dir in sorted(run_dir.glob("seed-*"), key=_seed_number):
+        if (seed_dir / SUMMARY_FILE).is_file():
+            finished.append(_read_json(seed_dir / SUMMARY_FILE))
+        else:
+            unfinished.append(_seed_number(seed_dir))
     for summary in finished:
         if "test" not in summary:
-            raise DataError(f"{run_dir}: seed {summary.get('seed')} has no test metrics in its summary.json")
+            raise DataError(f"{run_dir}: seed {summary.get('seed')} has no test metrics in its {SUMMARY_FILE}")
     best = [s["best_test_epoch_spearman"]["spearman"] for s in finished if "best_test_epoch_spearman" in s]
     return RunRow(
         name=run_dir.name,
@@ -97,7 +102,7 @@ def read_run(run_dir: Path) -> RunRow:
         selection=str(train.get("select", "final")),
         epochs=int(train.get("epochs", 0)),
         seeds=tuple(int(s["seed"]) for s in finished),
-        unfinished=tuple(_seed_number(d) for d in seed_dirs if not (d / "summary.json").is_file()),
+        unfinished=tuple(unfinished),
         spearman=tuple(float(s["test"]["spearman"]) for s in finished),
         rl2=tuple(float(s["test"]["rl2"]) for s in finished),
         best_test=tuple(float(v) for v in best) if len(best) == len(finished) else (),
