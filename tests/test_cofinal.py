@@ -304,9 +304,9 @@ def test_lambdas_scale_their_terms() -> None:
     base_model = tiny_cofinal().eval()
     base = base_model.loss(base_model(features, mask), batch)
     torch.manual_seed(0)
-    scaled_model = tiny_cofinal(lambda_grade=2.0, lambda_subgrade=0.5, lambda_graph=3.0).eval()
+    scaled_model = tiny_cofinal(lambda_score=4.0, lambda_grade=2.0, lambda_subgrade=0.5, lambda_graph=3.0).eval()
     scaled = scaled_model.loss(scaled_model(features, mask), batch)
-    torch.testing.assert_close(scaled["score"], base["score"])
+    torch.testing.assert_close(scaled["score"], 4.0 * base["score"])
     torch.testing.assert_close(scaled["grade"], 2.0 * base["grade"])
     torch.testing.assert_close(scaled["subgrade"], 0.5 * base["subgrade"])
     torch.testing.assert_close(scaled["graph"], 3.0 * base["graph"])
@@ -374,6 +374,7 @@ def test_each_ablation_flag_changes_the_computation() -> None:
         ({"dropout": 1.0}, "dropout"),
         ({"lambda_graph": -1.0}, "lambda_graph"),
         ({"lambda_grade": float("nan")}, "lambda_grade"),
+        ({"lambda_score": -1.0}, "lambda_score"),
         ({"decode": "mode"}, "decode"),
         ({"input_projection": "linear"}, "input_projection"),
         ({"feature_alignment": 3}, "feature_alignment"),

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.models import model_defaults
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import build_config
 from aqakit.train.evaluate import predict_videos, score_metrics
@@ -143,11 +144,18 @@ def test_a_run_saved_by_an_older_aqakit_resumes_and_adds_seeds(tmp_path):
     saved = yaml.safe_load(config_path.read_text())
     del saved["train"]["ema_decay"], saved["optim"]["gamma"]
     saved["train"]["precision"] = "32-true"  # what "auto" resolves to on a CPU without native bf16
+    defaults = model_defaults(saved["model"]["name"])
+    at_default = [key for key, value in saved["model"]["args"].items() if defaults.get(key, object()) == value]
+    assert at_default  # a hyper-parameter added later is absent from the older file
+    for key in at_default:
+        del saved["model"]["args"][key]
     config_path.write_text(yaml.safe_dump(saved))
     summary = train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0, 1], resume=True, device="cpu")
     assert summary["seeds"] == [0, 1] and (tmp_path / "run" / "seed-1" / "summary.json").is_file()
     with pytest.raises(RunDirectoryError, match=r"optim.gamma: saved None, now 0.5"):
         train_run(tiny_config(**{"optim.gamma": 0.5}), tmp_path / "run", [0], resume=True)
+    with pytest.raises(RunDirectoryError, match=r"\(model.args.hidden_dim: saved 16, now 8\)"):
+        train_run(tiny_config(**{"model.args": {"hidden_dim": 8, "n_queries": 4}}), tmp_path / "run", [0], resume=True)
 
 
 def test_config_errors_are_clear():

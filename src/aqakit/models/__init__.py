@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from aqakit.data.scale import ScoreScale
@@ -24,6 +25,14 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_defaults(name: str) -> dict[str, Any]:
+    """The hyper-parameters of model ``name`` that have a default, with it ({} for an unknown name)."""
+    if name not in _REGISTRY:
+        return {}
+    parameters = inspect.signature(_REGISTRY[name]).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
 def create_model(name: str, *, in_dim: int, score_scale: ScoreScale, **hparams: Any) -> AQAModel:
     """Build the registered model ``name``; unknown hyper-parameters are an error."""
     if name not in _REGISTRY:
@@ -40,4 +49,4 @@ from aqakit.models import cofinal  # noqa: E402,F401
 from aqakit.models import cofinal_official  # noqa: E402,F401
 from aqakit.models import query_decoder  # noqa: E402,F401
 
-__all__ = ["AQAModel", "Prediction", "create_model", "list_models", "register_model"]
+__all__ = ["AQAModel", "Prediction", "create_model", "list_models", "model_defaults", "register_model"]

@@ -50,6 +50,11 @@ Choices where the paper is silent or ambiguous (docs/models/cofinal.md lists the
 - **Feature alignment** (appendix, Table S4): each clip feature is min-max normalised over its D_C
   features and mapped to [0, D_C] (mode 0), [-1, 1] (mode 1, the paper's better one, default) or
   [0, 1] (mode 2); ``None`` keeps the features as given.
+- **Weight of L_S.** Eq. 1 gives the score loss no weight and the paper does not say in which
+  units its scores are. Here they are in [0, 1], where L_S is 20-100 times smaller than the
+  classification terms late in training (docs/results/cofinal-fisv.md); ``lambda_score``
+  (default 1, the paper's loss) scales it. ``lambda_score = 1 / S_C**2`` measures the score error
+  in grade widths, the units of the grade cross-entropy.
 - **Dropout** on the procedure features H~ (on the clips without TFM) and inside the coarse MLP.
 - **L_R**: both matrices lose their diagonal and each row is divided by its sum, so row i is a
   distribution over the other G-1 prototypes; L_R is the mean over rows of KL(D_i || A_i). The
@@ -250,6 +255,7 @@ class CoFInAl(AQAModel):
         grade_width: float = 0.25,
         subgrade_width: float = 0.025,
         dropout: float = 0.3,
+        lambda_score: float = 1.0,
         lambda_grade: float = 1.0,
         lambda_subgrade: float = 1.0,
         lambda_graph: float = 1.0,
@@ -266,8 +272,8 @@ class CoFInAl(AQAModel):
         hparams: dict[str, Any] = dict(
             proj_dim=proj_dim, hidden_dim=hidden_dim, n_procedures=n_procedures,
             grade_width=grade_width, subgrade_width=subgrade_width, dropout=dropout,
-            lambda_grade=lambda_grade, lambda_subgrade=lambda_subgrade, lambda_graph=lambda_graph,
-            decode=decode, feature_alignment=feature_alignment, final_activation=final_activation,
+            lambda_score=lambda_score, lambda_grade=lambda_grade, lambda_subgrade=lambda_subgrade,
+            lambda_graph=lambda_graph, decode=decode, feature_alignment=feature_alignment, final_activation=final_activation,
             input_projection=input_projection,
             use_tfm=use_tfm, use_gpm=use_gpm, use_fgs=use_fgs, use_graph_loss=use_graph_loss,
             etf_seed=etf_seed,
@@ -277,7 +283,8 @@ class CoFInAl(AQAModel):
         self.scheme = GradeScheme(float(grade_width), float(subgrade_width))
         n_grades, n_subgrades = self.scheme.n_grades, self.scheme.n_subgrades
         self.decode, self.feature_alignment = decode, feature_alignment
-        self.lambda_grade, self.lambda_subgrade = float(lambda_grade), float(lambda_subgrade)
+        self.lambda_score, self.lambda_grade = float(lambda_score), float(lambda_grade)
+        self.lambda_subgrade = float(lambda_subgrade)
         self.lambda_graph = float(lambda_graph) if use_gpm and use_graph_loss else None
 
         self.clip_projection = ClipProjection(in_dim, [proj_dim]) if input_projection == "batchnorm" else None
@@ -342,7 +349,7 @@ class CoFInAl(AQAModel):
         target = self.normalised_target(batch).to(parts["expected_score"].device)
         grade_label, subgrade_label, _ = self.scheme.decompose(target)
         terms = {
-            "score": 0.5 * (parts["expected_score"] - target).pow(2).mean(),  # L_S, Eq. 1
+            "score": self.lambda_score * 0.5 * (parts["expected_score"] - target).pow(2).mean(),  # L_S, Eq. 1
             "grade": self.lambda_grade * F.cross_entropy(parts["grade_logits"], grade_label),  # L_C
         }
         if self.subgrade_etf is not None:  # L_F, Eq. 15
@@ -385,7 +392,7 @@ def _validate(hp: dict[str, Any]) -> None:
         )
     if not 0.0 <= _number(hp, "dropout") < 1.0:
         raise ConfigError(f"cofinal: dropout must be in [0, 1), got {hp['dropout']!r}")
-    for key in ("lambda_grade", "lambda_subgrade", "lambda_graph"):
+    for key in ("lambda_score", "lambda_grade", "lambda_subgrade", "lambda_graph"):
         if not _number(hp, key) >= 0.0:
             raise ConfigError(f"cofinal: {key} must be a non-negative number, got {hp[key]!r}")
     if hp["input_projection"] not in INPUT_PROJECTIONS:

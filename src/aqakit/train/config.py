@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from aqakit.errors import ConfigError
+from aqakit.models import model_defaults
 
 SELECTION_RULES = ("final", "best-val", "best-test")
 OPTIMISERS = ("sgd", "adam", "adamw")
@@ -131,9 +132,16 @@ def changed_settings(saved: dict[str, Any], current: RunConfig) -> dict[str, tup
 
     A key the saved file lacks (a setting added by a later aqakit) counts as unchanged when
     ``current`` keeps its default, which reproduces the older behaviour; so does a key the
-    current configuration no longer has.
+    current configuration no longer has. Model hyper-parameters are compared one by one
+    (``model.args.X``), each absent one at the model's own default on both sides.
     """
-    before, now, defaults = _flatten(saved), _flatten(current.to_dict()), _flatten(RunConfig().to_dict())
+    before, now = _flatten(saved), _flatten(current.to_dict())
+    defaults = _flatten(RunConfig().to_dict())
+    for key, value in model_defaults(current.model.name).items():
+        dotted = f"model.args.{key}"
+        defaults[dotted] = value
+        before.setdefault(dotted, value)
+        now.setdefault(dotted, value)
     missing = object()
     changes: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(before) | set(now)):
@@ -146,11 +154,11 @@ def changed_settings(saved: dict[str, Any], current: RunConfig) -> dict[str, tup
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; free-form dicts (model.args, benchmark_args) stay whole."""
+    """{'a': {'b': 1}} -> {'a.b': 1}; the free-form ``benchmark_args`` stays whole."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted not in ("model.args", "benchmark_args"):
+        if isinstance(value, dict) and dotted != "benchmark_args":
             flat.update(_flatten(value, dotted + "."))
         else:
             flat[dotted] = value
