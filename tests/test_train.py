@@ -228,3 +228,17 @@ def test_the_most_specific_preset_wins():
     assert build_config("gdlt", "fisv-tes", "fisv").train.epochs == 100  # gdlt-fisv-tes.yaml
     assert build_config("gdlt", "fisv-pcs", "fisv").train.epochs == 200  # no gdlt-fisv*.yaml: gdlt.yaml
     assert build_config("gdlt", "rg-ball", "rg").train.epochs == 250  # gdlt-rg.yaml
+
+
+def test_a_named_preset_or_a_yaml_file_replaces_the_default_one(tmp_path):
+    assert build_config("gdlt", "fisv-pcs", "fisv", preset="gdlt-fisv-tes").train.epochs == 100
+    own = tmp_path / "mine.yaml"
+    own.write_text("base: gdlt-fisv-tes\ntrain: {crop_len: 32}\n")  # builds on a built-in preset
+    config = build_config("gdlt", "fisv-pcs", "fisv", {"train.batch_size": 8}, preset=str(own))
+    assert (config.train.epochs, config.train.crop_len, config.train.batch_size) == (100, 32, 8)
+    with pytest.raises(ConfigError, match="unknown preset 'gdlt-fisv'; built-in presets: .*gdlt-fisv-tes"):
+        build_config("gdlt", "fisv-pcs", "fisv", preset="gdlt-fisv")
+    with pytest.raises(ConfigError, match="preset file .*missing.yaml not found"):
+        build_config("gdlt", "fisv-pcs", "fisv", preset=str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="is for model 'cofinal', not 'gdlt'"):
+        build_config("gdlt", "fisv-pcs", "fisv", preset="cofinal-fisv")

@@ -105,6 +105,9 @@ def train(
     seed_base: int = typer.Option(0, "--seed-base", help="First seed."),
     select: Optional[str] = typer.Option(None, "--select", help="final | best-val | best-test (default: the preset's, final)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override the preset's epoch count."),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="A built-in preset's name or a YAML file, instead of the model's preset for the benchmark."
+    ),
     overrides: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set optim.lr=0.005 (repeatable)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: <model>-<benchmark>-<time>)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
@@ -133,7 +136,7 @@ def train(
     root = _resolve_data_root(data_root, adapter)
     if root is not None:
         values["data_root"] = str(root.resolve())
-    config = build_config(model, benchmark, adapter.family, values)
+    config = build_config(model, benchmark, adapter.family, values, preset=preset)
     run_name = name or f"{model}-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = runs_dir / run_name
     seed_list = list(range(seed_base, seed_base + seeds))

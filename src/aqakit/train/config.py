@@ -215,14 +215,35 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
 
 
+def _preset_folder() -> Path:
+    return Path(str(resources.files("aqakit") / "configs"))
+
+
 def preset_path(model: str, benchmark: str, family: str) -> Path | None:
     """The most specific preset for ``model`` on ``benchmark`` (of ``family``), or None if there is none."""
-    folder = resources.files("aqakit") / "configs"
     for name in (f"{model}-{benchmark}.yaml", f"{model}-{family}.yaml", f"{model}.yaml"):
-        candidate = folder / name
+        candidate = _preset_folder() / name
         if candidate.is_file():
-            return Path(str(candidate))
+            return candidate
     return None
+
+
+def list_presets() -> list[str]:
+    """Names of the built-in presets (``aqakit train --preset NAME``)."""
+    return sorted(path.stem for path in _preset_folder().glob("*.yaml"))
+
+
+def named_preset(preset: str) -> Path:
+    """A built-in preset's file by name, or a YAML file path as given."""
+    given = Path(preset)
+    if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
+        if not given.is_file():
+            raise ConfigError(f"preset file {given} not found")
+        return given
+    builtin = _preset_folder() / f"{preset}.yaml"
+    if not builtin.is_file():
+        raise ConfigError(f"unknown preset {preset!r}; built-in presets: {', '.join(list_presets())}")
+    return builtin
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -241,16 +262,23 @@ def apply_preset(config: RunConfig, path: Path) -> None:
     base = data.pop("base", None)
     if base is not None:
         base_path = path.parent / f"{base}.yaml"
+        if not base_path.is_file():  # a preset of the user's own may build on a built-in one
+            base_path = _preset_folder() / f"{base}.yaml"
         if not base_path.is_file():
-            raise ConfigError(f"{path}: base preset {base!r} not found ({base_path})")
+            raise ConfigError(f"{path}: base preset {base!r} not found (next to it or built in)")
         apply_preset(config, base_path)
     apply_overrides(config, _flatten(data), str(path))
 
 
-def build_config(model: str, benchmark: str, family: str, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The preset for (model, benchmark family) with ``overrides`` applied, checked."""
+def build_config(
+    model: str, benchmark: str, family: str, overrides: dict[str, Any] | None = None, preset: str | None = None
+) -> RunConfig:
+    """The preset for (model, benchmark family) with ``overrides`` applied, checked.
+
+    ``preset`` (a built-in preset's name or a YAML file) replaces the one chosen by name.
+    """
     config = RunConfig(model=ModelConfig(name=model), benchmark=benchmark)
-    path = preset_path(model, benchmark, family)
+    path = preset_path(model, benchmark, family) if preset is None else named_preset(preset)
     if path is not None:
         apply_preset(config, path)
     if config.model.name != model:
