@@ -40,6 +40,15 @@ def test_train_prints_a_results_table(trained_run):
     assert f"{summary['test']['spearman']['mean']:.3f}" in out
 
 
+def test_a_tuning_run_prints_validation_only(tmp_path, monkeypatch, capsys):
+    status, out, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--select", "best-val",
+                               "--set", "train.evaluate_test=false", "--runs-dir", tmp_path, "--name", "tune")
+    assert status == 0, err
+    summary = json.loads((tmp_path / "tune" / "summary.json").read_text())
+    assert "test split not evaluated" in out and "test Spearman" not in out
+    assert f"{summary['val']['spearman']['mean']:.3f}" in out
+
+
 def test_eval_reproduces_the_run_summary(trained_run, monkeypatch, capsys):
     run_dir, _ = trained_run
     status, out, err = run_cli(monkeypatch, capsys, "eval", run_dir, "--json")

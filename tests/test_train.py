@@ -71,6 +71,18 @@ def test_best_val_selects_on_a_validation_split_carved_from_train(tmp_path):
     assert val_ids and val_ids <= train_ids and len(val_ids) == pytest.approx(0.2 * 48, abs=2)
 
 
+def test_a_tuning_run_never_scores_the_test_split(tmp_path):
+    config = tiny_config(**{"train.select": "best-val", "train.epochs": 2, "train.evaluate_test": False})
+    summary = train_run(config, tmp_path / "run", [0])
+    assert "test" not in summary and "test" not in summary["per_seed"][0] and "val" in summary
+    assert "best_test_epoch_spearman" not in summary
+    rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
+    assert not any(key.startswith("test_") for key in rows[0])
+    assert {r["split"] for r in read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")} == {"val"}
+    with pytest.raises(ConfigError, match="train.evaluate_test=false .* needs train.select best-val, not 'final'"):
+        tiny_config(**{"train.evaluate_test": False})
+
+
 def test_best_test_is_labelled_as_such(tmp_path):
     summary = train_run(tiny_config(**{"train.select": "best-test"}), tmp_path / "run", [0])
     assert "not an honest estimate" in summary["note"]

@@ -53,6 +53,10 @@ def _fmt(stat: dict[str, float], digits: int = 3) -> str:
 def print_summary(summary: dict[str, Any]) -> None:
     """The results table of a run (test metrics over seeds, plus the labelled best-test figure)."""
     selection = summary["selection"]
+    if "test" not in summary:  # train.evaluate_test=false
+        console.print(f"{summary['model']} on {summary['benchmark']}: test split not evaluated (train.evaluate_test=false)")
+        console.print(f"validation Spearman (carved from train): {_fmt(summary['val']['spearman'])}")
+        return
     title = f"{summary['model']} on {summary['benchmark']} — {len(summary['seeds'])} seed(s), {summary['epochs']} epochs"
     table = Table(title=title)
     table.add_column("checkpoint")

@@ -93,7 +93,8 @@ def read_run(run_dir: Path) -> RunRow:
             unfinished.append(_seed_number(seed_dir))
     for summary in finished:
         if "test" not in summary:
-            raise DataError(f"{run_dir}: seed {summary.get('seed')} has no test metrics in its {SUMMARY_FILE}")
+            raise DataError(f"{run_dir}: seed {summary.get('seed')} has no test metrics in its {SUMMARY_FILE} "
+                            "(a tuning run, trained with train.evaluate_test=false?)")
     best = [s["best_test_epoch_spearman"]["spearman"] for s in finished if "best_test_epoch_spearman" in s]
     return RunRow(
         name=run_dir.name,

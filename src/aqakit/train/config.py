@@ -80,6 +80,7 @@ class TrainConfig:
     select: str = "final"  # final | best-val | best-test (the last one only to compare with papers)
     val_fraction: float = 0.2  # validation carved from the training set (only used by best-val)
     eval_test_every_epoch: bool = True  # log test metrics per epoch (never used to select, except best-test)
+    evaluate_test: bool = True  # False: the test split is never scored (tuning runs; needs best-val)
     precision: str = "auto"  # a Lightning precision string, or auto (see aqakit.train.precision)
     compile: bool = False  # torch.compile the model's training forward pass
     ema_decay: float | None = None  # per-step decay of a weight moving average that is evaluated and saved; None = off
@@ -95,6 +96,11 @@ class TrainConfig:
             raise ConfigError(f"train.precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not self.evaluate_test and self.select != "best-val":
+            raise ConfigError(
+                f"train.evaluate_test=false leaves only the validation split to select and report on, "
+                f"so it needs train.select best-val, not {self.select!r}"
+            )
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
 

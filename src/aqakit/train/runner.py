@@ -123,9 +123,10 @@ def held_out_sets(
 ) -> tuple[dict[str, tuple[EvalBatches, VideoSet]], dict[str, tuple[EvalBatches, np.ndarray]]]:
     """Batches of the val/test sets, built once: every held-out set (for the final evaluation)
     and those evaluated after every epoch (with their true scores)."""
+    test = splits.test if train_cfg.evaluate_test else None  # a tuning run never scores the test split
     held_out = {
         name: (EvalBatches(ClipBank(videos), train_cfg.eval_batch_size), videos)
-        for name, videos in (("val", splits.val), ("test", splits.test))
+        for name, videos in (("val", splits.val), ("test", test))
         if videos is not None
     }
     per_epoch = {"val"} | ({"test"} if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test" else set())
