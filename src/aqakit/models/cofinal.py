@@ -273,8 +273,8 @@ class CoFInAl(AQAModel):
             proj_dim=proj_dim, hidden_dim=hidden_dim, n_procedures=n_procedures,
             grade_width=grade_width, subgrade_width=subgrade_width, dropout=dropout,
             lambda_score=lambda_score, lambda_grade=lambda_grade, lambda_subgrade=lambda_subgrade,
-            lambda_graph=lambda_graph, decode=decode, feature_alignment=feature_alignment, final_activation=final_activation,
-            input_projection=input_projection,
+            lambda_graph=lambda_graph, decode=decode, feature_alignment=feature_alignment,
+            final_activation=final_activation, input_projection=input_projection,
             use_tfm=use_tfm, use_gpm=use_gpm, use_fgs=use_fgs, use_graph_loss=use_graph_loss,
             etf_seed=etf_seed,
         )  # fmt: skip
