@@ -54,6 +54,14 @@ def test_runs_differing_only_by_benchmark_are_fisher_z_averaged(tmp_path):
     assert "| cofinal | fisv-pcs, fisv-tes |" in render_markdown(rows)
 
 
+def test_a_diverged_seed_makes_its_average_nan_not_a_crash(tmp_path):
+    rows = [read_run(write_run(tmp_path, "v-fisv-tes", "fisv-tes", [0.6, float("nan")])),
+            read_run(write_run(tmp_path, "v-fisv-pcs", "fisv-pcs", [0.8, 0.7]))]
+    assert np.isnan(variant_averages(rows)[0].final)
+    table = render_markdown(rows)
+    assert "0.600, nan" in table and "| v | fisv-pcs, fisv-tes | NaN (a seed's Spearman is NaN) | – |" in table
+
+
 def test_best_test_column_is_empty_unless_every_seed_has_it(tmp_path):
     run = write_run(tmp_path, "r-fisv-tes", "fisv-tes", [0.6, 0.7], best=[0.65, 0.75])
     (run / "seed-1" / "summary.json").write_text(json.dumps({"seed": 1, "test": {"spearman": 0.7, "rl2": 1.0}}))

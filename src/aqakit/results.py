@@ -16,6 +16,7 @@ each benchmark's seeds are first z-averaged, then the benchmarks are.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,13 +139,24 @@ def variant_averages(rows: Sequence[RunRow]) -> list[VariantAverage]:
         if len(by_benchmark) < 2:
             continue
         members = [by_benchmark[name] for name in sorted(by_benchmark)]
-        final = fisher_z_mean([fisher_z_mean(list(r.spearman)) for r in members])
-        best = (
-            fisher_z_mean([fisher_z_mean(list(r.best_test)) for r in members])
-            if all(r.best_test for r in members) else None
-        )  # fmt: skip
+        final = _nested_fisher_z([r.spearman for r in members])
+        best = _nested_fisher_z([r.best_test for r in members]) if all(r.best_test for r in members) else None
         averages.append(VariantAverage(variant, tuple(sorted(by_benchmark)), final, best))
     return averages
+
+
+def _nested_fisher_z(per_benchmark: Sequence[Sequence[float]]) -> float:
+    """Fisher-z average of each benchmark's seeds, then of the benchmarks; NaN if any seed's is NaN
+    (a diverged run or constant predictions), which the table then shows instead of failing."""
+    if any(math.isnan(value) for values in per_benchmark for value in values):
+        return math.nan
+    return fisher_z_mean([fisher_z_mean(list(values)) for values in per_benchmark])
+
+
+def _average_cell(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "NaN (a seed's Spearman is NaN)" if math.isnan(value) else f"{value:.3f}"
 
 
 def _cell(values: Sequence[float]) -> str:
@@ -173,8 +185,9 @@ def render_markdown(rows: Sequence[RunRow]) -> str:
     if averages:
         lines += ["", "| variant | benchmarks | Fisher-z average, selected checkpoint | Fisher-z average, best test epoch (chosen on test) |", "|---|---|---|---|"]
         for avg in averages:
-            best = f"{avg.best_test:.3f}" if avg.best_test is not None else "–"
-            lines.append(f"| {avg.variant} | {', '.join(avg.benchmarks)} | {avg.final:.3f} | {best} |")
+            lines.append(
+                f"| {avg.variant} | {', '.join(avg.benchmarks)} | {_average_cell(avg.final)} | {_average_cell(avg.best_test)} |"
+            )
     return "\n".join(lines)
 
 
