@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.errors import ConfigError, RunDirectoryError, TrainingDivergedError
 from aqakit.models import model_defaults
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import build_config
@@ -254,3 +254,12 @@ def test_a_named_preset_or_a_yaml_file_replaces_the_default_one(tmp_path):
         build_config("gdlt", "fisv-pcs", "fisv", preset=str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="is for model 'cofinal', not 'gdlt'"):
         build_config("gdlt", "fisv-pcs", "fisv", preset="cofinal-fisv")
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
+    """A non-finite training loss ends the seed at once, naming the epoch; its history is kept."""
+    config = tiny_config(**{"optim.lr": 1e30, "optim.scheduler": "none", "train.epochs": 5})
+    with pytest.raises(TrainingDivergedError, match=r"seed-0: training diverged in epoch \d \(mean .*loss (nan|inf)"):
+        train_run(config, tmp_path / "run", [0])
+    rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
+    assert len(rows) < 5 and not np.isfinite(float(rows[-1]["train_loss"]))

@@ -23,3 +23,7 @@ class ConfigError(AqakitError):
 
 class RunDirectoryError(AqakitError):
     """A run directory that would be overwritten, or one that is not a run."""
+
+
+class TrainingDivergedError(AqakitError):
+    """Training produced a non-finite loss; the epochs so far stay in the seed's metrics.csv."""

@@ -32,6 +32,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aqakit.data.batches import Batch, EvalBatches, TrainBatches
+from aqakit.errors import TrainingDivergedError
 from aqakit.models import AQAModel
 from aqakit.train.checkpoint import save_checkpoint
 from aqakit.train.config import OptimConfig
@@ -194,6 +195,12 @@ class AQATask(pl.LightningModule):
         self.record.add_epoch(self.scored_model, row)
         if self.on_epoch_end is not None:
             self.on_epoch_end(row)
+        if not math.isfinite(row.get("train_loss", 0.0)):
+            terms = ", ".join(f"{k[6:]} {v:.4g}" for k, v in row.items() if k.startswith("train_") and k != "train_seconds")
+            raise TrainingDivergedError(
+                f"{self.record.seed_dir}: training diverged in epoch {self.current_epoch} (mean {terms}); "
+                "lower optim.lr or clip gradients (--set train.grad_clip=1.0). Its epochs are in metrics.csv"
+            )
 
     @property
     def history(self) -> list[dict[str, float]]:
