@@ -263,3 +263,6 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
         train_run(config, tmp_path / "run", [0])
     rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
     assert len(rows) < 5 and not np.isfinite(float(rows[-1]["train_loss"]))
+    ensemble = tiny_config(**{"optim.lr": 1e30, "optim.scheduler": "none", "train.epochs": 5, "train.ensemble": True})
+    with pytest.raises(TrainingDivergedError, match=r"training diverged in epoch \d"):  # the batched path too
+        train_run(ensemble, tmp_path / "ensemble", [0, 1])

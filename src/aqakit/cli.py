@@ -52,11 +52,16 @@ def _fmt(stat: dict[str, float], digits: int = 3) -> str:
 
 def print_summary(summary: dict[str, Any]) -> None:
     """The results table of a run (test metrics over seeds, plus the labelled best-test figure)."""
-    selection = summary["selection"]
-    if "test" not in summary:  # train.evaluate_test=false
+    if "test" in summary:
+        _print_test_table(summary)
+    else:  # train.evaluate_test=false
         console.print(f"{summary['model']} on {summary['benchmark']}: test split not evaluated (train.evaluate_test=false)")
+    if "val" in summary:
         console.print(f"validation Spearman (carved from train): {_fmt(summary['val']['spearman'])}")
-        return
+
+
+def _print_test_table(summary: dict[str, Any]) -> None:
+    selection = summary["selection"]
     title = f"{summary['model']} on {summary['benchmark']} — {len(summary['seeds'])} seed(s), {summary['epochs']} epochs"
     table = Table(title=title)
     table.add_column("checkpoint")
@@ -69,8 +74,6 @@ def print_summary(summary: dict[str, Any]) -> None:
         best = summary["best_test_epoch_spearman"]
         table.add_row("best test epoch (papers' rule)", _fmt(best), "", "")
     console.print(table)
-    if "val" in summary:
-        console.print(f"validation Spearman (carved from train): {_fmt(summary['val']['spearman'])}")
 
 
 class EpochProgress:

@@ -141,13 +141,10 @@ def changed_settings(saved: dict[str, Any], current: RunConfig) -> dict[str, tup
     current configuration no longer has. Model hyper-parameters are compared one by one
     (``model.args.X``), each absent one at the model's own default on both sides.
     """
-    before, now = _flatten(saved), _flatten(current.to_dict())
-    defaults = _flatten(RunConfig().to_dict())
+    before, now, defaults = _flatten(saved), _flatten(current.to_dict()), _flatten(RunConfig().to_dict())
     for key, value in model_defaults(current.model.name).items():
-        dotted = f"model.args.{key}"
-        defaults[dotted] = value
-        before.setdefault(dotted, value)
-        now.setdefault(dotted, value)
+        before.setdefault(f"model.args.{key}", value)
+        now.setdefault(f"model.args.{key}", value)
     missing = object()
     changes: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(before) | set(now)):
@@ -227,8 +224,9 @@ def _preset_folder() -> Path:
 
 def preset_path(model: str, benchmark: str, family: str) -> Path | None:
     """The most specific preset for ``model`` on ``benchmark`` (of ``family``), or None if there is none."""
+    folder = _preset_folder()
     for name in (f"{model}-{benchmark}.yaml", f"{model}-{family}.yaml", f"{model}.yaml"):
-        candidate = _preset_folder() / name
+        candidate = folder / name
         if candidate.is_file():
             return candidate
     return None

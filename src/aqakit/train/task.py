@@ -88,9 +88,21 @@ class SeedRecord:
         self.best: dict[str, float] = {"epoch": -1, "spearman": -math.inf}
 
     def add_epoch(self, model: AQAModel, row: dict[str, float]) -> None:
-        """Log ``row``, rewrite ``metrics.csv`` and save ``model`` if the rule selects this epoch."""
+        """Log ``row``, rewrite ``metrics.csv`` and save ``model`` if the rule selects this epoch.
+
+        Raises TrainingDivergedError, after logging, when the epoch's training loss is not finite.
+        """
         self.history.append(row)
         self._write_history()
+        if not math.isfinite(row.get("train_loss", 0.0)):
+            terms = ", ".join(
+                f"{key.removeprefix('train_')} {value:.4g}"
+                for key, value in row.items() if key.startswith("train_") and key != "train_seconds"
+            )  # fmt: skip
+            raise TrainingDivergedError(
+                f"{self.seed_dir}: training diverged in epoch {int(row['epoch'])} (mean {terms}); "
+                "lower optim.lr or clip gradients (--set train.grad_clip=1.0). Its epochs are in metrics.csv"
+            )
         self._update_selection(model, row)
 
     def _update_selection(self, model: AQAModel, row: dict[str, float]) -> None:
@@ -195,12 +207,6 @@ class AQATask(pl.LightningModule):
         self.record.add_epoch(self.scored_model, row)
         if self.on_epoch_end is not None:
             self.on_epoch_end(row)
-        if not math.isfinite(row.get("train_loss", 0.0)):
-            terms = ", ".join(f"{k[6:]} {v:.4g}" for k, v in row.items() if k.startswith("train_") and k != "train_seconds")
-            raise TrainingDivergedError(
-                f"{self.record.seed_dir}: training diverged in epoch {self.current_epoch} (mean {terms}); "
-                "lower optim.lr or clip gradients (--set train.grad_clip=1.0). Its epochs are in metrics.csv"
-            )
 
     @property
     def history(self) -> list[dict[str, float]]:
