@@ -83,13 +83,15 @@ def test_a_tuning_run_never_scores_the_test_split(tmp_path):
         tiny_config(**{"train.evaluate_test": False})
 
 
-def test_scoring_the_test_split_every_epoch_does_not_change_training(tmp_path):
+@pytest.mark.parametrize("model, args", [("gdlt", TINY["model.args"]), ("cofinal", {"proj_dim": 16, "hidden_dim": 16})])
+def test_scoring_the_test_split_every_epoch_does_not_change_training(tmp_path, model, args):
     # Runs with and without the per-epoch test pass must be comparable: that pass is evaluation
     # only and may not draw from the random stream that drives dropout and crops.
     runs = {}
     for every_epoch in (True, False):
         run = tmp_path / str(every_epoch)
-        summary = train_run(tiny_config(**{"train.eval_test_every_epoch": every_epoch}), run, [0])
+        overrides = {**TINY, "model.args": args, "train.eval_test_every_epoch": every_epoch}
+        summary = train_run(build_config(model, "synthetic", "synthetic", overrides), run, [0])
         runs[every_epoch] = (summary, [r["train_loss"] for r in read_rows(run / "seed-0" / "metrics.csv")])
     assert runs[True][1] == runs[False][1]
     assert runs[True][0]["test"] == runs[False][0]["test"]
