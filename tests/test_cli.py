@@ -138,5 +138,7 @@ def test_results_tabulates_a_trained_run(trained_run, monkeypatch, capsys):
     assert f"| demo | gdlt | synthetic | final | 0 | 2 | {seed['test']['spearman']:.3f} ± 0.000 |" in out
     status, out, err = run_cli(monkeypatch, capsys, "results", run_dir, "--json")
     assert json.loads(out)["runs"][0]["test_spearman"]["per_seed"] == [pytest.approx(seed["test"]["spearman"])]
+    status, out, err = run_cli(monkeypatch, capsys, "results", run_dir.parent)  # the --runs-dir folder
+    assert status == 0 and "| demo | gdlt |" in out, err
     status, out, err = run_cli(monkeypatch, capsys, "results", run_dir / "seed-0")
     assert status == 2 and "not an aqakit run directory" in err

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from aqakit.errors import DataError
-from aqakit.results import read_run, render_markdown, results_json, variant_averages
+from aqakit.results import read_run, render_markdown, results_json, run_directories, variant_averages
 
 
 def write_run(root, name, benchmark, spearmans, *, best=None, unfinished=(), model="cofinal", epochs=200):
@@ -75,3 +75,19 @@ def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     (run / "seed-0" / "summary.json").write_text("{not json")
     with pytest.raises(DataError, match=r"seed-0/summary.json: not valid JSON"):
         read_run(run)
+
+
+def test_a_folder_of_runs_stands_for_the_runs_inside_it(tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    pcs = write_run(runs_dir, "v-fisv-pcs", "fisv-pcs", [0.8])
+    tes = write_run(runs_dir, "v-fisv-tes", "fisv-tes", [0.6])
+    (runs_dir / "v-fisv-tes.log").write_text("a log beside the runs\n")
+    (runs_dir / "notes").mkdir()
+    other = write_run(tmp_path, "gdlt-fisv-tes", "fisv-tes", [0.5], model="gdlt")
+    assert run_directories([runs_dir, other]) == [pcs, tes, other]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: not an aqakit run directory \(no config.yaml\), and no run directory inside it"):
+        run_directories([tmp_path / "empty"])
+    with pytest.raises(DataError, match=r"v-fisv-tes.log: not an aqakit run directory"):
+        run_directories([runs_dir / "v-fisv-tes.log"])

@@ -293,13 +293,15 @@ def bench(
 
 @app.command()
 def results(
-    runs: list[Path] = typer.Argument(..., help="Run directories written by `aqakit train` (finished seeds are used)."),
+    runs: list[Path] = typer.Argument(
+        ..., help="Run directories written by `aqakit train`, or folders of them (finished seeds are used)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows and averages as JSON."),
 ) -> None:
     """Tabulate finished runs (markdown): test Spearman and R-l2 over seeds, Fisher-z averages."""
-    from aqakit.results import read_run, render_markdown, results_json
+    from aqakit.results import read_run, render_markdown, results_json, run_directories
 
-    rows = [read_run(path) for path in runs]
+    rows = [read_run(path) for path in run_directories(runs)]
     if as_json:
         console.print_json(json.dumps(results_json(rows)))
     else:

@@ -75,6 +75,24 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
 
 
+def run_directories(paths: Sequence[Path]) -> list[Path]:
+    """The run directories named by ``paths``: a run directory stands for itself, and a folder
+    of runs (``--runs-dir``) for every run directly inside it, in name order. DataError names a
+    path that is neither, or a folder that holds no runs."""
+    runs = []
+    for path in map(Path, paths):
+        if (path / CONFIG_FILE).is_file():
+            runs.append(path)
+        elif path.is_dir():
+            inside = sorted(child for child in path.iterdir() if (child / CONFIG_FILE).is_file())
+            if not inside:
+                raise DataError(f"{path}: not an aqakit run directory (no {CONFIG_FILE}), and no run directory inside it")
+            runs.extend(inside)
+        else:
+            raise DataError(f"{path}: not an aqakit run directory (no {CONFIG_FILE})")
+    return runs
+
+
 def read_run(run_dir: Path) -> RunRow:
     """One row from an ``aqakit train`` run directory; DataError if it is not one."""
     run_dir = Path(run_dir)
