@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from aqakit.data.benchmarks import SyntheticBenchmark
 from aqakit.errors import ConfigError, RunDirectoryError, TrainingDivergedError
 from aqakit.models import model_defaults
 from aqakit.train.checkpoint import load_checkpoint
@@ -71,9 +72,18 @@ def test_best_val_selects_on_a_validation_split_carved_from_train(tmp_path):
     assert val_ids and val_ids <= train_ids and len(val_ids) == pytest.approx(0.2 * 48, abs=2)
 
 
-def test_a_tuning_run_never_scores_the_test_split(tmp_path):
+def test_a_tuning_run_never_scores_the_test_split(tmp_path, monkeypatch):
+    read_splits = []
+    load = SyntheticBenchmark.load
+
+    def recording_load(self, root, split):
+        read_splits.append(split)
+        return load(self, root, split)
+
+    monkeypatch.setattr(SyntheticBenchmark, "load", recording_load)
     config = tiny_config(**{"train.select": "best-val", "train.epochs": 2, "train.evaluate_test": False})
     summary = train_run(config, tmp_path / "run", [0])
+    assert read_splits == ["train"]  # the test features are not even read from disk
     assert "test" not in summary and "test" not in summary["per_seed"][0] and "val" in summary
     assert "best_test_epoch_spearman" not in summary
     rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")

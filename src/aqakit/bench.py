@@ -287,7 +287,7 @@ def run_bench(models: list[str], settings: BenchSettings) -> dict[str, Any]:
     if settings.data_root is not None:
         overrides["data_root"] = str(Path(settings.data_root).resolve())
     configs = [build_config(name, settings.benchmark, adapter.family, overrides) for name in models]
-    splits = read_data(configs[0])  # every preset reads the same benchmark
+    splits = read_data(configs[0], with_test=True)  # every preset reads the same benchmark
     lengths = np.concatenate([splits.train.lengths, splits.test.lengths])
     peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),
             "bf16": matmul_peak_gflops(torch.bfloat16, settings.device)}  # fmt: skip

@@ -58,16 +58,22 @@ class Splits:
     """The data of a run: what trains, what selects (val) and what is reported (test)."""
 
     train: VideoSet
-    test: VideoSet
+    test: VideoSet | None  # None: the run never scores the test split (train.evaluate_test=false)
     val: VideoSet | None
     scale: ScoreScale
 
 
-def read_data(config: RunConfig) -> Splits:
-    """Read the benchmark's official train and test sets and fix the score scale."""
+def read_data(config: RunConfig, *, with_test: bool | None = None) -> Splits:
+    """Read the benchmark's official train (and test) sets and fix the score scale.
+
+    ``with_test`` None follows ``train.evaluate_test``: a tuning run does not even read the
+    test features from disk. The score scale comes from the training set (or ``score_range``).
+    """
     benchmark = get_benchmark(config.benchmark, **config.benchmark_args)
     root = Path(config.data_root) if config.data_root else None
-    train, test = benchmark.load(root, "train"), benchmark.load(root, "test")
+    with_test = config.train.evaluate_test if with_test is None else with_test
+    train = benchmark.load(root, "train")
+    test = benchmark.load(root, "test") if with_test else None
     scale = ScoreScale(*config.score_range) if config.score_range else benchmark.score_scale(train)
     return Splits(train=train, test=test, val=None, scale=scale)
 
@@ -123,10 +129,9 @@ def held_out_sets(
 ) -> tuple[dict[str, tuple[EvalBatches, VideoSet]], dict[str, tuple[EvalBatches, np.ndarray]]]:
     """Batches of the val/test sets, built once: every held-out set (for the final evaluation)
     and those evaluated after every epoch (with their true scores)."""
-    test = splits.test if train_cfg.evaluate_test else None  # a tuning run never scores the test split
     held_out = {
         name: (EvalBatches(ClipBank(videos), train_cfg.eval_batch_size), videos)
-        for name, videos in (("val", splits.val), ("test", test))
+        for name, videos in (("val", splits.val), ("test", splits.test))
         if videos is not None
     }
     per_epoch = {"val"} | ({"test"} if train_cfg.eval_test_every_epoch or train_cfg.select == "best-test" else set())
