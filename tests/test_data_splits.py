@@ -1,11 +1,11 @@
-"""Validation split carved from the training set: disjoint, complete, seeded, spread over scores."""
+"""Validation splits carved from the training set: disjoint, complete, seeded, spread over scores."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aqakit.data.splits import carve_validation
+from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.errors import ConfigError, DataError
 
 
@@ -52,3 +52,36 @@ def test_fraction_must_be_in_open_unit_interval(fraction):
 def test_nan_score_is_data_error():
     with pytest.raises(DataError, match="index 2"):
         carve_validation(np.array([1.0, 2.0, np.nan, 4.0]))
+
+
+@pytest.mark.parametrize("n, k", [(400, 5), (23, 4), (3, 3)])
+def test_folds_partition_the_set_and_each_spans_the_scores(n, k):
+    scores = np.random.default_rng(4).normal(20, 5, size=n)
+    folds = [carve_fold(scores, k, fold, seed=7) for fold in range(k)]
+    for train, val in folds:
+        assert len(val) >= 1 and len(np.intersect1d(train, val)) == 0
+        np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(n))
+    all_val = np.concatenate([val for _, val in folds])
+    np.testing.assert_array_equal(np.sort(all_val), np.arange(n))  # every video validated exactly once
+    # every full bin of k consecutive ranks sends exactly one video to each fold
+    ranks = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
+    for _, val in folds:
+        full_bins = ranks[val][ranks[val] < (n // k) * k] // k
+        np.testing.assert_array_equal(np.bincount(full_bins, minlength=n // k), np.ones(n // k))
+
+
+def test_fold_partition_is_seeded():
+    scores = np.linspace(0, 1, 50)
+    np.testing.assert_array_equal(carve_fold(scores, 5, 2, seed=1)[1], carve_fold(scores, 5, 2, seed=1)[1])
+    assert not np.array_equal(carve_fold(scores, 5, 2, seed=1)[1], carve_fold(scores, 5, 2, seed=2)[1])
+
+
+def test_bad_folds_are_clear_errors():
+    with pytest.raises(ConfigError, match="at least 2 folds"):
+        carve_fold(np.arange(10.0), 1, 0)
+    with pytest.raises(ConfigError, match="fold 5 is outside 0..4"):
+        carve_fold(np.arange(10.0), 5, 5)
+    with pytest.raises(DataError, match="4 video\\(s\\), at least 5 needed"):
+        carve_fold(np.arange(4.0), 5, 0)
+    with pytest.raises(DataError, match="index 1"):
+        carve_fold(np.array([1.0, np.inf, 2.0]), 2, 0)

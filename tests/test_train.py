@@ -89,8 +89,32 @@ def test_a_tuning_run_never_scores_the_test_split(tmp_path, monkeypatch):
     rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
     assert not any(key.startswith("test_") for key in rows[0])
     assert {r["split"] for r in read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")} == {"val"}
-    with pytest.raises(ConfigError, match="train.evaluate_test=false .* needs train.select best-val, not 'final'"):
+    with pytest.raises(ConfigError, match="train.evaluate_test=false .* needs train.select best-val or train.val_folds"):
         tiny_config(**{"train.evaluate_test": False})
+
+
+def test_k_fold_validation_scores_every_training_video_once_at_the_final_epoch(tmp_path):
+    # Seeds 0-2 with val_folds=3 validate on the three folds of one partition: together they
+    # score every training video once, and selection "final" reports the last epoch's validation.
+    config = tiny_config(**{"train.val_folds": 3, "train.evaluate_test": False, "train.epochs": 2})
+    summary = train_run(config, tmp_path / "run", [0, 1, 2])
+    val_ids = []
+    for seed in range(3):
+        rows = read_rows(tmp_path / "run" / f"seed-{seed}" / "metrics.csv")
+        seed_summary = summary["per_seed"][seed]
+        assert seed_summary["selected_epoch"] == 1 and "test" not in seed_summary
+        assert seed_summary["val"]["spearman"] == pytest.approx(float(rows[-1]["val_spearman"]), abs=1e-6)
+        val_ids += [r["id"] for r in read_rows(tmp_path / "run" / f"seed-{seed}" / "predictions.csv")]
+    assert sorted(val_ids) == sorted(read_data(tiny_config()).train.ids)
+    assert summary["val"]["spearman"]["mean"] == pytest.approx(
+        np.mean([s["val"]["spearman"] for s in summary["per_seed"]])
+    )
+
+
+@pytest.mark.parametrize("folds", [1, 2.5, True])
+def test_val_folds_must_be_an_integer_of_at_least_two(folds):
+    with pytest.raises(ConfigError, match="train.val_folds must be an integer of at least 2"):
+        tiny_config(**{"train.val_folds": folds})
 
 
 @pytest.mark.parametrize("model, args", [("gdlt", TINY["model.args"]), ("cofinal", {"proj_dim": 16, "hidden_dim": 16})])

@@ -79,12 +79,18 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm; None = no clipping
     select: str = "final"  # final | best-val | best-test (the last one only to compare with papers)
     val_fraction: float = 0.2  # validation carved from the training set (only used by best-val)
+    val_folds: int | None = None  # k-fold validation: seed s validates on fold s mod k (replaces val_fraction)
     eval_test_every_epoch: bool = True  # log test metrics per epoch (never used to select, except best-test)
-    evaluate_test: bool = True  # False: the test split is never scored (tuning runs; needs best-val)
+    evaluate_test: bool = True  # False: the test split is never scored (tuning runs; needs a validation split)
     precision: str = "auto"  # a Lightning precision string, or auto (see aqakit.train.precision)
     compile: bool = False  # torch.compile the model's training forward pass
     ema_decay: float | None = None  # per-step decay of a weight moving average that is evaluated and saved; None = off
     ensemble: bool = False  # train all seeds of a run together as one batched ensemble (aqakit.train.ensemble)
+
+    @property
+    def carves_validation(self) -> bool:
+        """Whether each seed holds out a validation split of the training set (best-val or k-fold)."""
+        return self.select == "best-val" or self.val_folds is not None
 
     def check(self) -> None:
         if self.select not in SELECTION_RULES:
@@ -96,10 +102,13 @@ class TrainConfig:
             raise ConfigError(f"train.precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not self.evaluate_test and self.select != "best-val":
+        if self.val_folds is not None and (isinstance(self.val_folds, bool) or not isinstance(self.val_folds, int)
+                                           or self.val_folds < 2):
+            raise ConfigError(f"train.val_folds must be an integer of at least 2 or null, got {self.val_folds!r}")
+        if not self.evaluate_test and not self.carves_validation:
             raise ConfigError(
                 f"train.evaluate_test=false leaves only the validation split to select and report on, "
-                f"so it needs train.select best-val, not {self.select!r}"
+                f"so it needs train.select best-val or train.val_folds, not select {self.select!r} alone"
             )
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {self.ema_decay}")

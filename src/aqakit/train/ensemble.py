@@ -74,8 +74,11 @@ class MemberStep(nn.Module):
 def check_ensemble_config(config: RunConfig) -> None:
     """Raise ConfigError for settings the ensemble cannot train like separate runs."""
     train_cfg = config.train
-    if train_cfg.select == "best-val":
-        raise ConfigError("train.ensemble: best-val carves a different validation split per seed; use final or train separately")
+    if train_cfg.carves_validation:
+        raise ConfigError(
+            "train.ensemble: best-val and train.val_folds carve a different validation split per seed; "
+            "use final without val_folds, or train separately"
+        )
     if train_cfg.grad_clip is not None:
         raise ConfigError("train.ensemble: gradient clipping (train.grad_clip) is not supported; train separately")
     if train_cfg.compile:

@@ -36,7 +36,7 @@ from aqakit import metrics
 from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
 from aqakit.data.benchmarks import FileBenchmark, get_benchmark
 from aqakit.data.scale import ScoreScale
-from aqakit.data.splits import carve_validation
+from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError, RunDirectoryError
 from aqakit.models import create_model
@@ -79,11 +79,20 @@ def read_data(config: RunConfig, *, with_test: bool | None = None) -> Splits:
 
 
 def with_validation(data: Splits, config: RunConfig, seed: int) -> Splits:
-    """Carve a seeded validation split out of the training set when ``best-val`` selects."""
-    if config.train.select != "best-val":
+    """Carve a seeded validation split out of the training set when ``best-val`` selects or
+    ``train.val_folds`` asks for k-fold validation (seed ``s`` validates on fold ``s mod k`` of one
+    partition, drawn with seed 0, so seeds 0..k-1 validate on every training video once)."""
+    train_cfg = config.train
+    if train_cfg.val_folds is not None:
+        fold = seed % train_cfg.val_folds
+        train_idx, val_idx = carve_fold(data.train.scores, train_cfg.val_folds, fold)
+        part = f"validation fold {fold} of {train_cfg.val_folds}"
+    elif train_cfg.select == "best-val":
+        train_idx, val_idx = carve_validation(data.train.scores, train_cfg.val_fraction, seed)
+        part = "validation part"
+    else:
         return data
-    train_idx, val_idx = carve_validation(data.train.scores, config.train.val_fraction, seed)
-    val = data.train.subset(val_idx, source=f"{data.train.source} (validation part)")
+    val = data.train.subset(val_idx, source=f"{data.train.source} ({part})")
     return Splits(train=data.train.subset(train_idx), test=data.test, val=val, scale=data.scale)
 
 
