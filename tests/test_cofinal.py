@@ -188,6 +188,27 @@ def test_decomposition_clamps_scores_outside_the_training_range() -> None:
     assert grade.tolist() == [0, 3, 3] and subgrade.tolist() == [0, 9, 9]
 
 
+@pytest.mark.parametrize("grade_width, subgrade_width", [(0.25, 0.025), (0.125, 0.025), (0.2, 0.05), (0.5, 0.2)])
+def test_two_hot_grade_targets_are_distributions_whose_expectation_is_the_score(
+    grade_width: float, subgrade_width: float
+) -> None:
+    scheme = GradeScheme(grade_width, subgrade_width)
+    offset = scheme.couple(0.0, (scheme.n_subgrades - 1) / 2)  # the sub-grade without the FGS
+    scores = torch.cat([torch.linspace(-0.2, 1.2, 1401), torch.tensor([offset, 1.0])]).double()
+    targets = scheme.two_hot(scores, offset)
+    assert targets.shape == (len(scores), scheme.n_grades) and targets.min() >= 0
+    torch.testing.assert_close(targets.sum(1), torch.ones(len(scores), dtype=torch.float64))
+    support = targets > 0
+    assert support.sum(1).max() <= 2
+    pairs = support[support.sum(1) == 2].nonzero()[:, 1].view(-1, 2)  # grades of the two-grade rows
+    assert len(pairs) > 0 and torch.all(pairs[:, 1] - pairs[:, 0] == 1)  # neighbours
+    expected = targets @ torch.arange(scheme.n_grades, dtype=torch.float64) * grade_width + offset
+    top = offset + (scheme.n_grades - 1) * grade_width
+    torch.testing.assert_close(expected, scores.clamp(offset, top))  # the score, clamped to the centres
+    at_centres = scheme.two_hot(offset + torch.arange(scheme.n_grades, dtype=torch.float64) * grade_width, offset)
+    torch.testing.assert_close(at_centres, torch.eye(scheme.n_grades, dtype=torch.float64))  # one-hot there
+
+
 def test_argmax_decoding_is_the_papers_formula() -> None:
     torch.manual_seed(0)
     model = tiny_cofinal(decode="argmax").eval()
@@ -312,6 +333,24 @@ def test_lambdas_scale_their_terms() -> None:
     torch.testing.assert_close(scaled["graph"], 3.0 * base["graph"])
 
 
+def test_two_hot_grade_targets_change_the_grade_loss_and_nothing_else() -> None:
+    features, mask, batch = labelled_batch([6, 3, 5], [12.0, 20.0, 29.0])
+    torch.manual_seed(0)
+    hard = tiny_cofinal(use_fgs=False).eval()
+    torch.manual_seed(0)
+    two_hot = tiny_cofinal(use_fgs=False, grade_targets="two-hot").eval()
+    hard_prediction, prediction = hard(features, mask), two_hot(features, mask)
+    torch.testing.assert_close(prediction.score, hard_prediction.score)  # same forward
+    hard_losses, losses = hard.loss(hard_prediction, batch), two_hot.loss(prediction, batch)
+    torch.testing.assert_close(losses["score"], hard_losses["score"])
+    target = SCALE.normalise(batch["score"])  # [0.1, 0.5, 0.95]
+    soft = two_hot.scheme.two_hot(target, offset=4.5 * 0.025)  # grade centres at 0.1125 + 0.25 g
+    torch.testing.assert_close(soft[1], torch.tensor([0.0, 0.45, 0.55, 0.0]))
+    cross_entropy = torch.nn.functional.cross_entropy(prediction.parts["grade_logits"], soft)
+    torch.testing.assert_close(losses["grade"], cross_entropy)
+    assert not torch.allclose(losses["grade"], hard_losses["grade"])
+
+
 # ---------------------------------------------------------------- ablations
 
 
@@ -376,6 +415,8 @@ def test_each_ablation_flag_changes_the_computation() -> None:
         ({"lambda_grade": float("nan")}, "lambda_grade"),
         ({"lambda_score": -1.0}, "lambda_score"),
         ({"decode": "mode"}, "decode"),
+        ({"grade_targets": "soft", "use_fgs": False}, "grade_targets"),
+        ({"grade_targets": "two-hot"}, "use_fgs=false"),
         ({"input_projection": "linear"}, "input_projection"),
         ({"feature_alignment": 3}, "feature_alignment"),
         ({"feature_alignment": True}, "feature_alignment"),

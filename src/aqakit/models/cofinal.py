@@ -32,6 +32,11 @@ Choices where the paper is silent or ambiguous (docs/models/cofinal.md lists the
   the *expected* score (softmax-expected grade and sub-grade). ``decode="expected"`` (default)
   also predicts that continuous score; ``decode="argmax"`` predicts Eq. 6 itself. Sub-grade
   probabilities are the softmax of the raw inner products <h_F, e_j> of Eq. 14.
+- **Grade targets.** ``grade_targets="hard"`` (default) is the paper's L_C, cross-entropy against
+  s_C. Its optimum is one-hot, which pulls the expected score of every video in a grade to that
+  grade's centre. ``"two-hot"`` (without the FGS) spreads the target over the two grades whose
+  centres (grade * S_C + the middle sub-grade's S_F share) enclose the score, so that the expected
+  grade decodes to the score and L_C agrees with L_S (:meth:`GradeScheme.two_hot`).
 - **Input projection.** The paper derives K_T, Q_T, V_T from the clip features "by the linear
   transformation" and says CoFInAl builds on GDLT (Table 2), whose input projection is
   1x1-conv + BatchNorm 1024 -> 512 -> 256: exactly D_C -> D_P -> D_S. ``input_projection="batchnorm"``
@@ -88,6 +93,7 @@ from aqakit.models.blocks import ClipProjection, masked_mean, masked_softmax
 from aqakit.models.etf import SimplexETF
 
 DECODES = ("expected", "argmax")
+GRADE_TARGETS = ("hard", "two-hot")
 INPUT_PROJECTIONS = ("batchnorm", "none")
 ACTIVATIONS = ("sigmoid", "relu", "relu-k0.5", "leaky-relu")
 ALIGNMENTS = (None, 0, 1, 2)  # None: as given; 0: [0, D_C]; 1: [-1, 1]; 2: [0, 1]
@@ -127,6 +133,21 @@ class GradeScheme:
     def couple(self, grade: Tensor, subgrade: Tensor) -> Tensor:
         """Eq. 6: grade * S_C + sub-grade * S_F (indices or expectations)."""
         return grade * self.grade_width + subgrade * self.subgrade_width
+
+    def two_hot(self, score: Tensor, offset: float) -> Tensor:
+        """(B,) normalised scores -> (B, G) grade distributions whose expected grade g~ satisfies
+        ``g~ * S_C + offset = score``, spread over the two grades either side of g~.
+
+        g~ is clamped to [0, G - 1], so a score below ``offset`` (above the last grade's
+        ``offset + (G - 1) S_C``) is the first (last) grade alone.
+        """
+        position = ((score.detach().double() - offset) / self.grade_width).clamp(0.0, self.n_grades - 1)
+        lower = torch.floor(position).clamp(max=self.n_grades - 2).long()
+        upper_weight = position - lower  # in [0, 1]
+        targets = torch.zeros(score.shape[0], self.n_grades, dtype=torch.float64, device=score.device)
+        targets.scatter_(1, lower[:, None], (1.0 - upper_weight)[:, None])
+        targets.scatter_(1, lower[:, None] + 1, upper_weight[:, None])
+        return targets.to(score.dtype)
 
 
 def align_features(features: Tensor, mode: int | None) -> Tensor:
@@ -260,6 +281,7 @@ class CoFInAl(AQAModel):
         lambda_subgrade: float = 1.0,
         lambda_graph: float = 1.0,
         decode: str = "expected",
+        grade_targets: str = "hard",
         feature_alignment: int | None = 1,
         final_activation: str = "leaky-relu",
         input_projection: str = "batchnorm",
@@ -273,7 +295,7 @@ class CoFInAl(AQAModel):
             proj_dim=proj_dim, hidden_dim=hidden_dim, n_procedures=n_procedures,
             grade_width=grade_width, subgrade_width=subgrade_width, dropout=dropout,
             lambda_score=lambda_score, lambda_grade=lambda_grade, lambda_subgrade=lambda_subgrade,
-            lambda_graph=lambda_graph, decode=decode, feature_alignment=feature_alignment,
+            lambda_graph=lambda_graph, decode=decode, grade_targets=grade_targets, feature_alignment=feature_alignment,
             final_activation=final_activation, input_projection=input_projection,
             use_tfm=use_tfm, use_gpm=use_gpm, use_fgs=use_fgs, use_graph_loss=use_graph_loss,
             etf_seed=etf_seed,
@@ -282,7 +304,8 @@ class CoFInAl(AQAModel):
         _validate(hparams)
         self.scheme = GradeScheme(float(grade_width), float(subgrade_width))
         n_grades, n_subgrades = self.scheme.n_grades, self.scheme.n_subgrades
-        self.decode, self.feature_alignment = decode, feature_alignment
+        self.decode, self.feature_alignment, self.grade_targets = decode, feature_alignment, grade_targets
+        self.middle_subgrade = (n_subgrades - 1) / 2  # the sub-grade without the FGS
         self.lambda_score, self.lambda_grade = float(lambda_score), float(lambda_grade)
         self.lambda_subgrade = float(lambda_subgrade)
         self.lambda_graph = float(lambda_graph) if use_gpm and use_graph_loss else None
@@ -337,7 +360,7 @@ class CoFInAl(AQAModel):
             )  # fmt: skip
             argmax_subgrade = subgrade_index.to(grade_probs.dtype)
         else:  # w/o FGS: no fine information, the sub-grade's mean under a uniform distribution
-            expected_subgrade = argmax_subgrade = torch.full_like(expected_grade, (self.scheme.n_subgrades - 1) / 2)
+            expected_subgrade = argmax_subgrade = torch.full_like(expected_grade, self.middle_subgrade)
 
         parts["expected_score"] = self.scheme.couple(expected_grade, expected_subgrade)
         if self.decode == "expected":
@@ -348,6 +371,8 @@ class CoFInAl(AQAModel):
         parts = prediction.parts
         target = self.normalised_target(batch).to(parts["expected_score"].device)
         grade_label, subgrade_label, _ = self.scheme.decompose(target)
+        if self.grade_targets == "two-hot":  # the grades either side of the score, expectation = score
+            grade_label = self.scheme.two_hot(target, offset=self.scheme.couple(0.0, self.middle_subgrade))
         terms = {
             "score": self.lambda_score * 0.5 * (parts["expected_score"] - target).pow(2).mean(),  # L_S, Eq. 1
             "grade": self.lambda_grade * F.cross_entropy(parts["grade_logits"], grade_label),  # L_C
@@ -401,6 +426,15 @@ def _validate(hp: dict[str, Any]) -> None:
         )
     if hp["decode"] not in DECODES:
         raise ConfigError(f"cofinal: decode must be one of {', '.join(DECODES)}, got {hp['decode']!r}")
+    if hp["grade_targets"] not in GRADE_TARGETS:
+        raise ConfigError(
+            f"cofinal: grade_targets must be one of {', '.join(GRADE_TARGETS)}, got {hp['grade_targets']!r}"
+        )
+    if hp["grade_targets"] == "two-hot" and hp["use_fgs"]:
+        raise ConfigError(
+            "cofinal: grade_targets='two-hot' places the score inside its grade, which is the FGS's job; "
+            "set use_fgs=false with it (or grade_targets='hard', the paper's)"
+        )
     if hp["final_activation"] not in ACTIVATIONS:
         raise ConfigError(
             f"cofinal: final_activation must be one of {', '.join(ACTIVATIONS)}, got {hp['final_activation']!r}"
