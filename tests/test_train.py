@@ -10,9 +10,10 @@ import yaml
 
 from aqakit.data.benchmarks import SyntheticBenchmark
 from aqakit.errors import ConfigError, RunDirectoryError, TrainingDivergedError
-from aqakit.models import model_defaults
+from aqakit.data.scale import ScoreScale
+from aqakit.models import create_model, list_models, model_defaults
 from aqakit.train.checkpoint import load_checkpoint
-from aqakit.train.config import build_config
+from aqakit.train.config import build_config, list_presets
 from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train.precision import resolve_precision
 from aqakit.train.runner import read_data, train_run
@@ -314,3 +315,13 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
     ensemble = tiny_config(**{"optim.lr": 1e30, "optim.scheduler": "none", "train.epochs": 5, "train.ensemble": True})
     with pytest.raises(TrainingDivergedError, match=r"training diverged in epoch \d"):  # the batched path too
         train_run(ensemble, tmp_path / "ensemble", [0, 1])
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_built_in_preset_builds_a_model_that_scores(preset):
+    model_name = max((name for name in list_models() if preset.startswith(name)), key=len)
+    config = build_config(model_name, "synthetic", "synthetic", preset=preset)
+    model = create_model(config.model.name, in_dim=16, score_scale=ScoreScale(0.0, 10.0), **config.model.args)
+    features = torch.randn(2, 5, 16)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    assert torch.isfinite(model.eval()(features, mask).score).all()
