@@ -9,8 +9,8 @@ import torch
 import yaml
 
 from aqakit.data.benchmarks import SyntheticBenchmark
-from aqakit.errors import ConfigError, RunDirectoryError, TrainingDivergedError
 from aqakit.data.scale import ScoreScale
+from aqakit.errors import ConfigError, RunDirectoryError, TrainingDivergedError
 from aqakit.models import create_model, list_models, model_defaults
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import build_config, list_presets
