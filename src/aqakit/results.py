@@ -178,8 +178,11 @@ def _average_cell(value: float | None) -> str:
 
 
 def _cell(values: Sequence[float]) -> str:
+    """Mean ± sample std over seeds; a single seed has no spread to show, so its value stands alone."""
     if not values:
         return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f} (one seed)"
     stat = mean_std(values)
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
