@@ -205,3 +205,8 @@ def test_mean_std_is_the_sample_std_over_seeds():
     assert metrics.mean_std([0.6, 0.7]) == {"mean": pytest.approx(0.65), "std": pytest.approx(np.std([0.6, 0.7], ddof=1))}
     assert metrics.mean_std([0.6]) == {"mean": 0.6, "std": 0.0}
     assert all(np.isnan(v) for v in metrics.mean_std([]).values())
+
+
+def test_one_seed_is_shown_without_a_spread():
+    assert metrics.format_mean_std(metrics.mean_std([0.6, 0.7]), 2) == "0.650 ± 0.071"
+    assert metrics.format_mean_std(metrics.mean_std([0.6]), 1) == "0.600 (one seed)"

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aqakit.errors import AqakitError, ConfigError, DataError
+from aqakit.metrics import format_mean_std
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.")
 console = Console()
@@ -46,10 +47,6 @@ def _resolve_data_root(data_root: Optional[Path], benchmark: Any) -> Optional[Pa
     )
 
 
-def _fmt(stat: dict[str, float], digits: int = 3) -> str:
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-
-
 def print_summary(summary: dict[str, Any]) -> None:
     """The results table of a run (test metrics over seeds, plus the labelled best-test figure)."""
     if "test" in summary:
@@ -57,7 +54,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     else:  # train.evaluate_test=false
         console.print(f"{summary['model']} on {summary['benchmark']}: test split not evaluated (train.evaluate_test=false)")
     if "val" in summary:
-        console.print(f"validation Spearman (carved from train): {_fmt(summary['val']['spearman'])}")
+        n_seeds = len(summary["seeds"])
+        console.print(f"validation Spearman (carved from train): {format_mean_std(summary['val']['spearman'], n_seeds)}")
 
 
 def _print_test_table(summary: dict[str, Any]) -> None:
@@ -69,10 +67,11 @@ def _print_test_table(summary: dict[str, Any]) -> None:
         table.add_column(column, justify="right")
     label = "best-test (chosen on test!)" if selection == "best-test" else selection
     test = summary["test"]
-    table.add_row(label, _fmt(test["spearman"]), _fmt(test["rl2"]), _fmt(test["mae"]))
+    n_seeds = len(summary["seeds"])
+    table.add_row(label, *(format_mean_std(test[metric], n_seeds) for metric in ("spearman", "rl2", "mae")))
     if "best_test_epoch_spearman" in summary and selection != "best-test":
         best = summary["best_test_epoch_spearman"]
-        table.add_row("best test epoch (papers' rule)", _fmt(best), "", "")
+        table.add_row("best test epoch (papers' rule)", format_mean_std(best, n_seeds), "", "")
     console.print(table)
 
 

@@ -126,6 +126,13 @@ def mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
 
 
+def format_mean_std(stat: dict[str, float], n_values: int, digits: int = 3) -> str:
+    """``stat`` (from :func:`mean_std`) as "mean ± std"; one value has no spread, so it reads "value (one seed)"."""
+    if n_values == 1:
+        return f"{stat['mean']:.{digits}f} (one seed)"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
 def bootstrap_spearman_ci(
     pred: ArrayLike,
     true: ArrayLike,

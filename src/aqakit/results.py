@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import yaml
 
 from aqakit.errors import DataError
-from aqakit.metrics import fisher_z_mean, mean_std
+from aqakit.metrics import fisher_z_mean, format_mean_std, mean_std
 from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
@@ -181,10 +181,7 @@ def _cell(values: Sequence[float]) -> str:
     """Mean ± sample std over seeds; a single seed has no spread to show, so its value stands alone."""
     if not values:
         return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f} (one seed)"
-    stat = mean_std(values)
-    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+    return format_mean_std(mean_std(values), len(values))
 
 
 def render_markdown(rows: Sequence[RunRow]) -> str:
