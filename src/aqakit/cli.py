@@ -49,16 +49,16 @@ def _resolve_data_root(data_root: Optional[Path], benchmark: Any) -> Optional[Pa
 
 def print_summary(summary: dict[str, Any]) -> None:
     """The results table of a run (test metrics over seeds, plus the labelled best-test figure)."""
+    n_seeds = len(summary["seeds"])
     if "test" in summary:
-        _print_test_table(summary)
+        _print_test_table(summary, n_seeds)
     else:  # train.evaluate_test=false
         console.print(f"{summary['model']} on {summary['benchmark']}: test split not evaluated (train.evaluate_test=false)")
     if "val" in summary:
-        n_seeds = len(summary["seeds"])
         console.print(f"validation Spearman (carved from train): {format_mean_std(summary['val']['spearman'], n_seeds)}")
 
 
-def _print_test_table(summary: dict[str, Any]) -> None:
+def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
     selection = summary["selection"]
     title = f"{summary['model']} on {summary['benchmark']} — {len(summary['seeds'])} seed(s), {summary['epochs']} epochs"
     table = Table(title=title)
@@ -67,7 +67,6 @@ def _print_test_table(summary: dict[str, Any]) -> None:
         table.add_column(column, justify="right")
     label = "best-test (chosen on test!)" if selection == "best-test" else selection
     test = summary["test"]
-    n_seeds = len(summary["seeds"])
     table.add_row(label, *(format_mean_std(test[metric], n_seeds) for metric in ("spearman", "rl2", "mae")))
     if "best_test_epoch_spearman" in summary and selection != "best-test":
         best = summary["best_test_epoch_spearman"]
