@@ -53,6 +53,16 @@ def test_auto_precision_takes_bf16_only_where_it_is_native(monkeypatch):
     assert precision.resolve_precision("32-true", "cpu") == "32-true"
 
 
+def test_the_precision_line_says_what_auto_chose_and_why(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    line = precision.describe_precision("auto", "cpu")
+    assert line.startswith("precision bf16-mixed (train.precision auto: this CPU has native bf16")
+    assert "--set train.precision=32-true" in line
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.describe_precision("auto", "cpu") == "precision 32-true (train.precision auto: this CPU has no native bf16)"
+    assert precision.describe_precision("bf16-mixed", "cpu") == "precision bf16-mixed (train.precision)"
+
+
 @pytest.mark.parametrize("name", ["gdlt", "cofinal"])
 def test_bf16_autocast_stays_close_to_float32(tmp_path, name):
     """A tiny run in bf16-mixed ends within a small tolerance of the same run in float32."""

@@ -10,8 +10,10 @@ from aqakit.errors import DataError
 from aqakit.results import read_run, render_markdown, results_json, run_directories, variant_averages
 
 
-def write_run(root, name, benchmark, spearmans, *, best=None, unfinished=(), model="cofinal", epochs=200):
-    """A run directory as `aqakit train` lays it out: config.yaml and seed-<k>/summary.json."""
+def write_run(root, name, benchmark, spearmans, *, best=None, unfinished=(), model="cofinal", epochs=200,
+              precisions=None):
+    """A run directory as `aqakit train` lays it out: config.yaml and seed-<k>/summary.json
+    (``precisions``: each seed's, or None for summaries that predate the field)."""
     run = root / name
     run.mkdir()
     config = {"model": {"name": model, "args": {}}, "benchmark": benchmark, "train": {"epochs": epochs, "select": "final"}}
@@ -19,6 +21,8 @@ def write_run(root, name, benchmark, spearmans, *, best=None, unfinished=(), mod
     for seed, rho in enumerate(spearmans):
         summary = {"seed": seed, "model": model, "benchmark": benchmark, "selection": "final", "epochs": epochs,
                    "test": {"spearman": rho, "rl2": 2.0 + seed}}
+        if precisions is not None:
+            summary["precision"] = precisions[seed]
         if best is not None:
             summary["best_test_epoch_spearman"] = {"epoch": 10, "spearman": best[seed]}
         (run / f"seed-{seed}").mkdir()
@@ -91,3 +95,16 @@ def test_a_folder_of_runs_stands_for_the_runs_inside_it(tmp_path):
         run_directories([tmp_path / "empty"])
     with pytest.raises(DataError, match=r"v-fisv-tes.log: not an aqakit run directory"):
         run_directories([runs_dir / "v-fisv-tes.log"])
+
+
+def test_the_precision_of_each_run_is_shown_and_a_mix_is_flagged(tmp_path):
+    fp32 = read_run(write_run(tmp_path, "a-fisv-tes", "fisv-tes", [0.6, 0.7], precisions=["32-true", "32-true"]))
+    assert "| a-fisv-tes | cofinal | fisv-tes | final | 0, 1 | 200 | 32-true |" in render_markdown([fp32])
+    assert "different precisions" not in render_markdown([fp32])
+    mixed = read_run(write_run(tmp_path, "b-fisv-tes", "fisv-tes", [0.6, 0.7], precisions=["32-true", "bf16-mixed"]))
+    assert mixed.precision == "32-true, bf16-mixed"
+    assert results_json([mixed])["runs"][0]["precision_per_seed"] == ["32-true", "bf16-mixed"]
+    old = read_run(write_run(tmp_path, "c-fisv-tes", "fisv-tes", [0.6]))
+    assert old.precision == "not recorded"
+    table = render_markdown([fp32, old])
+    assert "Note: these seeds trained in different precisions (32-true, not recorded)" in table

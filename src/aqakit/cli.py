@@ -127,7 +127,8 @@ def train(
     """
     from aqakit.data.benchmarks import get_benchmark
     from aqakit.train.config import build_config, parse_override
-    from aqakit.train.runner import train_run
+    from aqakit.train.precision import describe_precision
+    from aqakit.train.runner import default_device, train_run
 
     values = dict(parse_override(text) for text in overrides)
     if select is not None:
@@ -145,6 +146,8 @@ def train(
     run_name = name or f"{model}-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = runs_dir / run_name
     seed_list = list(range(seed_base, seed_base + seeds))
+    if not as_json:
+        console.print(describe_precision(config.train.precision, default_device()), highlight=False, soft_wrap=True)
     with EpochProgress(config.train.epochs, seed_list) as progress:
         summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume, on_epoch_end=progress.update)
     if as_json:

@@ -29,6 +29,8 @@ from aqakit.metrics import fisher_z_mean, format_mean_std, mean_std
 from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
+#: Shown for seeds trained before summaries recorded their precision.
+PRECISION_NOT_RECORDED = "not recorded"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class RunRow:
 
     ``spearman``/``rl2`` are the selected checkpoint's test figures, one per finished seed;
     ``best_test`` the best per-epoch test Spearman of each seed (empty when the run did not
-    evaluate the test set every epoch).
+    evaluate the test set every epoch); ``precisions`` the numeric precision each seed trained in
+    (``train.precision: auto`` differs between machines, and so do the figures).
     """
 
     name: str
@@ -50,6 +53,12 @@ class RunRow:
     spearman: tuple[float, ...]
     rl2: tuple[float, ...]
     best_test: tuple[float, ...]
+    precisions: tuple[str, ...] = ()
+
+    @property
+    def precision(self) -> str:
+        """The precisions its seeds trained in, e.g. ``32-true`` or ``32-true, bf16-mixed`` (mixed)."""
+        return ", ".join(sorted(set(self.precisions))) or "–"
 
     @property
     def variant(self) -> str:
@@ -61,7 +70,7 @@ class RunRow:
         return {
             "name": self.name, "model": self.model, "benchmark": self.benchmark,
             "selection": self.selection, "epochs": self.epochs, "seeds": list(self.seeds),
-            "unfinished_seeds": list(self.unfinished),
+            "unfinished_seeds": list(self.unfinished), "precision_per_seed": list(self.precisions),
             "test_spearman": {**mean_std(self.spearman), "per_seed": list(self.spearman)},
             "test_rl2": {**mean_std(self.rl2), "per_seed": list(self.rl2)},
             "best_test_epoch_spearman": {**mean_std(self.best_test), "per_seed": list(self.best_test)} if self.best_test else None,
@@ -126,6 +135,7 @@ def read_run(run_dir: Path) -> RunRow:
         spearman=tuple(float(s["test"]["spearman"]) for s in finished),
         rl2=tuple(float(s["test"]["rl2"]) for s in finished),
         best_test=tuple(float(v) for v in best) if len(best) == len(finished) else (),
+        precisions=tuple(str(s.get("precision", PRECISION_NOT_RECORDED)) for s in finished),
     )
 
 
@@ -187,8 +197,8 @@ def _cell(values: Sequence[float]) -> str:
 def render_markdown(rows: Sequence[RunRow]) -> str:
     """The runs as a markdown table, then the Fisher-z averages of paired variants."""
     lines = [
-        f"| run | model | benchmark | selection | seeds | epochs | test Spearman (mean ± std) | per seed | test R-l2 x100 | {BEST_TEST_HEADER} |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| run | model | benchmark | selection | seeds | epochs | precision | test Spearman (mean ± std) | per seed | test R-l2 x100 | {BEST_TEST_HEADER} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         seeds = ", ".join(map(str, row.seeds)) or "none finished"
@@ -196,9 +206,13 @@ def render_markdown(rows: Sequence[RunRow]) -> str:
             seeds += f" (unfinished: {', '.join(map(str, row.unfinished))})"
         per_seed = ", ".join(f"{v:.3f}" for v in row.spearman) or "–"
         lines.append(
-            f"| {row.name} | {row.model} | {row.benchmark} | {row.selection} | {seeds} | {row.epochs} | "
+            f"| {row.name} | {row.model} | {row.benchmark} | {row.selection} | {seeds} | {row.epochs} | {row.precision} | "
             f"{_cell(row.spearman)} | {per_seed} | {_cell(row.rl2)} | {_cell(row.best_test)} |"
         )
+    precisions = sorted({p for row in rows for p in row.precisions})
+    if len(precisions) > 1:
+        lines += ["", f"Note: these seeds trained in different precisions ({', '.join(precisions)}); "
+                  "compare figures of the same precision (`train.precision`)."]
     averages = variant_averages(rows)
     if averages:
         lines += ["", "| variant | benchmarks | Fisher-z average, selected checkpoint | Fisher-z average, best test epoch (chosen on test) |", "|---|---|---|---|"]

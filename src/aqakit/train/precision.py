@@ -39,3 +39,17 @@ def resolve_precision(precision: str, device: str) -> str:
     if device == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def describe_precision(precision: str, device: str) -> str:
+    """One line saying which precision training will use and, for ``auto``, why: a run's figures
+    depend on it, so ``aqakit train`` prints it before training."""
+    resolved = resolve_precision(precision, device)
+    if precision != "auto":
+        return f"precision {resolved} (train.precision)"
+    if device == "cuda":
+        reason = "this GPU supports bf16" if resolved == "bf16-mixed" else "this GPU has no bf16"
+    else:
+        reason = "this CPU has native bf16" if resolved == "bf16-mixed" else "this CPU has no native bf16"
+    hint = "; --set train.precision=32-true for float32" if resolved == "bf16-mixed" else ""
+    return f"precision {resolved} (train.precision auto: {reason}{hint})"
