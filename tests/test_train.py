@@ -15,7 +15,7 @@ from aqakit.models import create_model, model_defaults
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import RunConfig, apply_preset, build_config, list_presets, named_preset
 from aqakit.train.evaluate import predict_videos, score_metrics
-from aqakit.train.precision import resolve_precision
+from aqakit.train import precision
 from aqakit.train.runner import read_data, train_run
 
 TINY = {
@@ -195,16 +195,14 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         train_run(tiny_config(**{"optim.lr": 0.5}), tmp_path / "run", [0], resume=True)
 
 
-def test_a_run_saved_by_an_older_aqakit_resumes_and_adds_seeds(tmp_path):
+def test_a_run_saved_by_an_older_aqakit_resumes_and_adds_seeds(tmp_path, monkeypatch):
     """Settings added later (absent from the saved file) at their defaults, and precision "auto"
     against the precision it resolves to, do not block a resume; new seeds are added to the run."""
-    if resolve_precision("auto", "cpu") != "32-true":
-        pytest.skip("this CPU has native bf16, so auto is not 32-true here")
-    train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0])
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # auto is 32-true on any host
+    train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0], device="cpu")
     config_path = tmp_path / "run" / "config.yaml"
     saved = yaml.safe_load(config_path.read_text())
     del saved["train"]["ema_decay"], saved["optim"]["gamma"]
-    saved["train"]["precision"] = "32-true"  # what "auto" resolves to on a CPU without native bf16
     defaults = model_defaults(saved["model"]["name"])
     at_default = [key for key, value in saved["model"]["args"].items() if defaults.get(key, object()) == value]
     assert at_default  # a hyper-parameter added later is absent from the older file
@@ -217,6 +215,18 @@ def test_a_run_saved_by_an_older_aqakit_resumes_and_adds_seeds(tmp_path):
         train_run(tiny_config(**{"optim.gamma": 0.5}), tmp_path / "run", [0], resume=True)
     with pytest.raises(RunDirectoryError, match=r"\(model.args.hidden_dim: saved 16, now 8\)"):
         train_run(tiny_config(**{"model.args": {"hidden_dim": 8, "n_queries": 4}}), tmp_path / "run", [0], resume=True)
+
+
+def test_the_run_records_what_auto_chose_and_a_resume_where_auto_differs_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0], device="cpu")
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["precision"] == "32-true"
+    train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0], resume=True, device="cpu")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)  # another machine: auto means bf16 there
+    with pytest.raises(RunDirectoryError, match=r"train.precision: saved '32-true', now 'auto' \(bf16-mixed on this machine\)"):
+        train_run(tiny_config(**{"train.precision": "auto"}), tmp_path / "run", [0], resume=True, device="cpu")
+    summary = train_run(tiny_config(**{"train.precision": "32-true"}), tmp_path / "run", [0], resume=True, device="cpu")
+    assert summary["per_seed"][0]["precision"] == "32-true"
 
 
 def test_config_errors_are_clear():

@@ -2,7 +2,7 @@
 
 Layout of ``runs/<name>/``::
 
-    config.yaml            the resolved configuration
+    config.yaml            the resolved configuration (train.precision: auto saved as what it chose)
     summary.json           test (and validation) metrics over seeds: mean, std, per seed
     seed-<k>/metrics.csv   one row per epoch: learning rate, loss terms, held-out metrics, seconds
     seed-<k>/predictions.csv  split, video id, true and predicted score (selected checkpoint)
@@ -22,7 +22,7 @@ import logging
 import math
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -332,23 +332,33 @@ def train_run(
 
     With ``resume``, the configuration saved in ``run_dir`` must equal ``config``; finished
     seeds are kept and an interrupted seed continues from its last epoch.
+
+    ``config.yaml`` records ``train.precision: auto`` as what it resolves to on this machine, so a
+    resume on a machine where ``auto`` means something else (bf16 against float32) is refused
+    instead of mixing precisions within one run. Runs saved before that (with ``auto``) resume in
+    whatever ``auto`` means where they resume.
     """
     if not seeds:
         raise ConfigError("at least one seed is needed")
     config.check()
     prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
     config_path = run_dir / CONFIG_FILE
+    precision = resolve_precision(config.train.precision, device or default_device())
     if resume:
         changes = changed_settings(yaml.safe_load(config_path.read_text()) or {}, config)
         if "train.precision" in changes:  # "auto" resumes a run saved with what it resolves to here
-            same = {resolve_precision(str(value), device or default_device()) for value in changes["train.precision"]}
-            if len(same) == 1:
+            saved, _ = changes["train.precision"]
+            if resolve_precision(str(saved), device or default_device()) == precision:
                 del changes["train.precision"]
         if changes:
-            listed = "; ".join(f"{key}: saved {old!r}, now {new!r}" for key, (old, new) in changes.items())
+            listed = "; ".join(
+                f"{key}: saved {old!r}, now {new!r}" + (f" ({precision} on this machine)" if new == "auto" else "")
+                for key, (old, new) in changes.items()
+            )
             raise RunDirectoryError(f"{config_path}: cannot resume, the configuration differs ({listed})")
     else:
-        config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        recorded = replace(config, train=replace(config.train, precision=precision))
+        config_path.write_text(yaml.safe_dump(recorded.to_dict(), sort_keys=False))
     data = read_data(config)
     if config.train.ensemble:
         if resume:
