@@ -343,16 +343,18 @@ def train_run(
     config.check()
     prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
     config_path = run_dir / CONFIG_FILE
-    precision = resolve_precision(config.train.precision, device or default_device())
+    machine = device or default_device()
+    precision = resolve_precision(config.train.precision, machine)
     if resume:
         changes = changed_settings(yaml.safe_load(config_path.read_text()) or {}, config)
         if "train.precision" in changes:  # "auto" resumes a run saved with what it resolves to here
             saved, _ = changes["train.precision"]
-            if resolve_precision(str(saved), device or default_device()) == precision:
+            if resolve_precision(str(saved), machine) == precision:
                 del changes["train.precision"]
         if changes:
             listed = "; ".join(
-                f"{key}: saved {old!r}, now {new!r}" + (f" ({precision} on this machine)" if new == "auto" else "")
+                f"{key}: saved {old!r}, now {new!r}"
+                + (f" ({precision} on this machine)" if key == "train.precision" and new == "auto" else "")
                 for key, (old, new) in changes.items()
             )
             raise RunDirectoryError(f"{config_path}: cannot resume, the configuration differs ({listed})")
