@@ -188,25 +188,59 @@ def test_decomposition_clamps_scores_outside_the_training_range() -> None:
     assert grade.tolist() == [0, 3, 3] and subgrade.tolist() == [0, 9, 9]
 
 
+@pytest.mark.parametrize("placement", ["centres", "range"])
 @pytest.mark.parametrize("grade_width, subgrade_width", [(0.25, 0.025), (0.125, 0.025), (0.2, 0.05), (0.5, 0.2)])
 def test_two_hot_grade_targets_are_distributions_whose_expectation_is_the_score(
-    grade_width: float, subgrade_width: float
+    grade_width: float, subgrade_width: float, placement: str
 ) -> None:
     scheme = GradeScheme(grade_width, subgrade_width)
-    offset = scheme.couple(0.0, (scheme.n_subgrades - 1) / 2)  # the sub-grade without the FGS
-    scores = torch.cat([torch.linspace(-0.2, 1.2, 1401), torch.tensor([offset, 1.0])]).double()
-    targets = scheme.two_hot(scores, offset)
+    places = scheme.place(torch.arange(scheme.n_grades, dtype=torch.float64), placement)
+    scores = torch.cat([torch.linspace(-0.2, 1.2, 1401), places, torch.tensor([0.0, 1.0])]).double()
+    targets = scheme.two_hot(scores, placement)
     assert targets.shape == (len(scores), scheme.n_grades) and targets.min() >= 0
     torch.testing.assert_close(targets.sum(1), torch.ones(len(scores), dtype=torch.float64))
     support = targets > 0
     assert support.sum(1).max() <= 2
     pairs = support[support.sum(1) == 2].nonzero()[:, 1].view(-1, 2)  # grades of the two-grade rows
     assert len(pairs) > 0 and torch.all(pairs[:, 1] - pairs[:, 0] == 1)  # neighbours
-    expected = targets @ torch.arange(scheme.n_grades, dtype=torch.float64) * grade_width + offset
-    top = offset + (scheme.n_grades - 1) * grade_width
-    torch.testing.assert_close(expected, scores.clamp(offset, top))  # the score, clamped to the centres
-    at_centres = scheme.two_hot(offset + torch.arange(scheme.n_grades, dtype=torch.float64) * grade_width, offset)
-    torch.testing.assert_close(at_centres, torch.eye(scheme.n_grades, dtype=torch.float64))  # one-hot there
+    expected = scheme.place(targets @ torch.arange(scheme.n_grades, dtype=torch.float64), placement)
+    torch.testing.assert_close(expected, scores.clamp(places[0], places[-1]))  # the score, clamped
+    at_places = scheme.two_hot(places, placement)
+    torch.testing.assert_close(at_places, torch.eye(scheme.n_grades, dtype=torch.float64))  # one-hot there
+
+
+@pytest.mark.parametrize("grade_width, subgrade_width", [(0.25, 0.025), (0.2, 0.05), (0.3, 0.1)])
+def test_grades_sit_at_their_middle_sub_grade_or_span_the_whole_range(
+    grade_width: float, subgrade_width: float
+) -> None:
+    scheme = GradeScheme(grade_width, subgrade_width)
+    grades = torch.arange(scheme.n_grades, dtype=torch.float64)
+    centres = scheme.place(grades, "centres")
+    torch.testing.assert_close(centres, grades * grade_width + (scheme.n_subgrades - 1) / 2 * subgrade_width)
+    assert 0.0 < centres[0] and centres[-1] < 1.0  # the ends of the range are out of reach
+    torch.testing.assert_close(scheme.place(grades, "range"), torch.linspace(0, 1, scheme.n_grades).double())
+    with pytest.raises(ConfigError, match="grade positions must be one of"):
+        scheme.two_hot(grades, "ends")
+
+
+@pytest.mark.parametrize("decode", ["expected", "argmax"])
+def test_range_positions_let_the_score_reach_both_ends_and_centres_do_not(decode: str) -> None:
+    features, mask = padded_batch([5, 2], 8)
+    scores = {}
+    for placement in ("centres", "range"):
+        torch.manual_seed(0)
+        model = tiny_cofinal(use_fgs=False, grade_targets="two-hot", grade_positions=placement, decode=decode).eval()
+        with torch.no_grad():  # a classifier certain of the first grade for every video, then of the last
+            model.grade_classifier[-1].weight.zero_()
+            model.grade_classifier[-1].bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+            bottom = model(features, mask).normalised_score
+            model.grade_classifier[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 50.0]))
+            top = model(features, mask).normalised_score
+        scores[placement] = (bottom, top)
+    torch.testing.assert_close(scores["range"][0], torch.zeros(2))
+    torch.testing.assert_close(scores["range"][1], torch.ones(2))
+    torch.testing.assert_close(scores["centres"][0], torch.full((2,), 4.5 * 0.025))
+    torch.testing.assert_close(scores["centres"][1], torch.full((2,), 0.75 + 4.5 * 0.025))
 
 
 def test_argmax_decoding_is_the_papers_formula() -> None:
@@ -344,7 +378,7 @@ def test_two_hot_grade_targets_change_the_grade_loss_and_nothing_else() -> None:
     hard_losses, losses = hard.loss(hard_prediction, batch), two_hot.loss(prediction, batch)
     torch.testing.assert_close(losses["score"], hard_losses["score"])
     target = SCALE.normalise(batch["score"])  # [0.1, 0.5, 0.95]
-    soft = two_hot.scheme.two_hot(target, offset=4.5 * 0.025)  # grade centres at 0.1125 + 0.25 g
+    soft = two_hot.scheme.two_hot(target, "centres")  # grade centres at 0.1125 + 0.25 g
     torch.testing.assert_close(soft[1], torch.tensor([0.0, 0.45, 0.55, 0.0]))
     cross_entropy = torch.nn.functional.cross_entropy(prediction.parts["grade_logits"], soft)
     torch.testing.assert_close(losses["grade"], cross_entropy)
@@ -417,6 +451,8 @@ def test_each_ablation_flag_changes_the_computation() -> None:
         ({"decode": "mode"}, "decode"),
         ({"grade_targets": "soft", "use_fgs": False}, "grade_targets"),
         ({"grade_targets": "two-hot"}, "use_fgs=false"),
+        ({"grade_positions": "ends", "grade_targets": "two-hot", "use_fgs": False}, "grade_positions must be"),
+        ({"grade_positions": "range", "use_fgs": False}, "grade_targets='two-hot'"),
         ({"input_projection": "linear"}, "input_projection"),
         ({"feature_alignment": 3}, "feature_alignment"),
         ({"feature_alignment": True}, "feature_alignment"),

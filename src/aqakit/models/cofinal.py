@@ -37,6 +37,12 @@ Choices where the paper is silent or ambiguous (docs/models/cofinal.md lists the
   grade's centre. ``"two-hot"`` (without the FGS) spreads the target over the two grades whose
   centres (grade * S_C + the middle sub-grade's S_F share) enclose the score, so that the expected
   grade decodes to the score and L_C agrees with L_S (:meth:`GradeScheme.two_hot`).
+- **Where a grade sits without the FGS.** ``grade_positions="centres"`` (default): grade g decodes
+  to g * S_C + (G' - 1) / 2 * S_F, its middle sub-grade, so the expected score can only span
+  [(G' - 1) / 2 * S_F, (G - 1) S_C + (G' - 1) / 2 * S_F] ([0.1125, 0.8625] with four grades): the
+  training videos beyond it (8 % of Fis-V TES above it) all get the last grade alone as target and
+  a score the model cannot reach. ``"range"`` (two-hot targets only) puts the G grades at
+  ``linspace(0, 1, G)``, the bottom and top of the training range, as GDLT's Likert anchors.
 - **Input projection.** The paper derives K_T, Q_T, V_T from the clip features "by the linear
   transformation" and says CoFInAl builds on GDLT (Table 2), whose input projection is
   1x1-conv + BatchNorm 1024 -> 512 -> 256: exactly D_C -> D_P -> D_S. ``input_projection="batchnorm"``
@@ -71,7 +77,8 @@ straight to the GPM, whose keys and values then read every real clip under the p
 ``use_gpm=False`` has no prototypes, no mask M and no L_R: the masked mean of the TFM output
 (or of the clips) is embedded by Linear(-> D_S) and is both the MLP's input and h_F;
 ``use_fgs=False`` drops the ETF and L_F: with no fine information the sub-grade is its mean under a
-uniform distribution, (G' - 1) / 2, in both decodes (the middle of the predicted grade);
+uniform distribution, (G' - 1) / 2, in both decodes (the middle of the predicted grade; with
+``grade_positions="range"`` each grade decodes to its place in ``linspace(0, 1, G)`` instead);
 ``use_graph_loss=False`` drops L_R.
 """
 
@@ -94,10 +101,16 @@ from aqakit.models.etf import SimplexETF
 
 DECODES = ("expected", "argmax")
 GRADE_TARGETS = ("hard", "two-hot")
+GRADE_POSITIONS = ("centres", "range")  # where a grade sits on the score axis without the FGS
 INPUT_PROJECTIONS = ("batchnorm", "none")
 ACTIVATIONS = ("sigmoid", "relu", "relu-k0.5", "leaky-relu")
 ALIGNMENTS = (None, 0, 1, 2)  # None: as given; 0: [0, D_C]; 1: [-1, 1]; 2: [0, 1]
 ARCCOS_EPS = 1e-6
+
+
+def _check_placement(placement: str) -> None:
+    if placement not in GRADE_POSITIONS:
+        raise ConfigError(f"grade positions must be one of {', '.join(GRADE_POSITIONS)}, got {placement!r}")
 
 
 @dataclass(frozen=True)
@@ -134,14 +147,30 @@ class GradeScheme:
         """Eq. 6: grade * S_C + sub-grade * S_F (indices or expectations)."""
         return grade * self.grade_width + subgrade * self.subgrade_width
 
-    def two_hot(self, score: Tensor, offset: float) -> Tensor:
-        """(B,) normalised scores -> (B, G) grade distributions whose expected grade g~ satisfies
-        ``g~ * S_C + offset = score``, spread over the two grades either side of g~.
+    def place(self, grade: Tensor, placement: str) -> Tensor:
+        """Grade indices or expected grades -> the normalised score they decode to without the FGS.
 
-        g~ is clamped to [0, G - 1], so a score below ``offset`` (above the last grade's
-        ``offset + (G - 1) S_C``) is the first (last) grade alone.
+        ``"centres"``: grade * S_C + (G' - 1) / 2 * S_F (the grade's middle sub-grade);
+        ``"range"``: grade / (G - 1), so the G grades sit at ``linspace(0, 1, G)``.
         """
-        position = ((score.detach().double() - offset) / self.grade_width).clamp(0.0, self.n_grades - 1)
+        if placement == "range":
+            return grade / (self.n_grades - 1)
+        _check_placement(placement)
+        return self.couple(grade, torch.full_like(grade, (self.n_subgrades - 1) / 2))
+
+    def two_hot(self, score: Tensor, placement: str) -> Tensor:
+        """(B,) normalised scores -> (B, G) grade distributions whose expected grade g~ decodes to the
+        score (``place(g~, placement) == score``), spread over the two grades either side of g~.
+
+        g~ is clamped to [0, G - 1], so a score below the first grade's place (above the last's) is
+        the first (last) grade alone.
+        """
+        _check_placement(placement)
+        if placement == "range":
+            first, step = 0.0, 1.0 / (self.n_grades - 1)
+        else:
+            first, step = self.couple(0.0, (self.n_subgrades - 1) / 2), self.grade_width
+        position = ((score.detach().double() - first) / step).clamp(0.0, self.n_grades - 1)
         lower = torch.floor(position).clamp(max=self.n_grades - 2).long()
         upper_weight = position - lower  # in [0, 1]
         targets = torch.zeros(score.shape[0], self.n_grades, dtype=torch.float64, device=score.device)
@@ -282,6 +311,7 @@ class CoFInAl(AQAModel):
         lambda_graph: float = 1.0,
         decode: str = "expected",
         grade_targets: str = "hard",
+        grade_positions: str = "centres",
         feature_alignment: int | None = 1,
         final_activation: str = "leaky-relu",
         input_projection: str = "batchnorm",
@@ -295,7 +325,8 @@ class CoFInAl(AQAModel):
             proj_dim=proj_dim, hidden_dim=hidden_dim, n_procedures=n_procedures,
             grade_width=grade_width, subgrade_width=subgrade_width, dropout=dropout,
             lambda_score=lambda_score, lambda_grade=lambda_grade, lambda_subgrade=lambda_subgrade,
-            lambda_graph=lambda_graph, decode=decode, grade_targets=grade_targets, feature_alignment=feature_alignment,
+            lambda_graph=lambda_graph, decode=decode, grade_targets=grade_targets, grade_positions=grade_positions,
+            feature_alignment=feature_alignment,
             final_activation=final_activation, input_projection=input_projection,
             use_tfm=use_tfm, use_gpm=use_gpm, use_fgs=use_fgs, use_graph_loss=use_graph_loss,
             etf_seed=etf_seed,
@@ -305,7 +336,7 @@ class CoFInAl(AQAModel):
         self.scheme = GradeScheme(float(grade_width), float(subgrade_width))
         n_grades, n_subgrades = self.scheme.n_grades, self.scheme.n_subgrades
         self.decode, self.feature_alignment, self.grade_targets = decode, feature_alignment, grade_targets
-        self.middle_subgrade = (n_subgrades - 1) / 2  # the sub-grade without the FGS
+        self.grade_positions = grade_positions  # where a grade sits on the score axis without the FGS
         self.lambda_score, self.lambda_grade = float(lambda_score), float(lambda_grade)
         self.lambda_subgrade = float(lambda_subgrade)
         self.lambda_graph = float(lambda_graph) if use_gpm and use_graph_loss else None
@@ -358,21 +389,22 @@ class CoFInAl(AQAModel):
                 subgrade_logits=subgrade_logits, subgrade_probs=subgrade_probs,
                 subgrade_index=subgrade_index, fine_feature=fine_feature,
             )  # fmt: skip
-            argmax_subgrade = subgrade_index.to(grade_probs.dtype)
-        else:  # w/o FGS: no fine information, the sub-grade's mean under a uniform distribution
-            expected_subgrade = argmax_subgrade = torch.full_like(expected_grade, self.middle_subgrade)
+            parts["expected_score"] = self.scheme.couple(expected_grade, expected_subgrade)
+            argmax_score = self.scheme.couple(grade_index.to(grade_probs.dtype), subgrade_index.to(grade_probs.dtype))
+        else:  # w/o FGS: no fine information, a grade decodes to its place (by default its middle)
+            parts["expected_score"] = self.scheme.place(expected_grade, self.grade_positions)
+            argmax_score = self.scheme.place(grade_index.to(grade_probs.dtype), self.grade_positions)
 
-        parts["expected_score"] = self.scheme.couple(expected_grade, expected_subgrade)
         if self.decode == "expected":
             return parts["expected_score"], parts
-        return self.scheme.couple(grade_index.to(grade_probs.dtype), argmax_subgrade), parts
+        return argmax_score, parts
 
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         parts = prediction.parts
         target = self.normalised_target(batch).to(parts["expected_score"].device)
         grade_label, subgrade_label, _ = self.scheme.decompose(target)
         if self.grade_targets == "two-hot":  # the grades either side of the score, expectation = score
-            grade_label = self.scheme.two_hot(target, offset=self.scheme.couple(0.0, self.middle_subgrade))
+            grade_label = self.scheme.two_hot(target, self.grade_positions)
         terms = {
             "score": self.lambda_score * 0.5 * (parts["expected_score"] - target).pow(2).mean(),  # L_S, Eq. 1
             "grade": self.lambda_grade * F.cross_entropy(parts["grade_logits"], grade_label),  # L_C
@@ -434,6 +466,15 @@ def _validate(hp: dict[str, Any]) -> None:
         raise ConfigError(
             "cofinal: grade_targets='two-hot' places the score inside its grade, which is the FGS's job; "
             "set use_fgs=false with it (or grade_targets='hard', the paper's)"
+        )
+    if hp["grade_positions"] not in GRADE_POSITIONS:
+        raise ConfigError(
+            f"cofinal: grade_positions must be one of {', '.join(GRADE_POSITIONS)}, got {hp['grade_positions']!r}"
+        )
+    if hp["grade_positions"] == "range" and hp["grade_targets"] != "two-hot":
+        raise ConfigError(
+            "cofinal: grade_positions='range' moves the grades off the centres of the paper's grade labels "
+            "floor(s / S_C); use it with grade_targets='two-hot' (and use_fgs=false)"
         )
     if hp["final_activation"] not in ACTIVATIONS:
         raise ConfigError(
