@@ -124,6 +124,17 @@ def test_fisher_z_mean_nan_names_index():
         fisher_z_mean([])
 
 
+def test_rowwise_spearman_is_spearman_of_each_row_ties_included():
+    rng = np.random.default_rng(0)
+    pred = np.round(rng.normal(size=(2, 3, 12)), 1)  # rounding makes ties
+    true = np.round(rng.normal(size=(2, 3, 12)), 1)
+    rho = metrics.rowwise_spearman(pred, true)
+    assert rho.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            assert rho[i, j] == pytest.approx(metrics.spearman(pred[i, j], true[i, j]), abs=1e-12)
+
+
 # --- bootstrap CI ---------------------------------------------------------------------------
 
 

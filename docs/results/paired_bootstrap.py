@@ -18,7 +18,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from aqakit import metrics
 
 
 def read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -39,26 +40,13 @@ def read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return first_ids, truth, np.array(per_seed)
 
 
-def spearman_rows(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair: pred (..., V), true (..., V) -> (...)."""
-    rp, rt = stats.rankdata(pred, axis=-1), stats.rankdata(true, axis=-1)
-    rp -= rp.mean(-1, keepdims=True)
-    rt -= rt.mean(-1, keepdims=True)
-    return (rp * rt).sum(-1) / np.sqrt((rp**2).sum(-1) * (rt**2).sum(-1))
-
-
-def fisher_z(per_benchmark: np.ndarray) -> np.ndarray:
-    """(B benchmarks, ...) seed-mean correlations -> (...) Fisher-z averages."""
-    return np.tanh(np.arctanh(np.clip(per_benchmark, -1 + 1e-7, 1 - 1e-7)).mean(0))
-
-
 def model_figure(runs: list[tuple[np.ndarray, np.ndarray]], index: np.ndarray) -> np.ndarray:
     """Fisher-z average of seed-mean Spearman for each resample ``index`` (R, V) -> (R,)."""
     means = []
     for true, pred in runs:  # one benchmark: true (V,), pred (S, V)
-        rho = spearman_rows(pred[:, index], np.broadcast_to(true[index], (pred.shape[0], *index.shape)))  # (S, R)
-        means.append(rho.mean(0))
-    return fisher_z(np.array(means))
+        true_rows = np.broadcast_to(true[index], (pred.shape[0], *index.shape))  # (S, R, V)
+        means.append(metrics.rowwise_spearman(pred[:, index], true_rows).mean(0))  # (R,)
+    return np.apply_along_axis(metrics.fisher_z_mean, 0, np.array(means))
 
 
 def main() -> None:
@@ -84,11 +72,11 @@ def main() -> None:
     observed = np.arange(n_videos)[None]
     rng = np.random.default_rng(args.seed)
     index = rng.integers(0, n_videos, size=(args.n_boot, n_videos))
-    diff_observed = float(model_figure(models[0], observed)[0] - model_figure(models[1], observed)[0])
+    figure_a, figure_b = (float(model_figure(runs, observed)[0]) for runs in models)
     diff = model_figure(models[0], index) - model_figure(models[1], index)
     low, high = np.quantile(diff, [0.025, 0.975])
-    print(f"A: {model_figure(models[0], observed)[0]:.3f}  B: {model_figure(models[1], observed)[0]:.3f}  "
-          f"A - B: {diff_observed:+.3f}  95 % interval [{low:+.3f}, {high:+.3f}]  "
+    print(f"A: {figure_a:.3f}  B: {figure_b:.3f}  "
+          f"A - B: {figure_a - figure_b:+.3f}  95 % interval [{low:+.3f}, {high:+.3f}]  "
           f"A ahead in {np.mean(diff > 0):.1%} of {args.n_boot} resamples of {n_videos} videos")
 
 

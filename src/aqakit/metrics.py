@@ -26,6 +26,7 @@ __all__ = [
     "mse",
     "pearson",
     "relative_l2",
+    "rowwise_spearman",
     "spearman",
 ]
 
@@ -133,6 +134,19 @@ def format_mean_std(stat: dict[str, float], n_values: int, digits: int = 3) -> s
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
+def rowwise_spearman(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Spearman's rho along the last axis, vectorised: pred, true (..., V) -> (...).
+
+    Pearson's r of the (average) ranks of each row pair. No constant-row check: a constant row
+    gives ``nan`` (with numpy's division warning), so callers drop such rows first.
+    """
+    rp = stats.rankdata(pred, axis=-1)
+    rt = stats.rankdata(true, axis=-1)
+    rp -= rp.mean(axis=-1, keepdims=True)
+    rt -= rt.mean(axis=-1, keepdims=True)
+    return np.sum(rp * rt, axis=-1) / np.sqrt(np.sum(rp**2, axis=-1) * np.sum(rt**2, axis=-1))
+
+
 def bootstrap_spearman_ci(
     pred: ArrayLike,
     true: ArrayLike,
@@ -160,12 +174,7 @@ def bootstrap_spearman_ci(
     if not valid.any():
         return float("nan"), float("nan")
 
-    # Spearman's rho of each resample = Pearson's r of its (average) ranks.
-    rp = stats.rankdata(ps[valid], axis=1)
-    rt = stats.rankdata(ts[valid], axis=1)
-    rp -= rp.mean(axis=1, keepdims=True)
-    rt -= rt.mean(axis=1, keepdims=True)
-    rho = np.sum(rp * rt, axis=1) / np.sqrt(np.sum(rp**2, axis=1) * np.sum(rt**2, axis=1))
+    rho = rowwise_spearman(ps[valid], ts[valid])
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(rho, [tail, 1.0 - tail])
     return float(low), float(high)

@@ -130,6 +130,11 @@ class GradeScheme:
         """G' = ceil(S_C / S_F)."""
         return math.ceil(self.grade_width / self.subgrade_width - 1e-9)
 
+    @property
+    def middle_subgrade(self) -> float:
+        """(G' - 1) / 2: the sub-grade's mean under a uniform distribution (the FGS's absence)."""
+        return (self.n_subgrades - 1) / 2
+
     def decompose(self, score: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B,) normalised scores -> grade (B,) long, sub-grade (B,) long, residual (B,).
 
@@ -153,10 +158,10 @@ class GradeScheme:
         ``"centres"``: grade * S_C + (G' - 1) / 2 * S_F (the grade's middle sub-grade);
         ``"range"``: grade / (G - 1), so the G grades sit at ``linspace(0, 1, G)``.
         """
+        _check_placement(placement)
         if placement == "range":
             return grade / (self.n_grades - 1)
-        _check_placement(placement)
-        return self.couple(grade, torch.full_like(grade, (self.n_subgrades - 1) / 2))
+        return self.couple(grade, torch.full_like(grade, self.middle_subgrade))
 
     def two_hot(self, score: Tensor, placement: str) -> Tensor:
         """(B,) normalised scores -> (B, G) grade distributions whose expected grade g~ decodes to the
@@ -169,7 +174,7 @@ class GradeScheme:
         if placement == "range":
             first, step = 0.0, 1.0 / (self.n_grades - 1)
         else:
-            first, step = self.couple(0.0, (self.n_subgrades - 1) / 2), self.grade_width
+            first, step = self.couple(0.0, self.middle_subgrade), self.grade_width
         position = ((score.detach().double() - first) / step).clamp(0.0, self.n_grades - 1)
         lower = torch.floor(position).clamp(max=self.n_grades - 2).long()
         upper_weight = position - lower  # in [0, 1]
@@ -389,15 +394,21 @@ class CoFInAl(AQAModel):
                 subgrade_logits=subgrade_logits, subgrade_probs=subgrade_probs,
                 subgrade_index=subgrade_index, fine_feature=fine_feature,
             )  # fmt: skip
-            parts["expected_score"] = self.scheme.couple(expected_grade, expected_subgrade)
-            argmax_score = self.scheme.couple(grade_index.to(grade_probs.dtype), subgrade_index.to(grade_probs.dtype))
-        else:  # w/o FGS: no fine information, a grade decodes to its place (by default its middle)
-            parts["expected_score"] = self.scheme.place(expected_grade, self.grade_positions)
-            argmax_score = self.scheme.place(grade_index.to(grade_probs.dtype), self.grade_positions)
+        else:
+            expected_subgrade = subgrade_index = None
 
+        parts["expected_score"] = self._score(expected_grade, expected_subgrade)
         if self.decode == "expected":
             return parts["expected_score"], parts
-        return argmax_score, parts
+        argmax_subgrade = None if subgrade_index is None else subgrade_index.to(grade_probs.dtype)
+        return self._score(grade_index.to(grade_probs.dtype), argmax_subgrade), parts
+
+    def _score(self, grade: Tensor, subgrade: Tensor | None) -> Tensor:
+        """Eq. 6 with the FGS; without it (``subgrade`` None) no fine information, so the grade
+        decodes to its place (by default its middle sub-grade)."""
+        if subgrade is None:
+            return self.scheme.place(grade, self.grade_positions)
+        return self.scheme.couple(grade, subgrade)
 
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         parts = prediction.parts
