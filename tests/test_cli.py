@@ -144,3 +144,16 @@ def test_results_tabulates_a_trained_run(trained_run, monkeypatch, capsys):
     assert status == 0 and "| demo | gdlt |" in out, err
     status, out, err = run_cli(monkeypatch, capsys, "results", run_dir / "seed-0")
     assert status == 2 and "not an aqakit run directory" in err
+
+
+def test_compare_pairs_a_trained_run_with_itself(trained_run, monkeypatch, capsys):
+    run_dir, _ = trained_run
+    seed = json.loads((run_dir / "seed-0" / "summary.json").read_text())
+    status, out, err = run_cli(monkeypatch, capsys, "compare", run_dir, run_dir, "--n-boot", 50)
+    assert status == 0, err
+    rho = f"{seed['test']['spearman']:.3f}"
+    assert f"| synthetic | {rho} | {rho} | +0.000 | [+0.000, +0.000] | 0.0 % of resamples |" in out
+    status, out, err = run_cli(monkeypatch, capsys, "compare", run_dir, run_dir, "--n-boot", 50, "--json")
+    assert json.loads(out)["rows"][0]["a"] == pytest.approx(seed["test"]["spearman"])
+    status, out, err = run_cli(monkeypatch, capsys, "compare", run_dir, run_dir.parent / "missing")
+    assert status == 2 and "not an aqakit run directory" in err

@@ -4,33 +4,11 @@ import json
 
 import numpy as np
 import pytest
-import yaml
+
+from runs import write_run
 
 from aqakit.errors import DataError
 from aqakit.results import read_run, render_markdown, results_json, run_directories, variant_averages
-
-
-def write_run(root, name, benchmark, spearmans, *, best=None, unfinished=(), model="cofinal", epochs=200,
-              precisions=None):
-    """A run directory as `aqakit train` lays it out: config.yaml and seed-<k>/summary.json
-    (``precisions``: each seed's, or None for summaries that predate the field)."""
-    run = root / name
-    run.mkdir()
-    config = {"model": {"name": model, "args": {}}, "benchmark": benchmark, "train": {"epochs": epochs, "select": "final"}}
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    for seed, rho in enumerate(spearmans):
-        summary = {"seed": seed, "model": model, "benchmark": benchmark, "selection": "final", "epochs": epochs,
-                   "test": {"spearman": rho, "rl2": 2.0 + seed}}
-        if precisions is not None:
-            summary["precision"] = precisions[seed]
-        if best is not None:
-            summary["best_test_epoch_spearman"] = {"epoch": 10, "spearman": best[seed]}
-        (run / f"seed-{seed}").mkdir()
-        (run / f"seed-{seed}" / "summary.json").write_text(json.dumps(summary))
-    for seed in unfinished:
-        (run / f"seed-{seed}").mkdir()
-        (run / f"seed-{seed}" / "metrics.csv").write_text("epoch\n0\n")
-    return run
 
 
 def test_row_statistics_are_over_finished_seeds_only(tmp_path):

@@ -309,6 +309,38 @@ def results(
         print(render_markdown(rows))
 
 
+def _run_list(spec: str) -> list[Path]:
+    return [Path(part) for part in spec.split(",") if part]
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., help="Model A: its run directories, one per benchmark, comma-separated (A_TES,A_PCS)."),
+    b: str = typer.Argument(..., help="Model B: its run directories over the same benchmarks and test videos."),
+    n_boot: int = typer.Option(10_000, "--n-boot", min=1, help="Bootstrap resamples of the test videos."),
+    level: float = typer.Option(0.95, "--level", min=0.0, max=1.0, help="Coverage of the percentile interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the resampling (the interval is reproducible)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Paired bootstrap of model A against model B over their shared test videos.
+
+    Resamples the test videos, scores both models' finished seeds on each resample, and reports
+    A - B per benchmark (seed-mean test Spearman) and on the Fisher-z average, with a percentile
+    interval and the share of resamples in which A is ahead (README, "The evaluation protocol").
+    """
+    from aqakit.compare import compare_runs, read_test_predictions, render_comparison
+
+    sides = [[read_test_predictions(run) for run in _run_list(spec)] for spec in (a, b)]
+    try:
+        result = compare_runs(*sides, n_boot=n_boot, level=level, seed=seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(result.as_dict()))
+    else:
+        print(render_comparison(result))
+
+
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
 
 

@@ -20,6 +20,7 @@ from scipy import stats
 __all__ = [
     "bootstrap_spearman_ci",
     "evaluate",
+    "fisher_z",
     "fisher_z_mean",
     "mae",
     "mean_std",
@@ -115,8 +116,16 @@ def fisher_z_mean(correlations: Sequence[float] | np.ndarray) -> float:
     bad = np.flatnonzero(np.isnan(r))
     if bad.size:
         raise ValueError(f"correlation at index {int(bad[0])} is NaN (indices {bad.tolist()})")
-    z = np.arctanh(np.clip(r, -1.0 + _FISHER_EPS, 1.0 - _FISHER_EPS))
-    return float(np.tanh(np.mean(z)))
+    return float(fisher_z(r))
+
+
+def fisher_z(correlations: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Fisher-z average along ``axis``, vectorised: :func:`fisher_z_mean` without its input checks.
+
+    Each ``r`` is clipped as there; a NaN gives NaN (for callers that drop undefined rows after).
+    """
+    z = np.arctanh(np.clip(np.asarray(correlations, dtype=np.float64), -1.0 + _FISHER_EPS, 1.0 - _FISHER_EPS))
+    return np.tanh(np.mean(z, axis=axis))
 
 
 def mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float]:

@@ -50,6 +50,7 @@ from aqakit.video.manifest import read_manifest
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
+PREDICTIONS_FILE = "predictions.csv"
 BEST_TEST_NOTE = "chosen on the test set, as published papers do; not an honest estimate"
 
 
@@ -256,7 +257,7 @@ def finish_seed(
     summary.update(paper_comparison(history))
     summary["timing"] = epoch_timing(history, n_train)
     summary.update(extra or {})
-    with open(seed_dir / "predictions.csv", "w", newline="") as handle:
+    with open(seed_dir / PREDICTIONS_FILE, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["split", "id", "true_score", "predicted_score"])
         writer.writerows(rows)
