@@ -192,7 +192,7 @@ def _figures(runs: Sequence[TestPredictions], indices: Sequence[np.ndarray]) -> 
     per_seed = [_seed_spearman(run, index) for run, index in zip(runs, indices)]  # each (S, R)
     rows = [rho.mean(axis=0) for rho in per_seed]
     if len(runs) > 1:
-        rows.append(fisher_z(np.concatenate([fisher_z(rho, axis=0)[None] for rho in per_seed]), axis=0))
+        rows.append(fisher_z(np.stack([fisher_z(rho, axis=0) for rho in per_seed]), axis=0))
     return np.stack(rows)
 
 
