@@ -132,6 +132,9 @@ def test_bad_prediction_files_are_named(tmp_path, truth):
     path.write_text("\n".join(lines[:5] + [lines[5].rsplit(",", 1)[0] + ",oops"] + lines[6:]) + "\n")
     with pytest.raises(DataError, match=r"seed-1/predictions.csv, line 6"):
         read_test_predictions(run)
+    path.write_text("\n".join(lines + [lines[4]]) + "\n")
+    with pytest.raises(DataError, match=rf"seed-1/predictions.csv, line {len(lines) + 1}: test video 'v002' appears twice"):
+        read_test_predictions(run)
     path.write_text("\n".join(lines[:1] + [f"test,{i},{t},7.0" for i, t in zip(IDS, truth["fisv-tes"])]) + "\n")
     with pytest.raises(DataError, match=r"seed-1/predictions.csv: the predictions are not finite or all equal"):
         read_test_predictions(run)

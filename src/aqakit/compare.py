@@ -42,7 +42,7 @@ _CHUNK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
-class TestPredictions:
+class RunTestPredictions:
     """The test predictions of one run's finished seeds, videos in id order."""
 
     run: Path
@@ -66,6 +66,8 @@ def _read_seed(path: Path) -> dict[str, tuple[float, float]]:
         for line, row in enumerate(reader, start=2):
             if row["split"] != "test":
                 continue
+            if row["id"] in rows:
+                raise DataError(f"{path}, line {line}: test video {row['id']!r} appears twice")
             try:
                 rows[row["id"]] = (float(row["true_score"]), float(row["predicted_score"]))
             except ValueError as exc:
@@ -75,7 +77,7 @@ def _read_seed(path: Path) -> dict[str, tuple[float, float]]:
     return rows
 
 
-def read_test_predictions(run_dir: Path) -> TestPredictions:
+def read_test_predictions(run_dir: Path) -> RunTestPredictions:
     """The test predictions of a run directory's finished seeds (those with a summary).
 
     DataError if it is not a run directory, has no finished seed, or its seeds disagree on the
@@ -99,7 +101,7 @@ def read_test_predictions(run_dir: Path) -> TestPredictions:
             raise DataError(f"{path}: the predictions are not finite or all equal (a diverged seed?); "
                             "its Spearman is undefined, so the runs cannot be compared")
         predicted.append(scores)
-    return TestPredictions(Path(run_dir), row.benchmark, row.seeds, ids, true, np.stack(predicted))
+    return RunTestPredictions(Path(run_dir), row.benchmark, row.seeds, ids, true, np.stack(predicted))
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,8 @@ class Comparison:
         }  # fmt: skip
 
 
-def _by_benchmark(side: str, runs: Sequence[TestPredictions]) -> dict[str, TestPredictions]:
-    found: dict[str, TestPredictions] = {}
+def _by_benchmark(side: str, runs: Sequence[RunTestPredictions]) -> dict[str, RunTestPredictions]:
+    found: dict[str, RunTestPredictions] = {}
     for run in runs:
         if run.benchmark in found:
             raise DataError(f"model {side}: {found[run.benchmark].run} and {run.run} are both {run.benchmark} runs; "
@@ -152,7 +154,7 @@ def _by_benchmark(side: str, runs: Sequence[TestPredictions]) -> dict[str, TestP
     return found
 
 
-def _paired(a: Sequence[TestPredictions], b: Sequence[TestPredictions]) -> list[tuple[TestPredictions, TestPredictions]]:
+def _paired(a: Sequence[RunTestPredictions], b: Sequence[RunTestPredictions]) -> list[tuple[RunTestPredictions, RunTestPredictions]]:
     """(A run, B run) per benchmark, in name order; DataError unless both cover the same test videos."""
     if not a or not b:
         raise DataError("each model needs at least one run directory")
@@ -174,7 +176,7 @@ def _chunks(n_boot: int, per_resample: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_boot))
 
 
-def _seed_spearman(run: TestPredictions, index: np.ndarray) -> np.ndarray:
+def _seed_spearman(run: RunTestPredictions, index: np.ndarray) -> np.ndarray:
     """Each seed's Spearman on each resample: index (R, V) -> (S, R); NaN where the truth is constant."""
     true = run.true[index]  # (R, V)
     rho = np.full((run.predicted.shape[0], index.shape[0]), np.nan)
@@ -187,7 +189,7 @@ def _seed_spearman(run: TestPredictions, index: np.ndarray) -> np.ndarray:
     return rho
 
 
-def _figures(runs: Sequence[TestPredictions], indices: Sequence[np.ndarray]) -> np.ndarray:
+def _figures(runs: Sequence[RunTestPredictions], indices: Sequence[np.ndarray]) -> np.ndarray:
     """Each benchmark's seed-mean Spearman and, over two or more, the Fisher-z average: (B [+1], R)."""
     per_seed = [_seed_spearman(run, index) for run, index in zip(runs, indices)]  # each (S, R)
     rows = [rho.mean(axis=0) for rho in per_seed]
@@ -197,8 +199,8 @@ def _figures(runs: Sequence[TestPredictions], indices: Sequence[np.ndarray]) -> 
 
 
 def compare_runs(
-    a: Sequence[TestPredictions],
-    b: Sequence[TestPredictions],
+    a: Sequence[RunTestPredictions],
+    b: Sequence[RunTestPredictions],
     n_boot: int = 10_000,
     level: float = 0.95,
     seed: int = 0,
