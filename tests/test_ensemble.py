@@ -60,6 +60,8 @@ def test_ensemble_refuses_what_it_cannot_do_like_separate_runs(tmp_path):
         train_run(tiny_config("gdlt", **{"train.ensemble": True, "train.select": "best-val"}), tmp_path / "a", SEEDS)
     with pytest.raises(ConfigError, match="val_folds"):
         train_run(tiny_config("gdlt", **{"train.ensemble": True, "train.val_folds": 2}), tmp_path / "f", SEEDS)
+    with pytest.raises(ConfigError, match="train_fraction"):
+        train_run(tiny_config("gdlt", **{"train.ensemble": True, "train.train_fraction": 0.5}), tmp_path / "t", SEEDS)
     with pytest.raises(ConfigError, match="grad_clip"):
         train_run(tiny_config("gdlt", **{"train.ensemble": True, "train.grad_clip": 1.0}), tmp_path / "b", SEEDS)
     with pytest.raises(ConfigError, match="ema_decay"):

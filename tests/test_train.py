@@ -16,7 +16,7 @@ from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import RunConfig, apply_preset, build_config, list_presets, named_preset
 from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train import precision
-from aqakit.train.runner import read_data, train_run
+from aqakit.train.runner import read_data, seed_splits, train_run
 
 TINY = {
     "benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16},
@@ -110,6 +110,28 @@ def test_k_fold_validation_scores_every_training_video_once_at_the_final_epoch(t
     assert summary["val"]["spearman"]["mean"] == pytest.approx(
         np.mean([s["val"]["spearman"] for s in summary["per_seed"]])
     )
+
+
+def test_train_fraction_trains_on_a_stratified_share_beside_the_same_validation_fold():
+    data = read_data(tiny_config())  # 48 training videos
+    full = seed_splits(data, tiny_config(**{"train.val_folds": 4}), seed=1)
+    half = seed_splits(data, tiny_config(**{"train.val_folds": 4, "train.train_fraction": 0.5}), seed=1)
+    assert half.val.ids == full.val.ids  # the validation videos do not move
+    assert len(full.train) == 36 and len(half.train) == 18 and set(half.train.ids) < set(full.train.ids)
+    # Stratified: one video of each pair of neighbouring scores, so the share spans the whole range.
+    ranks = np.searchsorted(np.sort(full.train.scores), half.train.scores)
+    assert sorted(ranks // 2) == list(range(18))
+    again = seed_splits(data, tiny_config(**{"train.val_folds": 4, "train.train_fraction": 0.5}), seed=1)
+    other = seed_splits(data, tiny_config(**{"train.val_folds": 4, "train.train_fraction": 0.5}), seed=5)
+    assert again.train.ids == half.train.ids and other.train.ids != half.train.ids and other.val.ids == full.val.ids
+    alone = seed_splits(data, tiny_config(**{"train.train_fraction": 0.25}), seed=0)  # select final: no validation
+    assert alone.val is None and len(alone.train) == 12 and alone.test is data.test
+
+
+@pytest.mark.parametrize("fraction", [0, 1.5, -0.2])
+def test_train_fraction_must_lie_in_zero_one(fraction):
+    with pytest.raises(ConfigError, match=r"train.train_fraction must be in \(0, 1\]"):
+        tiny_config(**{"train.train_fraction": fraction})
 
 
 @pytest.mark.parametrize("folds", [1, 2.5, True])

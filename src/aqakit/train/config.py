@@ -80,6 +80,7 @@ class TrainConfig:
     select: str = "final"  # final | best-val | best-test (the last one only to compare with papers)
     val_fraction: float = 0.2  # validation carved from the training set (only used by best-val)
     val_folds: int | None = None  # k-fold validation: seed s validates on fold s mod k (replaces val_fraction)
+    train_fraction: float = 1.0  # learning curves: train on this score-stratified share of the training part (drawn per seed)
     eval_test_every_epoch: bool = True  # log test metrics per epoch (never used to select, except best-test)
     evaluate_test: bool = True  # False: the test split is never scored (tuning runs; needs a validation split)
     precision: str = "auto"  # a Lightning precision string, or auto (see aqakit.train.precision)
@@ -105,6 +106,8 @@ class TrainConfig:
         if self.val_folds is not None and (isinstance(self.val_folds, bool) or not isinstance(self.val_folds, int)
                                            or self.val_folds < 2):
             raise ConfigError(f"train.val_folds must be an integer of at least 2 or null, got {self.val_folds!r}")
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"train.train_fraction must be in (0, 1], got {self.train_fraction}")
         if not self.evaluate_test and not self.carves_validation:
             raise ConfigError(
                 f"train.evaluate_test=false leaves only the validation split to select and report on, "

@@ -79,6 +79,8 @@ def check_ensemble_config(config: RunConfig) -> None:
             "train.ensemble: best-val and train.val_folds carve a different validation split per seed; "
             "use final without val_folds, or train separately"
         )
+    if train_cfg.train_fraction < 1:
+        raise ConfigError("train.ensemble: train.train_fraction draws a different training share per seed; train separately")
     if train_cfg.grad_clip is not None:
         raise ConfigError("train.ensemble: gradient clipping (train.grad_clip) is not supported; train separately")
     if train_cfg.compile:

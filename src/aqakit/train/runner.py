@@ -79,21 +79,30 @@ def read_data(config: RunConfig, *, with_test: bool | None = None) -> Splits:
     return Splits(train=train, test=test, val=None, scale=scale)
 
 
-def with_validation(data: Splits, config: RunConfig, seed: int) -> Splits:
-    """Carve a seeded validation split out of the training set when ``best-val`` selects or
+def seed_splits(data: Splits, config: RunConfig, seed: int) -> Splits:
+    """The splits seed ``seed`` trains on.
+
+    First a validation split is carved out of the training set when ``best-val`` selects or
     ``train.val_folds`` asks for k-fold validation (seed ``s`` validates on fold ``s mod k`` of one
-    partition, drawn with seed 0, so seeds 0..k-1 validate on every training video once)."""
+    partition, drawn with seed 0, so seeds 0..k-1 validate on every training video once). Then,
+    with ``train.train_fraction`` below 1, the seed trains on that share of what is left, drawn
+    score-stratified with the seed (as :func:`carve_validation` draws, keeping one part): a
+    learning curve at a smaller training set, over the same validation videos.
+    """
     train_cfg = config.train
+    if not train_cfg.carves_validation and train_cfg.train_fraction == 1:
+        return data
+    train_idx, val = np.arange(len(data.train.scores)), None
     if train_cfg.val_folds is not None:
         fold = seed % train_cfg.val_folds
         train_idx, val_idx = carve_fold(data.train.scores, train_cfg.val_folds, fold)
-        part = f"validation fold {fold} of {train_cfg.val_folds}"
+        val = data.train.subset(val_idx, source=f"{data.train.source} (validation fold {fold} of {train_cfg.val_folds})")
     elif train_cfg.select == "best-val":
         train_idx, val_idx = carve_validation(data.train.scores, train_cfg.val_fraction, seed)
-        part = "validation part"
-    else:
-        return data
-    val = data.train.subset(val_idx, source=f"{data.train.source} ({part})")
+        val = data.train.subset(val_idx, source=f"{data.train.source} (validation part)")
+    if train_cfg.train_fraction < 1:
+        kept, _ = carve_validation(data.train.scores[train_idx], 1.0 - train_cfg.train_fraction, seed)
+        train_idx = train_idx[kept]
     return Splits(train=data.train.subset(train_idx), test=data.test, val=val, scale=data.scale)
 
 
@@ -172,7 +181,7 @@ def train_seed(
     """
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     pl.seed_everything(seed, workers=False, verbose=False)
-    splits = splits or with_validation(read_data(config), config, seed)
+    splits = splits or seed_splits(read_data(config), config, seed)
     seed_dir.mkdir(parents=True, exist_ok=True)
     train_cfg = config.train
     model = create_model(
@@ -392,7 +401,7 @@ def train_seeds(
             seed_summaries.append(json.loads((seed_dir / SUMMARY_FILE).read_text()))
             continue
         callback = (lambda row, s=seed: on_epoch_end(s, row)) if on_epoch_end else None
-        splits = with_validation(data, config, seed)
+        splits = seed_splits(data, config, seed)
         seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits, device=device))
     return seed_summaries
 
@@ -408,7 +417,7 @@ def train_ensemble_run(
 ) -> list[dict[str, Any]]:
     """Train every seed together as one batched ensemble, then finish each seed as a separate run."""
     device = device or default_device()
-    splits = with_validation(data, config, seeds[0])  # final / best-test: no split carved, the same for all
+    splits = seed_splits(data, config, seeds[0])  # final / best-test: no split carved, the same for all
     held_out, eval_sets = held_out_sets(splits, config.train)
     records = []
     for seed in seeds:
