@@ -135,6 +135,24 @@ def test_rowwise_spearman_is_spearman_of_each_row_ties_included():
             assert rho[i, j] == pytest.approx(metrics.spearman(pred[i, j], true[i, j]), abs=1e-12)
 
 
+def test_resampled_spearman_scores_each_resample_and_marks_undefined_ones_nan():
+    true = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    pred = np.array([1.0, 3.0, 2.0, 5.0, 4.0])
+    index = np.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 1, 1, 1, 1], [0, 0, 2, 2, 4]])
+    rho = metrics.resampled_spearman(pred, true, index)
+    assert rho[0] == pytest.approx(metrics.spearman(pred, true))
+    assert rho[1] == pytest.approx(rho[0]) and rho[3] == pytest.approx(metrics.spearman(pred[index[3]], true[index[3]]))
+    assert np.isnan(rho[2])  # one video drawn five times: rho undefined
+
+
+def test_fisher_z_nested_averages_each_group_then_the_groups():
+    groups = [np.array([0.6, 0.62, 0.64]), np.array([0.8, 0.7])]
+    nested = metrics.fisher_z_mean([metrics.fisher_z_mean(g) for g in groups])
+    assert float(metrics.fisher_z_nested(groups)) == pytest.approx(nested, abs=1e-15)
+    columns = [np.stack([g, g[::-1]], axis=1) for g in groups]  # (S_g, 2): two resamples each
+    assert metrics.fisher_z_nested(columns) == pytest.approx([nested, nested])
+
+
 # --- bootstrap CI ---------------------------------------------------------------------------
 
 

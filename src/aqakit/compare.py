@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from aqakit.errors import DataError
-from aqakit.metrics import fisher_z, rowwise_spearman
+from aqakit.metrics import check_bootstrap_settings, fisher_z_nested, resampled_spearman
 from aqakit.results import read_run
 from aqakit.train.runner import PREDICTIONS_FILE
 
@@ -47,7 +47,6 @@ class RunTestPredictions:
 
     run: Path
     benchmark: str
-    seeds: tuple[int, ...]
     ids: tuple[str, ...]
     true: np.ndarray  # (V,)
     predicted: np.ndarray  # (S seeds, V)
@@ -101,7 +100,7 @@ def read_test_predictions(run_dir: Path) -> RunTestPredictions:
             raise DataError(f"{path}: the predictions are not finite or all equal (a diverged seed?); "
                             "its Spearman is undefined, so the runs cannot be compared")
         predicted.append(scores)
-    return RunTestPredictions(Path(run_dir), row.benchmark, row.seeds, ids, true, np.stack(predicted))
+    return RunTestPredictions(Path(run_dir), row.benchmark, ids, true, np.stack(predicted))
 
 
 @dataclass(frozen=True)
@@ -176,25 +175,13 @@ def _chunks(n_boot: int, per_resample: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_boot))
 
 
-def _seed_spearman(run: RunTestPredictions, index: np.ndarray) -> np.ndarray:
-    """Each seed's Spearman on each resample: index (R, V) -> (S, R); NaN where the truth is constant."""
-    true = run.true[index]  # (R, V)
-    rho = np.full((run.predicted.shape[0], index.shape[0]), np.nan)
-    defined = true.max(axis=1) > true.min(axis=1)
-    for s, scores in enumerate(run.predicted):
-        drawn = scores[index[defined]]
-        varies = drawn.max(axis=1) > drawn.min(axis=1)  # a draw of equal predictions: rho undefined
-        rows = np.flatnonzero(defined)[varies]
-        rho[s, rows] = rowwise_spearman(drawn[varies], true[defined][varies])
-    return rho
-
-
 def _figures(runs: Sequence[RunTestPredictions], indices: Sequence[np.ndarray]) -> np.ndarray:
     """Each benchmark's seed-mean Spearman and, over two or more, the Fisher-z average: (B [+1], R)."""
-    per_seed = [_seed_spearman(run, index) for run, index in zip(runs, indices)]  # each (S, R)
+    per_seed = [np.stack([resampled_spearman(scores, run.true, index) for scores in run.predicted])
+                for run, index in zip(runs, indices)]  # each (S, R), NaN where undefined
     rows = [rho.mean(axis=0) for rho in per_seed]
     if len(runs) > 1:
-        rows.append(fisher_z(np.stack([fisher_z(rho, axis=0) for rho in per_seed]), axis=0))
+        rows.append(fisher_z_nested(per_seed))
     return np.stack(rows)
 
 
@@ -212,10 +199,7 @@ def compare_runs(
     so the interval is reproducible. DataError for runs that cannot be paired, ValueError for a
     bad ``n_boot`` or ``level``.
     """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    check_bootstrap_settings(n_boot, level)
     pairs = _paired(a, b)
     runs_a, runs_b = [p[0] for p in pairs], [p[1] for p in pairs]
     shared = len({run.ids for run in runs_a}) == 1

@@ -20,13 +20,16 @@ from scipy import stats
 __all__ = [
     "bootstrap_spearman_ci",
     "evaluate",
+    "check_bootstrap_settings",
     "fisher_z",
     "fisher_z_mean",
+    "fisher_z_nested",
     "mae",
     "mean_std",
     "mse",
     "pearson",
     "relative_l2",
+    "resampled_spearman",
     "rowwise_spearman",
     "spearman",
 ]
@@ -128,6 +131,12 @@ def fisher_z(correlations: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.tanh(np.mean(z, axis=axis))
 
 
+def fisher_z_nested(groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Fisher-z average of each group over its first axis (e.g. a benchmark's seeds), then of the
+    groups: groups of shape (S_g, ...) -> (...). NaN in, NaN out (see :func:`fisher_z`)."""
+    return fisher_z(np.stack([fisher_z(group, axis=0) for group in groups]), axis=0)
+
+
 def mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     """Mean and sample standard deviation (ddof=1) of per-seed figures; std 0 for one value, NaNs for none."""
     array = np.asarray(values, dtype=np.float64)
@@ -156,6 +165,28 @@ def rowwise_spearman(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.sum(rp * rt, axis=-1) / np.sqrt(np.sum(rp**2, axis=-1) * np.sum(rt**2, axis=-1))
 
 
+def resampled_spearman(pred: np.ndarray, true: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Spearman's rho of (pred, true) on each resample: pred, true (V,), index (R, V) -> (R,).
+
+    Row ``r`` scores the videos at ``index[r]``; a resample on which either side is constant
+    (rho undefined) gives NaN.
+    """
+    ps, ts = pred[index], true[index]
+    valid = (ps.max(axis=1) > ps.min(axis=1)) & (ts.max(axis=1) > ts.min(axis=1))
+    rho = np.full(index.shape[0], np.nan)
+    if valid.any():
+        rho[valid] = rowwise_spearman(ps[valid], ts[valid])
+    return rho
+
+
+def check_bootstrap_settings(n_boot: int, level: float) -> None:
+    """ValueError unless ``n_boot`` >= 1 and 0 < ``level`` < 1."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+
+
 def bootstrap_spearman_ci(
     pred: ArrayLike,
     true: ArrayLike,
@@ -171,19 +202,12 @@ def bootstrap_spearman_ci(
     (a constant input) the interval is ``(nan, nan)``.
     """
     p, t = _pair(pred, true)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
-
+    check_bootstrap_settings(n_boot, level)
     rng = np.random.default_rng(seed)
-    index = rng.integers(0, p.size, size=(n_boot, p.size))
-    ps, ts = p[index], t[index]
-    valid = (ps.max(axis=1) > ps.min(axis=1)) & (ts.max(axis=1) > ts.min(axis=1))
-    if not valid.any():
+    rho = resampled_spearman(p, t, rng.integers(0, p.size, size=(n_boot, p.size)))
+    rho = rho[~np.isnan(rho)]
+    if rho.size == 0:
         return float("nan"), float("nan")
-
-    rho = rowwise_spearman(ps[valid], ts[valid])
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(rho, [tail, 1.0 - tail])
     return float(low), float(high)

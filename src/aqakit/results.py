@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import yaml
 
 from aqakit.errors import DataError
-from aqakit.metrics import fisher_z_mean, format_mean_std, mean_std
+from aqakit.metrics import fisher_z_nested, format_mean_std, mean_std
 from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
@@ -178,7 +179,7 @@ def _nested_fisher_z(per_benchmark: Sequence[Sequence[float]]) -> float:
     (a diverged run or constant predictions), which the table then shows instead of failing."""
     if any(math.isnan(value) for values in per_benchmark for value in values):
         return math.nan
-    return fisher_z_mean([fisher_z_mean(list(values)) for values in per_benchmark])
+    return float(fisher_z_nested([np.asarray(values, dtype=np.float64) for values in per_benchmark]))
 
 
 def _average_cell(value: float | None) -> str:
