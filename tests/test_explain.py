@@ -18,11 +18,22 @@ from test_model_contract import TINY_HPARAMS
 
 @pytest.mark.parametrize(
     ("shape", "kind"),
-    [((), "scalar"), ((7,), "timeline"), ((4,), "bars"), ((300,), "hidden"), ((3, 7), "clip_map"),
-     ((4, 5), "matrix"), ((4, 256), "hidden"), ((2, 3, 4), "hidden")],
+    [((), "scalar"), ((7,), "timeline"), ((4,), "bars"), ((136,), "bars"), ((300,), "hidden"), ((3, 7), "clip_map"),
+     ((136, 7), "clip_map"), ((4, 5), "matrix"), ((4, 300), "hidden"), ((2, 3, 4), "hidden")],
 )
 def test_parts_are_shown_by_shape(shape, kind):
     assert classify(shape, n_clips=7) == kind
+
+
+def test_a_map_over_thousands_of_clips_is_drawn_in_runs():
+    from aqakit.explain import svg
+
+    matrix = np.zeros((3, 5000))
+    matrix[1, 4990:] = 1.0
+    labels = [f"{i * 0.5:.1f}s" for i in range(5000)]
+    drawn = svg.heatmap(matrix, ["a", "b", "c"], labels)
+    assert drawn.count("<rect") == 3 * 320 and "b, 2492.0s to 2499.5s: 0.625<" in drawn  # the last 16 clips, 10 of them 1
+    assert svg.heatmap(np.zeros((2, 5)), ["a", "b"], labels[:5]).count("<rect") == 10
 
 
 def test_view_parts_drops_the_batch_axis():
@@ -70,7 +81,7 @@ def test_report_renders_every_shape_and_stays_self_contained():
             PartView("fine_feature", "hidden", rng.random(256)),
         ],
         n_clips=n_clips, clip_seconds=[i * 0.64 for i in range(n_clips)],
-        thumbnails=[np.full((224, 224, 3), 40 * i, np.uint8) for i in range(n_clips)],
+        thumbnails={i: np.full((224, 224, 3), 40 * i, np.uint8) for i in range(n_clips)},
     )
     html = render_html(report)
     assert ">71.25<" in html and "dive &lt;1&gt;.mp4" in html

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from conftest import DATA  # noqa: E402
 from videos import grey_level, write_video  # noqa: E402
 
 from aqakit.errors import ConfigError, DataError  # noqa: E402
-from aqakit.video.decode import DecodeOptions, iter_clips, iter_frames, probe  # noqa: E402
+from aqakit.video.decode import DecodeOptions, iter_clips, iter_frames, iter_timed_clips, probe  # noqa: E402
 
 DIVING_GIF = DATA / "mtl-aqa" / "diving_sample.gif"
 
@@ -66,6 +68,57 @@ def test_short_side_resize_and_centre_crop(tmp_path):
     assert [int(np.argmax(frame[16, col])) for col in (0, 16, 31)] == [0, 1, 2]
     wider = next(iter_frames(path, DecodeOptions(size=32, short_side=64)))
     assert int(np.argmax(wider[16, 0])) == 1  # cropping 32 of 128 columns keeps only green
+
+
+def band_colours(row: np.ndarray) -> list[int]:
+    """The colour channel (0 red, 1 green, 2 blue) of each pixel of a row of a bands frame."""
+    return [int(np.argmax(pixel)) for pixel in row]
+
+
+def test_display_rotation_turns_frames_upright(tmp_path):
+    # stored landscape, bands left to right red, green, blue; shown turned a quarter clockwise (a phone's
+    # portrait video): red on top, blue at the bottom
+    path = write_video(tmp_path / "phone.mp4", 2, size=(60, 40), bands=True, rotation=-90)
+    upright = next(iter_frames(path, DecodeOptions(size=40)))
+    assert band_colours(upright[[2, 20, 37], 20]) == [0, 1, 2] and band_colours(upright[20, [2, 37]]) == [1, 1]
+    stored = next(iter_frames(path, DecodeOptions(size=40, upright=False)))
+    assert band_colours(stored[20, [2, 20, 37]]) == [0, 1, 2]
+    counter = next(iter_frames(write_video(tmp_path / "ccw.mp4", 2, size=(60, 40), bands=True, rotation=90), DecodeOptions(size=40)))
+    assert band_colours(counter[[2, 20, 37], 20]) == [2, 1, 0]
+
+
+def test_non_square_pixels_are_stretched_to_the_display_shape(tmp_path):
+    # 60x60 stored pixels twice as wide as high show as 120x60: a 60 crop of the middle keeps
+    # two thirds green; with square pixels it sees all three bands equally
+    path = write_video(tmp_path / "anamorphic.mp4", 2, size=(60, 60), bands=True, pixel_aspect=Fraction(2))
+    assert probe(path).pixel_aspect == 2
+    shown = band_colours(next(iter_frames(path, DecodeOptions(size=60)))[30])
+    stored = band_colours(next(iter_frames(path, DecodeOptions(size=60, upright=False)))[30])
+    assert 38 <= shown.count(1) <= 42 and 18 <= stored.count(1) <= 22
+
+
+def test_clip_times_are_the_first_frames_timestamps(tmp_path):
+    times_ms = [0, 100, 200, 300, 1000, 1100, 1200, 1300, 3000]  # 10 fps with two jumps
+    path = write_video(tmp_path / "vfr.mkv", len(times_ms), times_ms=times_ms)
+    assert [t for t, _ in iter_timed_clips(path, 2, DecodeOptions(size=16))] == pytest.approx([0.0, 0.2, 1.0, 1.2])
+    resampled = [t for t, _ in iter_timed_clips(path, 4, DecodeOptions(size=16, fps=5))]
+    assert resampled == pytest.approx([0.0, 0.8, 1.6, 2.4])  # output frame k is at k / 5 s
+
+
+def test_a_longer_audio_track_is_not_a_truncated_video(tmp_path):
+    for suffix in (".mkv", ".mp4"):
+        path = write_video(tmp_path / f"talk{suffix}", 10, fps=10, audio_seconds=5)
+        assert probe(path).duration_seconds == pytest.approx(1.0, abs=0.15)
+        assert len(list(iter_frames(path, DecodeOptions(size=16)))) == 10
+
+
+def test_an_avi_cut_short_of_its_declared_frames_is_truncated(tmp_path):
+    path = write_video(tmp_path / "long.avi", 60)
+    assert probe(path).declared_frames == 60
+    truncated = tmp_path / "cut.avi"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size * 8 // 10])
+    with pytest.raises(DataError, match=r"cut\.avi: truncated video"):
+        list(iter_frames(truncated, DecodeOptions(size=16)))
 
 
 def test_clips_are_fixed_length_and_drop_the_short_tail(tmp_path):

@@ -17,7 +17,7 @@ from aqakit.data.features import load_feature_file  # noqa: E402
 from aqakit.errors import ConfigError  # noqa: E402
 from aqakit.video.backbones import I3DBackbone, load_backbone  # noqa: E402
 from aqakit.video.decode import DecodeOptions  # noqa: E402
-from aqakit.video.extract import extract_folder, extract_video  # noqa: E402
+from aqakit.video.extract import _EvenlySpaced, extract_folder, extract_video  # noqa: E402
 
 SMALL = DecodeOptions(size=32)
 
@@ -80,13 +80,52 @@ def test_other_settings_are_refused_without_force(backbone, videos, tmp_path):
         extract_folder(videos[:1], backbone, out, clip_len=8, options=SMALL)
 
 
+def test_force_with_other_settings_must_cover_every_video_of_the_folder(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    before = np.load(out / "b.npy")
+    with pytest.raises(ConfigError, match=r"would leave 1 arrays made with the old settings .*\(b\.npy\)"):
+        extract_folder(videos[:1], backbone, out, clip_len=2, options=SMALL, force=True)
+    np.testing.assert_array_equal(np.load(out / "b.npy"), before)
+    report = extract_folder(videos, backbone, out, clip_len=2, options=SMALL, force=True)
+    assert report.written == ["a", "b"] and json.loads((out / "manifest.json").read_text())["extraction"]["clip_len"] == 2
+
+
+def test_a_manifest_from_before_upright_reads_as_stored_pixels(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    stored = DecodeOptions(size=32, upright=False)
+    extract_folder(videos, backbone, out, clip_len=4, options=stored)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["extraction"]["upright"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert extract_folder(videos, backbone, out, clip_len=4, options=stored).skipped == ["a", "b"]
+    with pytest.raises(ConfigError, match="upright False vs True"):
+        extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+
+
+def test_out_must_be_a_folder(backbone, videos, tmp_path):
+    (tmp_path / "features").write_text("")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        extract_folder(videos, backbone, tmp_path / "features", clip_len=4, options=SMALL)
+
+
+def test_thumbnails_are_copies_of_at_most_the_limit_evenly_spaced(backbone, videos):
+    result = extract_video(videos[1], backbone, 2, SMALL, max_thumbnails=4)  # 13 frames: 6 clips
+    assert sorted(result.thumbnails) == [0, 2, 4] and all(t.base is None for t in result.thumbnails.values())
+    assert result.clip_seconds == pytest.approx([i * 2 / 30 for i in range(6)], abs=1e-3)  # mkv: 1 ms time base
+    kept = _EvenlySpaced(10)
+    for i in range(1000):
+        kept.offer(i, lambda: np.zeros(1))
+    assert sorted(kept.items) == list(range(0, 1000, 128))
+
+
 def test_a_users_file_is_never_replaced_silently(backbone, videos, tmp_path):
     out = tmp_path / "features"
     out.mkdir()
     mine = np.ones((7, 5), np.float32)
     np.save(out / "a.npy", mine)
     report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
-    assert "not written by aqakit" in report.failed[str(videos[0])] and report.written == ["b"]
+    assert "does not record it" in report.failed[str(videos[0])] and report.written == ["b"]
     np.testing.assert_array_equal(np.load(out / "a.npy"), mine)
 
 

@@ -99,6 +99,9 @@ def test_video_to_score_and_report(random_weights, tmp_path, monkeypatch, capsys
     assert status == 2 and "not the weights the training features were extracted with" in err
     status, _, err = run_cli(monkeypatch, capsys, "score", video, "--checkpoint", run_dir)
     assert status == 2 and "--weights" in err
+    status, _, err = run_cli(monkeypatch, capsys, "score", video, "--checkpoint", run_dir, "--weights", random_weights,
+                             "--report", tmp_path / "missing" / "r.html")
+    assert status == 2 and "does not exist" in err
 
 
 def test_checkpoint_without_a_manifest_needs_the_backbone(random_weights, tmp_path, monkeypatch, capsys):

@@ -23,8 +23,16 @@ def write_video(
     codec: str = "mpeg4",
     times_ms: list[int] | None = None,
     bands: bool = False,
+    rotation: int = 0,
+    pixel_aspect: Fraction | None = None,
+    audio_seconds: float = 0.0,
 ) -> Path:
-    """Write ``n_frames`` frames (width, height = ``size``); ``times_ms`` gives variable frame times."""
+    """Write ``n_frames`` frames (width, height = ``size``, stored pixels).
+
+    ``times_ms`` gives variable frame times; ``rotation`` a display rotation (degrees
+    counter-clockwise, as PyAV's ``VideoFrame.rotation`` reads it); ``pixel_aspect`` non-square
+    pixels; ``audio_seconds`` a silent mono audio track of that length.
+    """
     import av
 
     width, height = size
@@ -32,6 +40,11 @@ def write_video(
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p" if codec != "gif" else "rgb8"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
+        audio = _silent_stream(container) if audio_seconds else None  # every stream before the first packet
         if codec != "gif":
             stream.bit_rate = 4_000_000  # near-lossless, so grey levels survive
         if times_ms is not None:  # millisecond timestamps, kept exactly by the encoder and the container
@@ -49,7 +62,28 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if audio is not None:
+            _write_silence(container, audio, audio_seconds)
     return path
+
+
+def _silent_stream(container, rate: int = 8000):
+    audio = container.add_stream("pcm_s16le", rate=rate)
+    audio.layout = "mono"
+    return audio
+
+
+def _write_silence(container, audio, seconds: float) -> None:
+    import av
+
+    rate = audio.rate
+    for start in range(0, round(seconds * rate), rate):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, rate), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, start
+        for packet in audio.encode(frame):
+            container.mux(packet)
+    for packet in audio.encode():
+        container.mux(packet)
 
 
 def i3d_flax_arrays(model) -> dict[str, np.ndarray]:

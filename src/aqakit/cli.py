@@ -341,7 +341,10 @@ def compare(
         print(render_comparison(result))
 
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
+VIDEO_SUFFIXES = {
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".gif",
+    ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob", ".y4m",
+}
 
 
 def _video_files(paths: list[Path]) -> list[Path]:
@@ -367,6 +370,8 @@ def extract(
     clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Frames per clip (default: 16 for i3d, 32 for swin3d_b)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Resample to this frame rate (default: keep the video's frames)."),
     size: int = typer.Option(224, "--size", min=1, help="Side of the centre crop after resizing the short side to it."),
+    upright: bool = typer.Option(True, "--upright/--no-upright",
+                                 help="Apply the video's display rotation and pixel aspect ratio (as players do)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass."),
     force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
@@ -381,7 +386,7 @@ def extract(
     from aqakit.video.extract import extract_folder
 
     files = _video_files(videos)
-    options = DecodeOptions(fps=fps, size=size)
+    options = DecodeOptions(fps=fps, size=size, upright=upright)
     model = load_backbone(backbone, weights, device)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
@@ -431,6 +436,8 @@ def score(
 
     if report is not None and report.exists() and not overwrite:
         raise ConfigError(f"{report} already exists; pass --overwrite to replace it")
+    if report is not None and not report.parent.is_dir():
+        raise ConfigError(f"{report}: the folder {report.parent} does not exist")
     result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
                          batch_size=batch_size, device=device)
     if report is not None:

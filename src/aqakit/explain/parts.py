@@ -7,9 +7,10 @@ looks for names. For one video (batch axis removed), with T the video's number o
 - ``()``            -> ``scalar``: a value in the breakdown table;
 - ``(T,)``          -> ``timeline``: a line over the clips (a length-T vector counts as per-clip,
   even if it happens to mean something else);
-- ``(N,)``, N <= 64 -> ``bars``: one bar per entry (grades, queries, sub-grades);
-- ``(K, T)``        -> ``clip_map``: K rows over the clips (attention of procedures over time);
-- ``(K, N)``, both <= 64 -> ``matrix``: a small heat map;
+- ``(N,)``, N <= 256 -> ``bars``: one bar per entry (grades, queries, sub-grades);
+- ``(K, T)``, K <= 256 -> ``clip_map``: K rows over the clips (attention of procedures or queries
+  over time; long videos are drawn in at most 320 runs of clips);
+- ``(K, N)``, both <= 256 -> ``matrix``: a heat map;
 - anything else (embeddings, features) -> ``hidden``: named with its shape, not plotted.
 
 :func:`clip_influence` adds a per-clip view every model has: how much the score drops when one
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from aqakit.models.base import AQAModel
 
-MAX_PLOTTED = 64
+MAX_PLOTTED = 256
 INFLUENCE_NAME = "clip_influence"
 
 

@@ -31,8 +31,8 @@ class ScoreReport:
             training scores' range (lo, hi).
         extraction: the feature extraction settings (backbone, clip length, fps...).
         parts: the prediction's parts for this video, as views (including ``clip_influence``).
-        clip_seconds: (T,) start time of each clip, or None when the frame rate is unknown.
-        thumbnails: one uint8 RGB frame per clip (the clip's middle frame), possibly empty.
+        clip_seconds: (T,) time of each clip's first frame since the video's start, or None when unknown.
+        thumbnails: clip index -> that clip's middle frame (uint8 RGB), for some or all clips.
     """
 
     video: str
@@ -44,7 +44,7 @@ class ScoreReport:
     parts: list[PartView]
     n_clips: int
     clip_seconds: list[float] | None = None
-    thumbnails: list[np.ndarray] = field(default_factory=list)
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)
 
     def clip_labels(self) -> list[str]:
         if self.clip_seconds is None:
@@ -120,13 +120,15 @@ def _section(view: PartView, clip_labels: list[str]) -> list[str]:
     return []
 
 
-def _thumbnail_strip(thumbnails: list[np.ndarray], clip_labels: list[str]) -> str:
+def _thumbnail_strip(thumbnails: dict[int, np.ndarray], clip_labels: list[str]) -> str:
     if not thumbnails:
         return ""
-    keep = np.unique(np.linspace(0, len(thumbnails) - 1, min(len(thumbnails), MAX_THUMBNAILS)).round().astype(int))
+    clips = sorted(thumbnails)
+    keep = [clips[k] for k in np.unique(np.linspace(0, len(clips) - 1, min(len(clips), MAX_THUMBNAILS)).round().astype(int))]
     figures = "".join(
         f'<figure><img alt="{escape(clip_labels[i])}" src="{data_uri(thumbnail(thumbnails[i]))}">'
         f"<figcaption>{escape(clip_labels[i])}</figcaption></figure>"
         for i in keep
     )
-    return f'<h2>Clips</h2><p class="muted">The middle frame of each clip.</p><div class="strip">{figures}</div>'
+    what = "each clip" if len(keep) == len(clip_labels) else f"{len(keep)} of the {len(clip_labels)} clips, evenly spaced"
+    return f'<h2>Clips</h2><p class="muted">The middle frame of {what}.</p><div class="strip">{figures}</div>'

@@ -10,11 +10,11 @@ import torch
 
 from aqakit.errors import ConfigError, DataError
 from aqakit.explain.parts import INFLUENCE_NAME, PartView, clip_influence, view_parts
-from aqakit.explain.report import ScoreReport
+from aqakit.explain.report import MAX_THUMBNAILS, ScoreReport
 from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
 from aqakit.video.backbones import backbone_class, load_backbone
-from aqakit.video.decode import DecodeOptions, probe
-from aqakit.video.extract import extract_video
+from aqakit.video.decode import DecodeOptions
+from aqakit.video.extract import extract_video, extraction_settings
 
 
 def extraction_plan(
@@ -41,7 +41,10 @@ def extraction_plan(
                 f"{folder}: its training features used {key}={recorded.get(key)!r}; --{key.replace('_', '-')} {value} "
                 "would give features the model has never seen"
             )
-    options = DecodeOptions(fps=recorded.get("fps"), size=recorded.get("crop_size", 224), short_side=recorded.get("short_side"))
+    options = DecodeOptions(
+        fps=recorded.get("fps"), size=recorded.get("crop_size", 224), short_side=recorded.get("short_side"),
+        upright=recorded.get("upright", False),  # features extracted before aqakit turned frames upright
+    )
     return recorded["backbone"], int(recorded["clip_len"]), options
 
 
@@ -81,7 +84,7 @@ def score_video(
         )
     if encoder.feature_dim != model.in_dim:
         raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
-    extracted = extract_video(video, encoder, clip_len, options, batch_size, keep_thumbnails=True)
+    extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS)
     features = torch.from_numpy(extracted.features)  # (T, D)
     with torch.no_grad():
         prediction = model(features.unsqueeze(0))
@@ -90,12 +93,11 @@ def score_video(
     influence = clip_influence(model, features)
     if influence.size:
         views.append(PartView(INFLUENCE_NAME, "timeline", influence))
-    rate = options.fps or probe(video).average_fps
     return ScoreReport(
         video=str(video), score=float(prediction.score[0]), model=meta["model"], checkpoint=str(folder),
         score_range=(model.score_scale.lo, model.score_scale.hi),
-        extraction={**(recorded or encoder.describe()), "clip_len": clip_len, "fps": options.fps},
+        extraction=recorded or extraction_settings(encoder, clip_len, options),
         parts=views, n_clips=n_clips,
-        clip_seconds=[i * clip_len / rate for i in range(n_clips)] if rate else None,
+        clip_seconds=extracted.clip_seconds,
         thumbnails=extracted.thumbnails,
     )

@@ -66,26 +66,47 @@ def timeline(values: np.ndarray, clip_labels: list[str], height: int = 180) -> s
     return _svg(height, parts)
 
 
-def heatmap(matrix: np.ndarray, row_labels: list[str], column_labels: list[str]) -> str:
-    """Rows of coloured cells: white = the map's minimum, deep blue = its maximum."""
+def heatmap(matrix: np.ndarray, row_labels: list[str], column_labels: list[str], max_columns: int = 320) -> str:
+    """Rows of coloured cells: white = the map's minimum, deep blue = its maximum.
+
+    Rows shrink from 18 px to no less than 3 px as their number grows; more than ``max_columns``
+    columns are averaged in equal runs (each cell's hover text names its run), so a map over
+    thousands of clips stays a small page.
+    """
+    matrix, column_labels = _binned_columns(matrix, column_labels, max_columns)
     rows, cols = matrix.shape
-    left, top, cell_h = 70, 4, 18
+    left, top = 70, 4
+    cell_h = 18 if rows <= 32 else max(3, 576 // rows)
     height = top + rows * cell_h + 22
     cell_w = (WIDTH - left - 8) / cols
     lo, hi = _range(matrix, include_zero=False)
+    labelled = set(_ticks(rows, most=32))
     parts = []
     for r in range(rows):
-        parts.append(f'<text x="{left - 6}" y="{top + r * cell_h + 13}" font-size="11" text-anchor="end">{escape(row_labels[r])}</text>')
+        if r in labelled:
+            parts.append(f'<text x="{left - 6}" y="{top + r * cell_h + min(cell_h, 18) - 5}" font-size="11" '
+                         f'text-anchor="end">{escape(row_labels[r])}</text>')
         for c in range(cols):
             value = float(matrix[r, c])
             shade = (value - lo) / (hi - lo)
             parts.append(
-                f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w + 0.3:.1f}" height="{cell_h - 1}" '
+                f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w + 0.3:.1f}" height="{max(cell_h - 1, 1)}" '
                 f'fill="{_blue(shade)}"><title>{escape(row_labels[r])}, {escape(column_labels[c])}: {value:.4g}</title></rect>'
             )
     for c in _ticks(cols):
-        parts.append(f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{height - 6}" font-size="10" text-anchor="middle">{escape(column_labels[c])}</text>')
+        parts.append(f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{height - 6}" font-size="10" text-anchor="middle">'
+                     f'{escape(column_labels[c].split(" to ")[0])}</text>')
     return _svg(height, parts)
+
+
+def _binned_columns(matrix: np.ndarray, labels: list[str], most: int) -> tuple[np.ndarray, list[str]]:
+    """At most ``most`` columns: runs of neighbouring columns averaged, labelled ``"first to last"``."""
+    cols = matrix.shape[1]
+    if cols <= most:
+        return matrix, labels
+    edges = np.linspace(0, cols, most + 1).round().astype(int)
+    binned = np.stack([matrix[:, a:b].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    return binned, [f"{labels[a]} to {labels[b - 1]}" for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _ticks(n: int, most: int = 12) -> range:

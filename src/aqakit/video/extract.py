@@ -23,7 +23,7 @@ import torch
 import aqakit
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.video.backbones import ClipBackbone
-from aqakit.video.decode import DecodeOptions, iter_clips
+from aqakit.video.decode import DecodeOptions, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
 
 
@@ -45,11 +45,36 @@ class ExtractionTiming:
 
 @dataclass
 class VideoFeatures:
-    """One video's features (T, D) with the clips they came from, optionally kept as thumbnails."""
+    """One video's features (T, D), each clip's start time, and optionally some clips' middle frames.
+
+    Attributes:
+        clip_seconds: (T,) time of each clip's first frame since the video's first frame.
+        thumbnails: clip index -> that clip's middle frame, uint8 (size, size, 3).
+    """
 
     features: np.ndarray
     timing: ExtractionTiming
-    thumbnails: list[np.ndarray] = field(default_factory=list)
+    clip_seconds: list[float] = field(default_factory=list)
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+class _EvenlySpaced:
+    """Keeps at most ``limit`` items of a stream of unknown length: those at multiples of a stride
+    that doubles whenever more would be kept, so memory stays bounded however long the stream is."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stride = 1
+        self.items: dict[int, np.ndarray] = {}
+
+    def offer(self, index: int, make: Callable[[], np.ndarray]) -> None:
+        """Keep ``make()`` as item ``index`` if ``index`` is on the current stride."""
+        if self.limit < 1 or index % self.stride:
+            return
+        self.items[index] = make()
+        while len(self.items) > self.limit:
+            self.stride *= 2
+            self.items = {i: item for i, item in self.items.items() if i % self.stride == 0}
 
 
 def _timed(iterator: Iterator[np.ndarray], timing: ExtractionTiming) -> Iterator[np.ndarray]:
@@ -77,13 +102,14 @@ def extract_video(
     options: DecodeOptions,
     batch_size: int = 8,
     *,
-    keep_thumbnails: bool = False,
+    max_thumbnails: int = 0,
     on_clips: Callable[[int], None] | None = None,
 ) -> VideoFeatures:
     """Decode ``path`` into clips and encode them in batches of ``batch_size``.
 
     Args:
-        keep_thumbnails: also keep each clip's middle frame (uint8 (size, size, 3)) for reports.
+        max_thumbnails: also keep the middle frame of at most this many clips for reports, evenly
+            spaced (every 2^k-th clip), copied so that no clip stays in memory.
         on_clips: called with the number of clips just encoded (for progress bars).
 
     Raises:
@@ -94,7 +120,8 @@ def extract_video(
     timing = ExtractionTiming()
     batch: list[np.ndarray] = []
     outputs: list[np.ndarray] = []
-    thumbnails: list[np.ndarray] = []
+    clip_seconds: list[float] = []
+    thumbnails = _EvenlySpaced(max_thumbnails)
 
     def encode() -> None:
         start = time.perf_counter()
@@ -105,10 +132,10 @@ def extract_video(
             on_clips(len(batch))
         batch.clear()
 
-    for clip in _timed(iter_clips(path, clip_len, options), timing):
+    for start, clip in _timed(iter_timed_clips(path, clip_len, options), timing):
+        thumbnails.offer(len(clip_seconds), lambda: clip[len(clip) // 2].copy())
+        clip_seconds.append(start)
         batch.append(clip)
-        if keep_thumbnails:
-            thumbnails.append(clip[len(clip) // 2])
         if len(batch) == batch_size:
             encode()
     if batch:
@@ -116,7 +143,7 @@ def extract_video(
     features = np.concatenate(outputs).astype(np.float32)
     timing.clips = len(features)
     timing.frames = len(features) * clip_len
-    return VideoFeatures(features=features, timing=timing, thumbnails=thumbnails)
+    return VideoFeatures(features=features, timing=timing, clip_seconds=clip_seconds, thumbnails=thumbnails.items)
 
 
 def extraction_settings(backbone: ClipBackbone, clip_len: int, options: DecodeOptions) -> dict[str, Any]:
@@ -127,6 +154,7 @@ def extraction_settings(backbone: ClipBackbone, clip_len: int, options: DecodeOp
         "fps": options.fps,
         "crop_size": options.size,
         "short_side": options.short_side or options.size,
+        "upright": options.upright,
         "clips": "non-overlapping; a tail shorter than clip_len is dropped",
     }
 
@@ -178,15 +206,17 @@ def extract_folder(
             raise ConfigError(f"{path} and {ids[video_id(path)]} would both be written as {video_id(path)}.npy")
         ids[video_id(path)] = path
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file, not a folder; --out needs a folder for the features")
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = extraction_settings(backbone, clip_len, options)
     manifest = read_manifest(out_dir)
-    if manifest is not None and manifest["extraction"] != settings and not force:
-        raise ConfigError(
-            f"{out_dir} holds features extracted with other settings ({_difference(manifest['extraction'], settings)}); "
-            "use another --out folder or --force to re-extract"
-        )
-    if manifest is None or manifest["extraction"] != settings:
+    if manifest is not None:
+        manifest["extraction"].setdefault("upright", False)  # written before frames were turned upright
+    settings_changed = manifest is not None and manifest["extraction"] != settings
+    if settings_changed:
+        _check_settings_change(out_dir, manifest, settings, ids, force)
+    if manifest is None or settings_changed:
         manifest = {"aqakit_version": aqakit.__version__, "extraction": settings, "videos": {}}
     report = ExtractionReport()
     notify = on_video or (lambda path, status: None)
@@ -199,7 +229,8 @@ def extract_folder(
                 notify(path, "skipped")
                 continue
             if recorded is None:
-                reason = f"{target} exists and was not written by aqakit extract; pass --force to replace it"
+                reason = (f"{target} exists but {out_dir / 'manifest.json'} does not record it (a file of your own, or "
+                          "features made with other settings); pass --force to replace it")
                 report.failed[str(path)] = reason
                 notify(path, f"failed: {reason}")
                 continue
@@ -207,8 +238,11 @@ def extract_folder(
         try:
             result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips)
         except AqakitError as exc:
-            report.failed[str(path)] = str(exc)
-            notify(path, f"failed: {exc}")
+            reason = str(exc)
+            if settings_changed and target.is_file():
+                reason += f"; {target} still holds its features made with the old settings"
+            report.failed[str(path)] = reason
+            notify(path, f"failed: {reason}")
             continue
         partial = target.with_name(target.name + ".partial.npy")
         np.save(partial, result.features)
@@ -221,6 +255,26 @@ def extract_folder(
     if not manifest["videos"]:
         write_manifest(out_dir, manifest)
     return report
+
+
+def _check_settings_change(
+    out_dir: Path, manifest: dict[str, Any], settings: dict[str, Any], ids: dict[str, Path], force: bool
+) -> None:
+    """ConfigError unless ``force`` re-extracts every video the folder holds with its old settings:
+    a folder's features must all be made one way, and the manifest describes only one."""
+    if not force:
+        raise ConfigError(
+            f"{out_dir} holds features extracted with other settings ({_difference(manifest['extraction'], settings)}); "
+            "use another --out folder or --force to re-extract"
+        )
+    left = sorted(vid for vid in manifest["videos"] if vid not in ids and (out_dir / f"{vid}.npy").is_file())
+    if left:
+        shown = ", ".join(f"{vid}.npy" for vid in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        raise ConfigError(
+            f"{out_dir}: --force with other settings ({_difference(manifest['extraction'], settings)}) would leave "
+            f"{len(left)} arrays made with the old settings beside the new ones ({shown}); pass their videos too, "
+            "or use another --out folder"
+        )
 
 
 def _is_complete(path: Path, clips: int) -> bool:
