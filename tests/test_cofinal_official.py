@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -207,6 +209,20 @@ def test_score_divisor_picks_the_label_space() -> None:
     scores = torch.tensor([10.0, 20.0, 30.0])
     torch.testing.assert_close(released.label_of_scores(scores), torch.tensor([0.4, 0.8, 1.2], dtype=torch.float64))
     torch.testing.assert_close(normalised.label_of_scores(scores), torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+
+
+def test_released_divisor_only_for_the_released_data_and_a_warning_when_scores_are_out_of_reach() -> None:
+    from aqakit.train.config import build_config
+
+    assert build_config("cofinal-official", "csv", "csv").model.args["score_divisor"] is None
+    assert build_config("cofinal-official", "fisv-tes", "fisv").model.args["score_divisor"] == 25.0
+    assert build_config("cofinal-official", "rg-ball", "rg").model.args["score_divisor"] == 25.0
+    with pytest.warns(UserWarning, match=r"only scores in \[-12\.5, 37\.75\] can be predicted, .* \[0, 1000\]"):
+        create_model("cofinal-official", in_dim=8, score_scale=ScoreScale(0.0, 1000.0), **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_model("cofinal-official", in_dim=8, score_scale=ScoreScale(0.0, 1000.0), **{**TINY, "score_divisor": None})
+        create_model("cofinal-official", in_dim=8, score_scale=ScoreScale(5.0, 30.0), **TINY)
 
 
 def test_triplet_labels_modes_differ() -> None:

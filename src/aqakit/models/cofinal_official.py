@@ -65,6 +65,7 @@ its old behaviour behind a legacy flag that is off by default):
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -97,6 +98,28 @@ def released_anchors(mode: int, n_queries: int) -> tuple[Tensor, Tensor]:
     else:
         coarse = torch.tensor([-1.0, -0.8, 0.8, 1.0])
     return coarse, coarse.flip(-1)
+
+
+def label_reach(coarse_anchors: Tensor, revert_anchors: Tensor) -> tuple[float, float]:
+    """The lowest and highest label :func:`decode_label` can give: the Likert weights are convex,
+    so coarse and revert each stay within their anchors, and the digit adds at most 0.0099."""
+    low = (float(coarse_anchors.min()) + 1.0 - float(revert_anchors.max())) / 2
+    high = (float(coarse_anchors.max()) + 1.0 - float(revert_anchors.min())) / 2 + (DIGIT_CLASSES - 1) / DIGIT_SCALE
+    return low, high
+
+
+def _warn_if_out_of_reach(
+    scale: ScoreScale, divisor: float, coarse_anchors: Tensor, revert_anchors: Tensor, anchor_mode: int
+) -> None:
+    """Warn when ``score_divisor`` puts training scores where the released decoding cannot reach."""
+    low, high = (divisor * bound for bound in label_reach(coarse_anchors, revert_anchors))
+    if scale.lo < low - 1e-9 or scale.hi > high + 1e-9:
+        warnings.warn(
+            f"cofinal-official: with score_divisor {divisor:g} and anchor mode {anchor_mode} only scores in "
+            f"[{low:.4g}, {high:.4g}] can be predicted, but the training scores span [{scale.lo:.4g}, {scale.hi:.4g}] "
+            "(as released on Fis-V); --set model.args.score_divisor=null learns the normalised score instead",
+            stacklevel=3,
+        )
 
 
 def split_digits(label: Tensor, legacy_float32: bool = False) -> tuple[Tensor, Tensor]:
@@ -192,6 +215,8 @@ class CoFInAlOfficial(GDLT):
         self.legacy_float32_digits = legacy_float32_digits
 
         coarse_anchors, revert_anchors = released_anchors(anchor_mode, n_queries)
+        if self.score_divisor is not None:
+            _warn_if_out_of_reach(score_scale, self.score_divisor, coarse_anchors, revert_anchors, anchor_mode)
         self.grade_anchors = coarse_anchors  # replaces GDLT's linspace(0, 1, G) buffer
         self.register_buffer("revert_anchors", revert_anchors)  # (G,)
         self.revert_head = nn.Linear(hidden_dim, n_queries)
