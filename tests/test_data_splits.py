@@ -39,8 +39,15 @@ def test_smallest_sets():
 
 
 def test_too_small_is_data_error():
-    with pytest.raises(DataError, match="1 video"):
+    with pytest.raises(DataError, match="1 training video"):
         carve_validation(np.array([1.0]))
+
+
+def test_a_validation_part_can_be_asked_to_keep_two_videos():
+    train, val = carve_validation(np.arange(7.0), fraction=0.2, min_val=2)  # round(1.4) = 1 would be too few
+    assert len(val) == 2 and len(train) == 5
+    with pytest.raises(DataError, match="2 training video.*at least 3"):
+        carve_validation(np.arange(2.0), min_val=2)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
@@ -81,7 +88,7 @@ def test_bad_folds_are_clear_errors():
         carve_fold(np.arange(10.0), 1, 0)
     with pytest.raises(ConfigError, match="fold 5 is outside 0..4"):
         carve_fold(np.arange(10.0), 5, 5)
-    with pytest.raises(DataError, match="4 video\\(s\\), at least 5 needed"):
+    with pytest.raises(DataError, match="4 training video\\(s\\), at least 5 needed"):
         carve_fold(np.arange(4.0), 5, 0)
     with pytest.raises(DataError, match="index 1"):
         carve_fold(np.array([1.0, np.inf, 2.0]), 2, 0)

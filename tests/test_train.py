@@ -10,7 +10,7 @@ import yaml
 
 from aqakit.data.benchmarks import SyntheticBenchmark
 from aqakit.data.scale import ScoreScale
-from aqakit.errors import ConfigError, RunDirectoryError, TrainingDivergedError
+from aqakit.errors import ConfigError, DataError, RunDirectoryError, TrainingDivergedError
 from aqakit.models import create_model, model_defaults
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import RunConfig, apply_preset, build_config, list_presets, named_preset
@@ -295,6 +295,67 @@ def test_any_dimension_and_length_trains_from_a_csv_folder(tmp_path):
     predictions = read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")
     assert len(predictions) == 3 and summary["per_seed"][0]["selected_epoch"] == 1
     assert all(1000 <= float(r["predicted_score"]) <= 1500 for r in predictions)  # training range, original scale
+
+
+def csv_folder(folder, scores: dict[str, tuple[float, str]], clips: int = 3, dim: int = 4):
+    """A CSV benchmark folder: ``scores`` maps id -> (score, split); features are seeded noise."""
+    rng = np.random.default_rng(0)
+    (folder / "features").mkdir(parents=True, exist_ok=True)
+    for vid in scores:
+        np.save(folder / "features" / f"{vid}.npy", rng.normal(size=(clips, dim)).astype(np.float32))
+    rows = [f"{vid},{score},{split}" for vid, (score, split) in scores.items()]
+    (folder / "labels.csv").write_text("id,score,split\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def csv_config(folder, **overrides):
+    return build_config("gdlt", "csv", "csv", {
+        "data_root": str(folder), "train.epochs": 2, "train.batch_size": 4, "train.crop_len": 4,
+        "model.args": {"hidden_dim": 8}, **overrides,
+    })
+
+
+def test_data_that_cannot_be_scored_is_refused_before_any_run_folder_is_written(tmp_path):
+    cases = {
+        "one test video": ({f"v{i}": (i, "train") for i in range(6)} | {"t0": (3.0, "test")}, "the test split has 1 video"),
+        "constant scores": ({f"v{i}": (5.0, "train") for i in range(6)} | {"t0": (1.0, "test"), "t1": (2.0, "test")},
+                            "all 6 training scores are 5"),
+    }
+    for name, (scores, message) in cases.items():
+        folder = csv_folder(tmp_path / name.replace(" ", "-"), scores)
+        with pytest.raises(DataError, match=message):
+            train_run(csv_config(folder), tmp_path / "runs" / name, [0])
+        assert not (tmp_path / "runs" / name).exists()
+    split_files = csv_folder(tmp_path / "leak", {f"v{i}": (i, "train") for i in range(6)})
+    (split_files / "labels.csv").unlink()
+    (split_files / "train.csv").write_text("id,score\n" + "".join(f"v{i},{i}\n" for i in range(6)))
+    (split_files / "test.csv").write_text("id,score\nv4,4\nv5,5\n")
+    with pytest.raises(DataError, match=r"2 video\(s\) are in both the training and the test split: v4, v5"):
+        train_run(csv_config(split_files), tmp_path / "runs" / "leak", [0])
+
+
+def test_small_training_sets_keep_two_validation_videos_or_say_why_not(tmp_path):
+    folder = csv_folder(tmp_path / "d", {f"v{i}": (i, "train") for i in range(7)} | {"t0": (1.0, "test"), "t1": (5.0, "test")})
+    summary = train_run(csv_config(folder, **{"train.select": "best-val"}), tmp_path / "bv", [0])
+    assert np.isfinite(summary["per_seed"][0]["val"]["spearman"])
+    assert len([r for r in read_rows(tmp_path / "bv" / "seed-0" / "predictions.csv") if r["split"] == "val"]) == 2
+    with pytest.raises(DataError, match="4 folds need at least 8 training videos \\(there are 7\\)"):
+        train_run(csv_config(folder, **{"train.val_folds": 4}), tmp_path / "kf", [0])
+
+
+def test_resume_refuses_labels_that_changed(tmp_path):
+    scores = {f"v{i}": (i, "train") for i in range(6)} | {f"t{i}": (i, "test") for i in range(4)}
+    folder = csv_folder(tmp_path / "d", scores)
+    train_run(csv_config(folder), tmp_path / "run", [0])
+    assert json.loads((tmp_path / "run" / "data.json").read_text())["test"]["videos"] == 4
+    csv_folder(folder, {k: v for k, v in scores.items() if k != "t3"})
+    with pytest.raises(RunDirectoryError, match=r"labels differ .*\(test: 4 videos then, 3 now\)"):
+        train_run(csv_config(folder), tmp_path / "run", [0, 1], resume=True)
+    csv_folder(folder, scores | {"v0": (0.5, "train")})
+    with pytest.raises(RunDirectoryError, match=r"train: 6 videos then, 6 now, other ids or scores"):
+        train_run(csv_config(folder), tmp_path / "run", [0, 1], resume=True)
+    csv_folder(folder, scores)
+    assert train_run(csv_config(folder), tmp_path / "run", [0, 1], resume=True)["seeds"] == [0, 1]
 
 
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9])

@@ -9,7 +9,7 @@ from aqakit.errors import ConfigError, DataError
 
 
 def carve_validation(
-    scores: np.ndarray, fraction: float = 0.2, seed: int = 0
+    scores: np.ndarray, fraction: float = 0.2, seed: int = 0, min_val: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split a training set into (train, validation) indices, stratified by score.
 
@@ -22,6 +22,8 @@ def carve_validation(
         scores: (N,) scores of the training set.
         fraction: share of videos for validation, in (0, 1).
         seed: seed of the draw (the same scores and seed give the same split).
+        min_val: the validation part keeps at least this many videos (2 for a validation
+            Spearman), however small ``N * fraction`` is.
 
     Returns:
         ``(train_idx, val_idx)``: sorted int64 index arrays, disjoint, together covering 0..N-1.
@@ -29,14 +31,14 @@ def carve_validation(
     Raises:
         ConfigError: ``fraction`` is not in (0, 1).
         DataError: scores are not 1-D or not finite, or the set is too small to leave at least
-        one training and one validation video.
+        one training and ``min_val`` validation videos.
     """
     fraction = float(fraction)
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
-    scores = checked_scores(scores, min_videos=2)
+    scores = checked_scores(scores, min_videos=max(min_val, 1) + 1)
     n = len(scores)
-    n_val = min(max(int(round(n * fraction)), 1), n - 1)
+    n_val = min(max(int(round(n * fraction)), min_val, 1), n - 1)
     order = np.argsort(scores, kind="stable")
     rng = np.random.default_rng(seed)
     val = np.array([bin_[rng.integers(len(bin_))] for bin_ in np.array_split(order, n_val)], dtype=np.int64)
@@ -94,7 +96,7 @@ def checked_scores(scores: np.ndarray, min_videos: int) -> np.ndarray:
         raise DataError(f"validation split: score at index {bad} is {scores[bad]}")
     if len(scores) < min_videos:
         raise DataError(
-            f"validation split: {len(scores)} video(s), at least {min_videos} needed "
-            f"(every part, training and validation, keeps at least one video)"
+            f"validation split: {len(scores)} training video(s), at least {min_videos} needed "
+            f"to leave videos to train on beside the validation videos"
         )
     return scores

@@ -117,7 +117,7 @@ def _warn_if_out_of_reach(
         warnings.warn(
             f"cofinal-official: with score_divisor {divisor:g} and anchor mode {anchor_mode} only scores in "
             f"[{low:.4g}, {high:.4g}] can be predicted, but the training scores span [{scale.lo:.4g}, {scale.hi:.4g}] "
-            "(as released on Fis-V); --set model.args.score_divisor=null learns the normalised score instead",
+            "(the released code has the same limit); --set model.args.score_divisor=null learns the normalised score instead",
             stacklevel=3,
         )
 

@@ -3,6 +3,7 @@
 Layout of ``runs/<name>/``::
 
     config.yaml            the resolved configuration (train.precision: auto saved as what it chose)
+    data.json              per split its number of videos and a hash of ids and scores (checked on resume)
     summary.json           test (and validation) metrics over seeds: mean, std, per seed
     seed-<k>/metrics.csv   one row per epoch: learning rate, loss terms, held-out metrics, seconds
     seed-<k>/predictions.csv  split, video id, true and predicted score (selected checkpoint)
@@ -17,6 +18,7 @@ is recognisably an aqakit run; ``resume`` continues it instead.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -50,6 +52,7 @@ from aqakit.video.manifest import read_manifest
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
+DATA_FILE = "data.json"
 PREDICTIONS_FILE = "predictions.csv"
 BEST_TEST_NOTE = "chosen on the test set, as published papers do; not an honest estimate"
 
@@ -75,8 +78,27 @@ def read_data(config: RunConfig, *, with_test: bool | None = None) -> Splits:
     with_test = config.train.evaluate_test if with_test is None else with_test
     train = benchmark.load(root, "train")
     test = benchmark.load(root, "test") if with_test else None
+    check_splits(train, test)
     scale = ScoreScale(*config.score_range) if config.score_range else benchmark.score_scale(train)
     return Splits(train=train, test=test, val=None, scale=scale)
+
+
+def check_splits(train: VideoSet, test: VideoSet | None) -> None:
+    """DataError unless the training scores vary, the test split has the two videos a Spearman
+    needs, and no video is in both splits."""
+    if np.ptp(train.scores) == 0:
+        raise DataError(
+            f"{train.source}: all {len(train)} training scores are {train.scores[0]:g}; "
+            "a model cannot learn from scores that do not vary"
+        )
+    if test is None:
+        return
+    if len(test) < 2:
+        raise DataError(f"{test.source}: the test split has {len(test)} video; test metrics (Spearman) need at least 2")
+    both = sorted(set(train.ids) & set(test.ids))
+    if both:
+        shown = ", ".join(both[:5]) + (f" and {len(both) - 5} more" if len(both) > 5 else "")
+        raise DataError(f"{len(both)} video(s) are in both the training and the test split: {shown}")
 
 
 def seed_splits(data: Splits, config: RunConfig, seed: int) -> Splits:
@@ -98,8 +120,13 @@ def seed_splits(data: Splits, config: RunConfig, seed: int) -> Splits:
         train_idx, val_idx = carve_fold(data.train.scores, train_cfg.val_folds, fold)
         val = data.train.subset(val_idx, source=f"{data.train.source} (validation fold {fold} of {train_cfg.val_folds})")
     elif train_cfg.select == "best-val":
-        train_idx, val_idx = carve_validation(data.train.scores, train_cfg.val_fraction, seed)
+        train_idx, val_idx = carve_validation(data.train.scores, train_cfg.val_fraction, seed, min_val=2)
         val = data.train.subset(val_idx, source=f"{data.train.source} (validation part)")
+    if val is not None and len(val) < 2:
+        raise DataError(
+            f"{val.source}: {len(val)} video; a validation Spearman needs at least 2, so {train_cfg.val_folds} folds "
+            f"need at least {2 * train_cfg.val_folds} training videos (there are {len(data.train)})"
+        )
     if train_cfg.train_fraction < 1:
         kept, _ = carve_validation(data.train.scores[train_idx], 1.0 - train_cfg.train_fraction, seed)
         train_idx = train_idx[kept]
@@ -123,24 +150,58 @@ def feature_extraction_info(config: RunConfig) -> dict[str, Any]:
     return {"features": manifest["extraction"]} if manifest else {}
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool = False, resume: bool = False) -> None:
-    """Create ``run_dir``; refuse to touch an existing one unless told how."""
+def check_run_dir(run_dir: Path, overwrite: bool = False, resume: bool = False) -> bool:
+    """RunDirectoryError unless ``run_dir`` may be used as asked; True when an existing run is to be
+    replaced (``overwrite``). Changes nothing on disk."""
     if run_dir.exists() and any(run_dir.iterdir()):
         is_run = (run_dir / CONFIG_FILE).is_file()
         if resume:
             if not is_run:
                 raise RunDirectoryError(f"{run_dir}: cannot resume, it holds no {CONFIG_FILE}")
-            return
+            return False
         if not overwrite:
             raise RunDirectoryError(
                 f"{run_dir} already exists; pass --overwrite to replace it or --resume to continue it"
             )
         if not is_run:
             raise RunDirectoryError(f"{run_dir} is not an aqakit run (no {CONFIG_FILE}); refusing to delete it")
-        shutil.rmtree(run_dir)
-    elif resume:
+        return True
+    if resume:
         raise RunDirectoryError(f"{run_dir}: nothing to resume")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def data_fingerprint(data: Splits) -> dict[str, Any]:
+    """What a resumed run must still train and test on: per split its number of videos and a
+    SHA-256 of its ids and scores (the features themselves are not hashed)."""
+
+    def of(videos: VideoSet | None) -> dict[str, Any] | None:
+        if videos is None:
+            return None
+        text = "\n".join(f"{vid}\t{score!r}" for vid, score in zip(videos.ids, videos.scores.tolist()))
+        return {"videos": len(videos), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+    return {"train": of(data.train), "test": of(data.test)}
+
+
+def check_same_data(run_dir: Path, data: Splits) -> None:
+    """RunDirectoryError when a resumed run's recorded data fingerprint differs from ``data``'s
+    (runs saved before fingerprints were recorded are not checked)."""
+    path = run_dir / DATA_FILE
+    if not path.is_file():
+        return
+    saved, now = json.loads(path.read_text()), data_fingerprint(data)
+    changed = []
+    for split, current in now.items():
+        before = saved.get(split)
+        if before != current:
+            then_n, now_n = (fingerprint["videos"] if fingerprint else "no" for fingerprint in (before, current))
+            changed.append(f"{split}: {then_n} videos then, {now_n} now" + (", other ids or scores" if then_n == now_n else ""))
+    if changed:
+        raise RunDirectoryError(
+            f"{path}: cannot resume, the labels differ from those its seeds were trained on ({'; '.join(changed)}); "
+            "train a new run (another --name)"
+        )
 
 
 def held_out_sets(
@@ -351,7 +412,7 @@ def train_run(
     if not seeds:
         raise ConfigError("at least one seed is needed")
     config.check()
-    prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    replace_existing = check_run_dir(run_dir, overwrite=overwrite, resume=resume)
     config_path = run_dir / CONFIG_FILE
     machine = device or default_device()
     precision = resolve_precision(config.train.precision, machine)
@@ -368,10 +429,16 @@ def train_run(
                 for key, (old, new) in changes.items()
             )
             raise RunDirectoryError(f"{config_path}: cannot resume, the configuration differs ({listed})")
+    data = read_data(config)  # before anything is written: bad data leaves no run folder behind
+    if resume:
+        check_same_data(run_dir, data)
     else:
+        if replace_existing:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
         recorded = replace(config, train=replace(config.train, precision=precision))
         config_path.write_text(yaml.safe_dump(recorded.to_dict(), sort_keys=False))
-    data = read_data(config)
+        (run_dir / DATA_FILE).write_text(json.dumps(data_fingerprint(data), indent=2))
     if config.train.ensemble:
         if resume:
             raise RunDirectoryError(f"{run_dir}: an ensemble run cannot be resumed; train it again with --overwrite")
