@@ -157,3 +157,43 @@ def test_compare_pairs_a_trained_run_with_itself(trained_run, monkeypatch, capsy
     assert json.loads(out)["rows"][0]["a"] == pytest.approx(seed["test"]["spearman"])
     status, out, err = run_cli(monkeypatch, capsys, "compare", run_dir, run_dir.parent / "missing")
     assert status == 2 and "not an aqakit run directory" in err
+
+
+def test_predict_into_a_missing_folder_is_refused_before_scoring(trained_run, tmp_path, monkeypatch, capsys):
+    run_dir, _ = trained_run
+    features = tmp_path / "features"
+    features.mkdir()
+    np.save(features / "a.npy", np.ones((3, 16), np.float32))
+    status, out, err = run_cli(monkeypatch, capsys, "predict", run_dir, features, "--out", tmp_path / "nodir" / "x.csv")
+    assert status == 2 and f"the folder {tmp_path / 'nodir'} does not exist" in err and "scored" not in out
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_names_the_checkpoint_of_a_multi_seed_run(tmp_path, monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--seeds", 2,
+                             "--runs-dir", tmp_path, "--name", "two")
+    assert status == 0, err
+    features = tmp_path / "features"
+    features.mkdir()
+    np.save(features / "a.npy", np.ones((3, 16), np.float32))
+    for given, used in (("two", "two/seed-0/checkpoint"), ("two/seed-1", "two/seed-1/checkpoint")):
+        status, out, err = run_cli(monkeypatch, capsys, "predict", tmp_path / given, features,
+                                   "--out", tmp_path / "o.csv", "--overwrite")
+        assert status == 0, err
+        assert f"scored 1 videos with {tmp_path / used} -> {tmp_path / 'o.csv'}" in out
+    status, out, _ = run_cli(monkeypatch, capsys, "predict", "--help")
+    assert "first seed folder" in " ".join(out.replace("│", " ").split())
+
+
+def test_results_of_a_folder_names_its_tuning_runs_under_the_table(trained_run, tmp_path, monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--select", "best-val",
+                             "--set", "train.evaluate_test=false", "--runs-dir", tmp_path, "--name", "tune")
+    assert status == 0, err
+    status, out, err = run_cli(monkeypatch, capsys, "results", tmp_path)
+    assert status == 0, err
+    assert "| demo | gdlt |" in out and "| tune |" not in out
+    assert "Not shown (no test figures: trained with train.evaluate_test=false): tune" in out
+    status, out, err = run_cli(monkeypatch, capsys, "results", tmp_path, "--json")
+    assert json.loads(out)["tuning_runs_not_shown"] == ["tune"]
+    status, _, err = run_cli(monkeypatch, capsys, "results", tmp_path / "tune")
+    assert status == 2 and "a tuning run (trained with train.evaluate_test=false" in err and "leave it out" in err

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+import yaml
 from runs import write_run
 
 from aqakit import compare as compare_module
-from aqakit.compare import AVERAGE_LABEL, compare_runs, read_test_predictions, render_comparison
+from aqakit.compare import AVERAGE_LABEL, compare_runs, data_source, read_test_predictions, render_comparison
 from aqakit.errors import DataError
 from aqakit.metrics import spearman
 from aqakit.results import read_run, variant_averages
@@ -152,3 +153,37 @@ def test_bad_settings_are_value_errors(tmp_path, truth):
         compare_runs([run], [run], n_boot=0)
     with pytest.raises(ValueError, match="level"):
         compare_runs([run], [run], level=1.0)
+
+
+def csv_run(tmp_path, name, data, true, noise, ids=IDS):
+    """A run of the generic csv benchmark whose config.yaml records ``data`` as its data root."""
+    run = model_run(tmp_path, name, "csv", true, noise, ids=ids)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data_root"] = data
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return read_test_predictions(run)
+
+
+def test_runs_of_one_benchmark_on_different_data_pair_by_data_source(tmp_path, truth):
+    other_ids = [f"w{i:03d}" for i in range(40)]
+    x, y = (truth["fisv-tes"], IDS), (truth["fisv-pcs"], other_ids)
+    a = [csv_run(tmp_path, "a-x", "/d/x", x[0], 3.0, x[1]), csv_run(tmp_path, "a-y", "/d/y", y[0], 3.0, y[1])]
+    b = [csv_run(tmp_path, "b-y", "/d/y", y[0], 9.0, y[1]), csv_run(tmp_path, "b-x", "/d/x", x[0], 9.0, x[1])]
+    result = compare_runs(a, b, n_boot=50)
+    assert [row.label for row in result.rows] == ["csv (/d/x)", "csv (/d/y)", AVERAGE_LABEL]
+    assert result.b_runs == (tmp_path / "b-x", tmp_path / "b-y")
+    assert result.rows[1].a == pytest.approx(np.mean([spearman(p, a[1].true) for p in a[1].predicted]))
+    assert result.n_videos == {"csv (/d/x)": 40, "csv (/d/y)": 40} and not result.videos_shared
+    (single,) = compare_runs([a[0]], [csv_run(tmp_path, "moved", "/elsewhere/x", x[0], 9.0, x[1])], n_boot=50).rows
+    assert single.label == "csv"  # one run a side: the name alone pairs them, wherever the data lay
+    with pytest.raises(DataError, match=r"cover different benchmarks: A csv \(/d/x\), csv \(/d/y\); "
+                                        r"B csv \(/d/x\), csv \(/d/z\)"):
+        compare_runs(a, [b[1], csv_run(tmp_path, "b-z", "/d/z", y[0], 9.0, y[1])], n_boot=10)
+    with pytest.raises(DataError, match=r"a-x and .*a-x2 are both csv \(/d/x\) runs; give one run per benchmark and data set"):
+        compare_runs([a[0], csv_run(tmp_path, "a-x2", "/d/x", x[0], 3.0, x[1])], b, n_boot=10)
+
+
+def test_the_data_source_is_the_root_and_the_options_that_choose_the_labels():
+    config = {"data_root": "/d", "benchmark_args": {"labels": "l.csv", "features_dir": "f", "score_type": None}}
+    assert data_source(config) == "/d, labels=l.csv"
+    assert data_source({"benchmark_args": {"n_test": 50}}) == "n_test=50" and data_source({}) == ""

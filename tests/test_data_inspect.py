@@ -109,3 +109,18 @@ def test_errors_that_stop_inspection(tmp_path):
         inspect_feature_folder(tmp_path, "synthetic")
     report = inspect_feature_folder(tmp_path)
     assert report.problems == [f"{tmp_path}: no .npy feature files"]
+
+
+@pytest.mark.parametrize("labels, problem", [
+    ("video_id,score,split\na,1,train\nb,2,test\n", "no column 'id' in the header"),
+    ("id,score,split\na,1,train\nb,2,val\n", "line 3: split 'val' is not one of train, test"),
+    ("id;score;split\na;1;train\nb;2;test\n", "has no 'split' column"),
+    ("id\tscore\tsplit\na\t1\ttrain\nb\t2\ttest\n", "has no 'split' column"),
+])
+def test_a_bad_label_file_read_for_both_splits_is_one_problem(tmp_path, labels, problem):
+    (tmp_path / "features").mkdir()
+    (tmp_path / "labels.csv").write_text(labels)
+    for name in ("a", "b"):
+        np.save(tmp_path / "features" / f"{name}.npy", np.ones((2, 3), np.float32))
+    report = inspect_feature_folder(tmp_path)
+    assert len(report.problems) == 1 and problem in report.problems[0], report.problems

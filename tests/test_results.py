@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from runs import write_run
 
 from aqakit.errors import DataError
-from aqakit.results import read_run, render_markdown, results_json, run_directories, variant_averages
+from aqakit.results import read_run, read_runs, render_markdown, results_json, run_directories, variant_averages
 
 
 def test_row_statistics_are_over_finished_seeds_only(tmp_path):
@@ -86,3 +87,28 @@ def test_the_precision_of_each_run_is_shown_and_a_mix_is_flagged(tmp_path):
     assert old.precision == "not recorded"
     table = render_markdown([fp32, old])
     assert "Note: these seeds trained in different precisions (32-true, not recorded)" in table
+
+
+def tuning_run(root, name):
+    """A run trained with train.evaluate_test=false: validation figures only."""
+    run = write_run(root, name, "fisv-tes", [0.6])
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["train"].update(select="best-val", evaluate_test=False)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "seed-0" / "summary.json").write_text(json.dumps({"seed": 0, "val": {"spearman": 0.5, "rl2": 1.0}}))
+    return run
+
+
+def test_tuning_runs_in_a_folder_of_runs_are_named_under_the_table(tmp_path):
+    tested = write_run(tmp_path, "v-fisv-tes", "fisv-tes", [0.6])
+    tune = tuning_run(tmp_path, "tune-fisv-tes")
+    rows, tuning = read_runs([tmp_path])
+    assert [row.name for row in rows] == ["v-fisv-tes"] and tuning == ["tune-fisv-tes"]
+    table = render_markdown(rows, tuning)
+    assert "| v-fisv-tes |" in table and "| tune-fisv-tes |" not in table
+    assert table.endswith("\n\nNot shown (no test figures: trained with train.evaluate_test=false): tune-fisv-tes")
+    assert results_json(rows, tuning)["tuning_runs_not_shown"] == ["tune-fisv-tes"]
+    assert "Not shown" not in render_markdown(*read_runs([tested]))
+    with pytest.raises(DataError, match=r"tune-fisv-tes: a tuning run \(trained with train.evaluate_test=false: "
+                                        r"its test split was never scored\), so it has no test figures; leave it out"):
+        read_runs([tmp_path, tune])

@@ -205,21 +205,31 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 @app.command()
 def predict(
-    checkpoint: Path = typer.Argument(..., help="A run folder, a seed folder or a checkpoint folder."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A checkpoint folder, a seed folder (runs/x/seed-2), or a run folder: then its first seed folder by name."
+    ),
     feature_dir: Path = typer.Argument(..., help="A folder of <video_id>.npy clip features (T, D)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id, score)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
-    """Score every <video_id>.npy in FEATURE_DIR with a trained model and write a CSV."""
+    """Score every <video_id>.npy in FEATURE_DIR with a trained model and write a CSV.
+
+    A run folder of several seeds means the checkpoint of its first seed folder by name (seed-0
+    when its seeds start at 0); give a seed folder for another seed. The output names the
+    checkpoint that scored the videos.
+    """
     from aqakit.data.features import load_videoset
-    from aqakit.train.checkpoint import load_checkpoint
+    from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
     from aqakit.train.evaluate import predict_videos
 
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{out}: the folder {out.parent} does not exist")
     if not feature_dir.is_dir():
         raise ConfigError(f"{feature_dir}: not a folder of .npy feature files")
-    model, _ = load_checkpoint(checkpoint)
+    folder = find_checkpoint(checkpoint)
+    model, _ = load_checkpoint(folder)
     ids = sorted(path.stem for path in feature_dir.glob("*.npy"))
     if not ids:
         raise ConfigError(f"{feature_dir}: no .npy feature files found")
@@ -229,7 +239,7 @@ def predict(
         writer = csv.writer(handle)
         writer.writerow(["id", "score"])
         writer.writerows((vid, f"{score:.6f}") for vid, score in zip(ids, scores))
-    console.print(f"scored {len(ids)} videos -> {out}")
+    console.print(f"scored {len(ids)} videos with {folder} -> {out}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -299,14 +309,18 @@ def results(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows and averages as JSON."),
 ) -> None:
-    """Tabulate finished runs (markdown): test Spearman and R-l2 over seeds, Fisher-z averages."""
-    from aqakit.results import read_run, render_markdown, results_json, run_directories
+    """Tabulate finished runs (markdown): test Spearman and R-l2 over seeds, Fisher-z averages.
 
-    rows = [read_run(path) for path in run_directories(runs)]
+    Tuning runs (trained with train.evaluate_test=false) have no test figures: in a folder of runs
+    they are named under the table; named on their own they are an error.
+    """
+    from aqakit.results import read_runs, render_markdown, results_json
+
+    rows, tuning = read_runs(runs)
     if as_json:
-        console.print_json(json.dumps(results_json(rows)))
+        console.print_json(json.dumps(results_json(rows, tuning)))
     else:
-        print(render_markdown(rows))
+        print(render_markdown(rows, tuning))
 
 
 def _run_list(spec: str) -> list[Path]:

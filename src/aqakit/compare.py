@@ -19,11 +19,17 @@ Benchmarks scored on the same videos (identical test ids, as Fis-V's TES and PCS
 resampled jointly, with one draw per resample; otherwise each benchmark's videos are drawn
 separately. A resample in which a Spearman is undefined (every drawn truth equal, possible on
 tiny test sets) is left out and counted.
+
+Runs are paired by benchmark name. Where one model has two runs of the same name (the generic
+``csv`` benchmark on two data sets), that name is told apart by its data source from
+``config.yaml`` (the data root and the benchmark options that choose the labels), so A's run on a
+data set pairs with B's run on the same one.
 """
 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -32,7 +38,7 @@ import numpy as np
 
 from aqakit.errors import DataError
 from aqakit.metrics import check_bootstrap_settings, fisher_z_nested, resampled_spearman
-from aqakit.results import read_run
+from aqakit.results import read_config, read_run
 from aqakit.train.runner import PREDICTIONS_FILE
 
 #: Label of the Fisher-z row when the models cover two or more benchmarks.
@@ -47,6 +53,7 @@ class RunTestPredictions:
 
     run: Path
     benchmark: str
+    source: str  # where its labels came from (data root, benchmark options); "" for none recorded
     ids: tuple[str, ...]
     true: np.ndarray  # (V,)
     predicted: np.ndarray  # (S seeds, V)
@@ -100,7 +107,17 @@ def read_test_predictions(run_dir: Path) -> RunTestPredictions:
             raise DataError(f"{path}: the predictions are not finite or all equal (a diverged seed?); "
                             "its Spearman is undefined, so the runs cannot be compared")
         predicted.append(scores)
-    return RunTestPredictions(Path(run_dir), row.benchmark, ids, true, np.stack(predicted))
+    return RunTestPredictions(Path(run_dir), row.benchmark, data_source(read_config(run_dir)), ids, true,
+                              np.stack(predicted))
+
+
+def data_source(config: dict[str, Any]) -> str:
+    """Where a run's test videos and scores came from: its data root and the benchmark options
+    other than the feature folder (``labels``, ``score_type``...), e.g. ``/data/x, labels=y.csv``."""
+    options = config.get("benchmark_args") or {}
+    parts = [str(config["data_root"])] if config.get("data_root") else []
+    parts += [f"{key}={value}" for key, value in sorted(options.items()) if key != "features_dir" and value is not None]
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -143,26 +160,36 @@ class Comparison:
         }  # fmt: skip
 
 
-def _by_benchmark(side: str, runs: Sequence[RunTestPredictions]) -> dict[str, RunTestPredictions]:
+def _label(run: RunTestPredictions, ambiguous: set[str]) -> str:
+    """The run's benchmark name, with its data source where the name alone is ``ambiguous``."""
+    return f"{run.benchmark} ({run.source})" if run.benchmark in ambiguous and run.source else run.benchmark
+
+
+def _by_benchmark(side: str, runs: Sequence[RunTestPredictions], ambiguous: set[str]) -> dict[str, RunTestPredictions]:
     found: dict[str, RunTestPredictions] = {}
     for run in runs:
-        if run.benchmark in found:
-            raise DataError(f"model {side}: {found[run.benchmark].run} and {run.run} are both {run.benchmark} runs; "
-                            "give one run per benchmark")
-        found[run.benchmark] = run
+        label = _label(run, ambiguous)
+        if label in found:
+            raise DataError(f"model {side}: {found[label].run} and {run.run} are both {label} runs; "
+                            "give one run per benchmark and data set")
+        found[label] = run
     return found
 
 
-def _paired(a: Sequence[RunTestPredictions], b: Sequence[RunTestPredictions]) -> list[tuple[RunTestPredictions, RunTestPredictions]]:
-    """(A run, B run) per benchmark, in name order; DataError unless both cover the same test videos."""
+def _paired(a: Sequence[RunTestPredictions], b: Sequence[RunTestPredictions]) -> list[tuple[str, RunTestPredictions, RunTestPredictions]]:
+    """(label, A run, B run) per benchmark, in label order; DataError unless both cover the same test videos.
+
+    A benchmark name that one model has more than once is told apart by data source on both sides.
+    """
     if not a or not b:
         raise DataError("each model needs at least one run directory")
-    a_runs, b_runs = _by_benchmark("A", a), _by_benchmark("B", b)
+    ambiguous = {name for side in (a, b) for name, count in Counter(r.benchmark for r in side).items() if count > 1}
+    a_runs, b_runs = _by_benchmark("A", a, ambiguous), _by_benchmark("B", b, ambiguous)
     if set(a_runs) != set(b_runs):
         raise DataError(f"the models cover different benchmarks: A {', '.join(sorted(a_runs))}; "
                         f"B {', '.join(sorted(b_runs))}")
-    pairs = [(a_runs[name], b_runs[name]) for name in sorted(a_runs)]
-    for run_a, run_b in pairs:
+    pairs = [(label, a_runs[label], b_runs[label]) for label in sorted(a_runs)]
+    for _, run_a, run_b in pairs:
         if run_a.ids != run_b.ids or not np.array_equal(run_a.true, run_b.true):
             raise DataError(f"{run_a.run} and {run_b.run}: different test videos or true scores; "
                             "a paired comparison needs the same test split")
@@ -201,7 +228,7 @@ def compare_runs(
     """
     check_bootstrap_settings(n_boot, level)
     pairs = _paired(a, b)
-    runs_a, runs_b = [p[0] for p in pairs], [p[1] for p in pairs]
+    labels, runs_a, runs_b = [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
     shared = len({run.ids for run in runs_a}) == 1
     observed_a = _figures(runs_a, [np.arange(len(run.ids))[None] for run in runs_a])[:, 0]
     observed_b = _figures(runs_b, [np.arange(len(run.ids))[None] for run in runs_b])[:, 0]
@@ -212,7 +239,7 @@ def compare_runs(
         indices = [draw] * len(pairs)
     else:
         indices = [rng.integers(0, len(run.ids), size=(n_boot, len(run.ids))) for run in runs_a]
-    per_resample = sum(run.predicted.size + other.predicted.size for run, other in pairs)
+    per_resample = sum(run.predicted.size + other.predicted.size for run, other in zip(runs_a, runs_b))
     diffs = np.concatenate([
         _figures(runs_a, [i[part] for i in indices]) - _figures(runs_b, [i[part] for i in indices])
         for part in _chunks(n_boot, per_resample)
@@ -222,15 +249,14 @@ def compare_runs(
         raise DataError("every resample left a Spearman undefined (too few distinct true scores)")
     diffs = diffs[:, defined]
     tail = (1.0 - level) / 2.0
-    labels = [run.benchmark for run in runs_a] + ([AVERAGE_LABEL] if len(pairs) > 1 else [])
     rows = tuple(
         ComparisonRow(label, float(fa), float(fb), float(np.quantile(d, tail)), float(np.quantile(d, 1.0 - tail)),
                       float(np.mean(d > 0)))
-        for label, fa, fb, d in zip(labels, observed_a, observed_b, diffs)
+        for label, fa, fb, d in zip(labels + ([AVERAGE_LABEL] if len(pairs) > 1 else []), observed_a, observed_b, diffs)
     )
     return Comparison(
         a_runs=tuple(run.run for run in runs_a), b_runs=tuple(run.run for run in runs_b), rows=rows,
-        n_videos={run.benchmark: len(run.ids) for run in runs_a}, videos_shared=shared, n_boot=n_boot,
+        n_videos={label: len(run.ids) for label, run in zip(labels, runs_a)}, videos_shared=shared, n_boot=n_boot,
         n_undefined=int(n_boot - defined.sum()), level=level, seed=seed,
     )
 

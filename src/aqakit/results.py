@@ -5,7 +5,9 @@ reads what ``aqakit train`` wrote (``config.yaml`` and each ``seed-<k>/summary.j
 renders one row per run: test Spearman of the selected checkpoint (mean ± sample std over the
 finished seeds, and per seed), test R-l2, and the best per-epoch test Spearman, labelled as the
 test-selected figure papers report. Seeds still training (no ``summary.json`` yet) are listed as
-unfinished and left out of the statistics, so a table can be filled in steps.
+unfinished and left out of the statistics, so a table can be filled in steps. A tuning run
+(trained with ``train.evaluate_test=false``) has no test figures: found in a folder of runs it is
+named under the table instead of shown as a row; named on its own it is an error.
 
 Averages over a dataset's scores or classes (Fis-V TES and PCS, the four RG apparatus) follow the
 papers: Fisher's z-transform. Runs are averaged together when their directory names differ only by
@@ -85,6 +87,38 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
 
 
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """A run directory's ``config.yaml``; DataError if it is not a run directory."""
+    config_path = Path(run_dir) / CONFIG_FILE
+    if not config_path.is_file():
+        raise DataError(f"{run_dir}: not an aqakit run directory (no {CONFIG_FILE})")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise DataError(f"{config_path}: not a mapping of settings (not written by aqakit train?)")
+    return config
+
+
+def is_tuning_run(config: dict[str, Any]) -> bool:
+    """Whether a run's configuration kept it off the test split (``train.evaluate_test=false``)."""
+    train = config.get("train")
+    return isinstance(train, dict) and train.get("evaluate_test") is False
+
+
+def read_runs(paths: Sequence[Path]) -> tuple[list[RunRow], list[str]]:
+    """The rows of the runs named by ``paths`` (see :func:`run_directories`), and the names of the
+    tuning runs found inside folders of runs, which have no test figures to show. A tuning run
+    named directly is a DataError (:func:`read_run`)."""
+    rows, tuning = [], []
+    for path in map(Path, paths):
+        named = (path / CONFIG_FILE).is_file()
+        for run_dir in run_directories([path]):
+            if not named and is_tuning_run(read_config(run_dir)):
+                tuning.append(run_dir.name)
+            else:
+                rows.append(read_run(run_dir))
+    return rows, tuning
+
+
 def run_directories(paths: Sequence[Path]) -> list[Path]:
     """The run directories named by ``paths``: a run directory stands for itself, and a folder
     of runs (``--runs-dir``) for every run directly inside it, in name order. DataError names a
@@ -104,16 +138,18 @@ def run_directories(paths: Sequence[Path]) -> list[Path]:
 
 
 def read_run(run_dir: Path) -> RunRow:
-    """One row from an ``aqakit train`` run directory; DataError if it is not one."""
+    """One row from an ``aqakit train`` run directory; DataError if it is not one, or if it is a
+    tuning run (no test figures)."""
     run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise DataError(f"{run_dir}: not an aqakit run directory (no {CONFIG_FILE})")
-    config = yaml.safe_load(config_path.read_text()) or {}
+    config = read_config(run_dir)
     try:
         model, benchmark, train = config["model"]["name"], config["benchmark"], config["train"]
     except (KeyError, TypeError) as exc:
-        raise DataError(f"{config_path}: missing {exc} (not written by aqakit train?)") from exc
+        raise DataError(f"{run_dir / CONFIG_FILE}: missing {exc} (not written by aqakit train?)") from exc
+    if is_tuning_run(config):
+        raise DataError(f"{run_dir}: a tuning run (trained with train.evaluate_test=false: its test split was never "
+                        "scored), so it has no test figures; leave it out (`aqakit results` on its folder of runs "
+                        "names it under the table), or train it again without that setting")
     finished, unfinished = [], []
     for seed_dir in sorted(run_dir.glob("seed-*"), key=_seed_number):
         if (seed_dir / SUMMARY_FILE).is_file():
@@ -195,8 +231,9 @@ def _cell(values: Sequence[float]) -> str:
     return format_mean_std(mean_std(values), len(values))
 
 
-def render_markdown(rows: Sequence[RunRow]) -> str:
-    """The runs as a markdown table, then the Fisher-z averages of paired variants."""
+def render_markdown(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> str:
+    """The runs as a markdown table, then the names of the ``tuning`` runs left out of it, then the
+    Fisher-z averages of paired variants."""
     lines = [
         f"| run | model | benchmark | selection | seeds | epochs | precision | test Spearman (mean ± std) | per seed | test R-l2 x100 | {BEST_TEST_HEADER} |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -214,6 +251,8 @@ def render_markdown(rows: Sequence[RunRow]) -> str:
     if len(precisions) > 1:
         lines += ["", f"Note: these seeds trained in different precisions ({', '.join(precisions)}); "
                   "compare figures of the same precision (`train.precision`)."]
+    if tuning:
+        lines += ["", f"Not shown (no test figures: trained with train.evaluate_test=false): {', '.join(tuning)}"]
     averages = variant_averages(rows)
     if averages:
         lines += ["", "| variant | benchmarks | Fisher-z average, selected checkpoint | Fisher-z average, best test epoch (chosen on test) |", "|---|---|---|---|"]
@@ -224,10 +263,11 @@ def render_markdown(rows: Sequence[RunRow]) -> str:
     return "\n".join(lines)
 
 
-def results_json(rows: Sequence[RunRow]) -> dict[str, Any]:
-    """The rows and averages as plain data (``aqakit results --json``)."""
+def results_json(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> dict[str, Any]:
+    """The rows, the tuning runs left out and the averages as plain data (``aqakit results --json``)."""
     return {
         "runs": [row.as_dict() for row in rows],
+        "tuning_runs_not_shown": list(tuning),
         "averages": [
             {"variant": a.variant, "benchmarks": list(a.benchmarks), "fisher_z_final": a.final, "fisher_z_best_test": a.best_test}
             for a in variant_averages(rows)

@@ -236,7 +236,8 @@ def _inspect_labels(report: FolderReport, bench: FileBenchmark, stems: set[str])
         try:
             labels = bench.read_labels(report.root, split)
         except DataError as exc:
-            report.problems.append(str(exc))
+            if str(exc) not in report.problems:  # a file read for both splits fails the same way twice
+                report.problems.append(str(exc))
             continue
         ids = set(labels.ids)
         labelled[split] = ids
