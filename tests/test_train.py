@@ -2,6 +2,7 @@
 
 import csv
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -209,6 +210,19 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     rows = read_rows(tmp_path / "run" / "seed-0" / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert resumed["per_seed"][0]["test"] == pytest.approx(reference["per_seed"][0]["test"], abs=1e-6)
+
+
+def test_ctrl_c_is_a_keyboard_interrupt_that_leaves_a_resumable_seed(tmp_path):
+    config = tiny_config(**{"train.epochs": 3})
+
+    def press_ctrl_c(seed, row):
+        if row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "run", [0], on_epoch_end=press_ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # a second Ctrl-C still stops Python
+    assert train_run(config, tmp_path / "run", [0], resume=True)["per_seed"][0]["selected_epoch"] == 2
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):

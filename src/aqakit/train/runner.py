@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import shutil
+import signal
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -276,10 +277,22 @@ def train_seed(
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
-        trainer.fit(task, train_dataloaders=train_batches, ckpt_path=str(last) if resume and last.is_file() else None)
+        fit_reporting_interrupts(trainer, task, train_batches, str(last) if resume and last.is_file() else None)
     return finish_seed(
         config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision
     )
+
+
+def fit_reporting_interrupts(trainer: pl.Trainer, task: AQATask, batches: TrainBatches, ckpt_path: str | None) -> None:
+    """``trainer.fit``, with Ctrl-C raised as KeyboardInterrupt (Lightning turns it into ``sys.exit(1)``
+    and leaves SIGINT ignored), so callers can report it and a later Ctrl-C still works."""
+    try:
+        trainer.fit(task, train_dataloaders=batches, ckpt_path=ckpt_path)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from None
 
 
 def default_device() -> str:
