@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from aqakit.cli import main
 
@@ -197,3 +198,35 @@ def test_results_of_a_folder_names_its_tuning_runs_under_the_table(trained_run, 
     assert json.loads(out)["tuning_runs_not_shown"] == ["tune"]
     status, _, err = run_cli(monkeypatch, capsys, "results", tmp_path / "tune")
     assert status == 2 and "a tuning run (trained with train.evaluate_test=false" in err and "leave it out" in err
+
+
+def test_csv_locations_as_options_need_no_root_and_are_saved_absolute(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "d"
+    (data / "features").mkdir(parents=True)
+    rows = ["id,score,split"]
+    for i in range(8):
+        np.save(data / "features" / f"v{i}.npy", np.random.default_rng(i).normal(size=(3, 4)).astype(np.float32))
+        rows.append(f"v{i},{i},{'test' if i >= 6 else 'train'}")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", "--set", "benchmark_args.labels=d/labels.csv",
+                             "--set", "benchmark_args.features_dir=d/features", "--set", "model.args.hidden_dim=8",
+                             "--epochs", "1", "--runs-dir", "runs", "--name", "rel")
+    assert status == 0, err
+    saved = yaml.safe_load((tmp_path / "runs" / "rel" / "config.yaml").read_text())["benchmark_args"]
+    assert saved == {"labels": str(data / "labels.csv"), "features_dir": str(data / "features")}
+    monkeypatch.chdir(tmp_path / "runs")
+    status, out, err = run_cli(monkeypatch, capsys, "eval", "rel", "--json")
+    assert status == 0, err
+    assert json.loads(out)["split"] == "test"
+
+
+def test_ctrl_c_during_train_says_how_to_continue(monkeypatch, capsys, tmp_path):
+    import aqakit.train.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aqakit.train.runner, "train_run", interrupted)
+    status, _, err = run_cli(monkeypatch, capsys, "train", "--runs-dir", tmp_path, "--name", "x")
+    assert status == 130 and "--resume to continue" in err

@@ -77,12 +77,13 @@ def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
 class EpochProgress:
     """A rich progress bar over epochs showing the latest loss and held-out Spearman."""
 
-    def __init__(self, epochs: int, seeds: list[int]) -> None:
+    def __init__(self, epochs: int) -> None:
         self.progress = Progress(
             TextColumn("[bold]seed {task.fields[seed]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
         )
-        self.tasks = {s: self.progress.add_task("", total=epochs, seed=s, status="", start=False) for s in seeds}
+        self.epochs = epochs
+        self.tasks: dict[int, Any] = {}  # a bar appears with a seed's first epoch: finished seeds of a resumed run get none
 
     def __enter__(self) -> "EpochProgress":
         self.progress.__enter__()
@@ -92,8 +93,9 @@ class EpochProgress:
         self.progress.__exit__(*exc)
 
     def update(self, seed: int, row: dict[str, float]) -> None:
+        if seed not in self.tasks:
+            self.tasks[seed] = self.progress.add_task("", total=self.epochs, seed=seed, status="")
         task = self.tasks[seed]
-        self.progress.start_task(task)
         status = f"loss {row.get('train_loss', float('nan')):.4f}"
         for split in ("val", "test"):
             if f"{split}_spearman" in row:
@@ -139,6 +141,9 @@ def train(
         values["train.ensemble"] = True
     benchmark_args = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("benchmark_args.")}
     adapter = get_benchmark(benchmark, **benchmark_args)
+    for key, kind in adapter.option_types.items():  # saved absolute, so eval and resume work from anywhere
+        if kind is Path and benchmark_args.get(key) is not None:
+            values[f"benchmark_args.{key}"] = str(Path(benchmark_args[key]).resolve())
     root = _resolve_data_root(data_root, adapter)
     if root is not None:
         values["data_root"] = str(root.resolve())
@@ -148,8 +153,12 @@ def train(
     seed_list = list(range(seed_base, seed_base + seeds))
     if not as_json:
         console.print(describe_precision(config.train.precision, default_device()), highlight=False, soft_wrap=True)
-    with EpochProgress(config.train.epochs, seed_list) as progress:
-        summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume, on_epoch_end=progress.update)
+    try:
+        with EpochProgress(config.train.epochs) as progress:
+            summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume, on_epoch_end=progress.update)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: run the same command with --resume to continue {run_dir}", highlight=False, soft_wrap=True)
+        raise
     if as_json:
         console.print_json(json.dumps(summary))
     else:

@@ -299,6 +299,11 @@ class CsvBenchmark(FileBenchmark):
     option_defaults: ClassVar[dict[str, Any]] = {"labels": None, "features_dir": None}
     option_types: ClassVar[dict[str, type]] = {"labels": Path, "features_dir": Path}
 
+    @property
+    def needs_data(self) -> bool:  # type: ignore[override]
+        """No data folder is needed when both ``labels`` and ``features_dir`` are given."""
+        return self.options["labels"] is None or self.options["features_dir"] is None
+
     def layout(self) -> str:
         return (
             "CSV layout: <root>/features/<id>.npy and <root>/labels.csv (columns id, score, split) "
