@@ -114,8 +114,8 @@ def test_errors_that_stop_inspection(tmp_path):
 @pytest.mark.parametrize("labels, problem", [
     ("video_id,score,split\na,1,train\nb,2,test\n", "no column 'id' in the header"),
     ("id,score,split\na,1,train\nb,2,val\n", "line 3: split 'val' is not one of train, test"),
-    ("id;score;split\na;1;train\nb;2;test\n", "has no 'split' column"),
-    ("id\tscore\tsplit\na\t1\ttrain\nb\t2\ttest\n", "has no 'split' column"),
+    ("id;score;split\na;1;train\nb;2;test\n", "separated by semicolons; label files are comma-separated"),
+    ("id\tscore\tsplit\na\t1\ttrain\nb\t2\ttest\n", "separated by tabs"),
 ])
 def test_a_bad_label_file_read_for_both_splits_is_one_problem(tmp_path, labels, problem):
     (tmp_path / "features").mkdir()

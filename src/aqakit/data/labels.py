@@ -147,6 +147,7 @@ def read_csv_table(path: Path) -> LabelTable:
                 continue
             if names is None:
                 names = cells
+                _check_separator(path, names)
                 continue
             _check_width(path, cells, line, len(names), "as many as the header: " + ",".join(names))
             rows.append(cells)
@@ -158,6 +159,18 @@ def read_csv_table(path: Path) -> LabelTable:
     if not rows:
         raise DataError(f"{path}: has no data rows")
     return LabelTable(path=path, header=names, rows=rows, lines=lines)
+
+
+def _check_separator(path: Path, header: list[str]) -> None:
+    """DataError for a one-column header that another separator splits (semicolon or tab CSV)."""
+    if len(header) != 1:
+        return
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        if separator in header[0]:
+            raise DataError(
+                f"{path} line 1: the header {header[0]!r} is separated by {name}; label files are comma-separated "
+                f"(e.g. id,score,split)"
+            )
 
 
 def parse_score(value: str, file: str, line: int, what: str = "score") -> float:
