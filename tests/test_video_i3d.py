@@ -72,8 +72,11 @@ def test_missing_or_unreadable_weights(tmp_path):
     with pytest.raises(ConfigError, match="nope.npz: I3D weights file not found"):
         I3DWeights(tmp_path / "nope.npz").build()
     (tmp_path / "bad.npz").write_text("not an archive")
-    with pytest.raises(DataError, match="bad.npz: not a readable .npz"):
+    with pytest.raises(DataError, match=r"bad\.npz: not an \.npz archive"):
         I3DWeights(tmp_path / "bad.npz").build()
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 and then nothing")
+    with pytest.raises(DataError, match=r"cut\.npz: not a readable \.npz"):
+        I3DWeights(tmp_path / "cut.npz").build()
 
 
 @pytest.mark.slow

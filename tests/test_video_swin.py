@@ -51,3 +51,6 @@ def test_wrong_or_missing_weights_are_clear_errors(tmp_path, weights_file):
     (tmp_path / "junk.pth").write_text("junk")
     with pytest.raises(DataError, match=r"junk\.pth: not a readable weights file"):
         build_swin3d_b(tmp_path / "junk.pth")
+    np.savez(tmp_path / "i3d.npz", a=np.zeros(2))
+    with pytest.raises(DataError, match=r"i3d\.npz: an \.npz archive .* torch\.save"):
+        build_swin3d_b(tmp_path / "i3d.npz")

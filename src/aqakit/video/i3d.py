@@ -19,6 +19,7 @@ is 16 or 64 frames of 224x224). :meth:`I3D.forward` returns an :class:`I3DOutput
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -222,9 +223,12 @@ class I3DWeights:
     def state_dict(self, model: I3D) -> dict[str, Tensor]:
         """The file's arrays as a ``state_dict`` of ``model``; a missing or misshapen array is a DataError."""
         path = self._open_path()
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":  # .npz archives are zip files
+                raise DataError(f"{path}: not an .npz archive (a zip of arrays), so not I3D weights in the Flax layout")
         try:
             arrays = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: not a readable .npz weights file ({' '.join(str(exc).split())})") from None
         if not hasattr(arrays, "files"):
             raise DataError(f"{path}: holds a single array, expected an .npz archive of I3D weights")

@@ -42,6 +42,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: Swin3D weights file not found (pass a swin3d_b state_dict file)")
+    if path.suffix == ".npz":
+        raise DataError(f"{path}: an .npz archive (as I3D's weights are); swin3d_b needs a state dict saved with "
+                        "torch.save (.pth) or a .safetensors file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
