@@ -237,9 +237,73 @@ def test_registry_unknown_name_and_option():
 def test_list_benchmarks_have_names_families_and_descriptions():
     benches = list_benchmarks()
     names = [b.name for b in benches]
-    assert {"fisv-tes", "fisv-pcs", "rg-ball", "rg-clubs", "rg-hoop", "rg-ribbon", "csv", "synthetic"} <= set(names)
+    assert {"fisv-tes", "fisv-pcs", "rg-ball", "rg-clubs", "rg-hoop", "rg-ribbon", "mtl-aqa", "csv", "synthetic"} <= set(names)
     for bench in benches:
         assert isinstance(bench, Benchmark) and bench.description
-        assert bench.family in ("fisv", "rg", "csv", "synthetic")
+        assert bench.family in ("fisv", "rg", "mtl-aqa", "csv", "synthetic")
         assert bench.describe().startswith(bench.name)
     assert isinstance(get_benchmark("RG-Clubs"), RhythmicGymnastics)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_mtl_aqa_pickles_of_any_protocol_load(tmp_path, protocol):
+    assert get_benchmark("mtl-aqa").load(mtl_aqa_layout(tmp_path, protocol), "test").scores.tolist() == [60.0]
+
+
+def mtl_aqa_layout(root: Path, protocol: int = 2) -> Path:
+    """A tiny MTL-AQA folder: the released pickles' structure (dict of (video, clip) -> annotation with a
+    numpy array of judge scores; split files are lists of keys), written by this Python."""
+    import pickle
+
+    root.mkdir(parents=True, exist_ok=True)
+    annotations = {
+        (1, 1): {"final_score": 88.0, "difficulty": 3.2, "judge_scores": np.array([9.5, 9.0, 9.5, 9.0, 8.5, 9.5, 8.5])},
+        (1, 2): {"final_score": 18.15, "difficulty": 3.3, "judge_scores": np.full(7, 4.0)},
+        (12, 40): {"final_score": 45.0, "difficulty": 2.0, "judge_scores": np.full(7, 7.5)},
+        (3, 105): {"final_score": 60.0, "difficulty": 2.5, "judge_scores": np.full(7, 8.0)},
+    }
+    for name, value in [("annotations.pkl", annotations), ("train_split_0.pkl", [(1, 1), (12, 40), (1, 2)]),
+                        ("test_split_0.pkl", [(3, 105)])]:
+        (root / name).write_bytes(pickle.dumps(value, protocol=protocol))
+    features(root, ["01_01", "01_02", "12_40", "03_105"])
+    return root
+
+
+def test_mtl_aqa_reads_the_released_pickles_and_score_types(tmp_path):
+    root = mtl_aqa_layout(tmp_path)
+    train = get_benchmark("mtl-aqa").load(root, "train")
+    assert train.ids == ["01_01", "12_40", "01_02"] and train.scores.tolist() == [88.0, 45.0, 18.15]
+    assert get_benchmark("mtl-aqa").load(root, "test").ids == ["03_105"]
+    execution = get_benchmark("mtl-aqa", score_type="execution").read_labels(root, "train")
+    assert execution.scores.tolist() == [27.5, 22.5, 5.5]  # final / difficulty, also where judges say otherwise
+    difficulty = get_benchmark("mtl-aqa", score_type="difficulty").read_labels(root, "train")
+    assert difficulty.scores.tolist() == [3.2, 2.0, 3.3]
+    (root / "features" / "video1-clip1.npy").write_bytes((root / "features" / "01_01.npy").read_bytes())
+    renamed = get_benchmark("mtl-aqa", id_format="video{video}-clip{clip}").read_labels(root, "train")
+    assert renamed.ids[0] == "video1-clip1"
+
+
+def test_mtl_aqa_errors_name_the_file_and_entry(tmp_path):
+    import os
+    import pickle
+
+    root = mtl_aqa_layout(tmp_path)
+    (root / "test_split_0.pkl").write_bytes(pickle.dumps([(3, 105), (9, 9)]))
+    with pytest.raises(DataError, match=r"test_split_0\.pkl entry 2: key \(9, 9\) is not a \(video, clip\) key"):
+        get_benchmark("mtl-aqa").read_labels(root, "test")
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo owned",))
+
+    (root / "test_split_0.pkl").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(DataError, match=r"test_split_0\.pkl: not a readable label pickle \(refusing to build"):
+        get_benchmark("mtl-aqa").read_labels(root, "test")
+    (root / "train_split_0.pkl").unlink()
+    with pytest.raises(DataError, match="train_split_0.pkl"):
+        get_benchmark("mtl-aqa").read_labels(root, "train")
+    with pytest.raises(ConfigError, match="score_type 'total' unknown"):
+        get_benchmark("mtl-aqa", score_type="total")
+    with pytest.raises(ConfigError, match="id_format"):
+        get_benchmark("mtl-aqa", id_format="{dive}")
+

@@ -124,3 +124,13 @@ def test_a_bad_label_file_read_for_both_splits_is_one_problem(tmp_path, labels, 
         np.save(tmp_path / "features" / f"{name}.npy", np.ones((2, 3), np.float32))
     report = inspect_feature_folder(tmp_path)
     assert len(report.problems) == 1 and problem in report.problems[0], report.problems
+
+
+def test_an_mtl_aqa_folder_is_recognised_and_its_missing_features_named(tmp_path):
+    from test_data_benchmarks import mtl_aqa_layout
+
+    root = mtl_aqa_layout(tmp_path)
+    report = inspect_feature_folder(root)
+    assert report.benchmark == "mtl-aqa" and report.ok, report.render()
+    (root / "features" / "12_40.npy").unlink()
+    assert any("12_40" in problem for problem in inspect_feature_folder(root).problems)

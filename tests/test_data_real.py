@@ -1,7 +1,8 @@
-"""Real Fis-V data (from AQAKIT_DATA, default ../shared/data); skipped when it is absent."""
+"""Real data (from AQAKIT_DATA, default ../shared/data): Fis-V features, RG and MTL-AQA labels; skipped when absent."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,34 @@ def test_rg_labels_read():
     assert len(train.ids) == 200 and len(test.ids) == 50
     assert all(i.startswith("Ball_") for i in train.ids + test.ids)
     assert train.lines[0] == 2  # the line after the header
+
+
+@pytest.mark.slow
+def test_mtl_aqa_official_labels_train_a_model(tmp_path):
+    """The released MTL-AQA pickles, read safely, train GDLT end to end on stand-in features."""
+    from aqakit.train.config import build_config
+    from aqakit.train.runner import train_run
+
+    root = DATA / "mtl-aqa"
+    if not (root / "annotations.pkl").is_file():
+        pytest.skip(f"MTL-AQA labels not found at {root} (set AQAKIT_DATA to the shared data folder)")
+    bench = get_benchmark("mtl-aqa")
+    train, test = bench.read_labels(root, "train"), bench.read_labels(root, "test")
+    assert (len(train.ids), len(test.ids)) == (1059, 353) and not set(train.ids) & set(test.ids)
+    assert train.ids[:2] == ["18_67", "04_105"] and train.scores[:2].tolist() == [94.35, 36.8]
+    assert train.scores.min() == 0.0 and train.scores.max() == pytest.approx(102.6)
+    rng = np.random.default_rng(0)
+    features = tmp_path / "features"
+    features.mkdir()
+    for vid in train.ids + test.ids:
+        np.save(features / f"{vid}.npy", rng.normal(size=(int(rng.integers(1, 6)), 8)).astype(np.float32))
+    config = build_config("gdlt", "mtl-aqa", "mtl-aqa", {
+        "data_root": str(root), "benchmark_args.features_dir": str(features), "train.epochs": 1,
+        "train.batch_size": 64, "train.crop_len": 3, "model.args": {"hidden_dim": 16},
+    })
+    train_run(config, tmp_path / "run", [0])
+    with open(tmp_path / "run" / "seed-0" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["id"] for row in rows] == test.ids
+    assert [float(row["true_score"]) for row in rows] == test.scores.tolist()
+    assert all(0.0 <= float(row["predicted_score"]) <= 102.6 for row in rows)  # the training range, original scale

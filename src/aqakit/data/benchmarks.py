@@ -1,7 +1,7 @@
 """Benchmark adapters: each knows one benchmark's label format, score column, splits and layout.
 
-Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-execution``, ``csv``,
-``synthetic`` ...) and :meth:`Benchmark.load` to read a split as a :class:`VideoSet`::
+Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-execution``, ``mtl-aqa``,
+``csv``, ``synthetic`` ...) and :meth:`Benchmark.load` to read a split as a :class:`VideoSet`::
 
     bench = get_benchmark("fisv-pcs")
     train = bench.load(Path("../shared/data/fisv"), "train")
@@ -10,17 +10,22 @@ Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-executio
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+import numpy as np
+
 from aqakit.data.features import load_videoset
 from aqakit.data.labels import (
     LabelTable,
     ScoredIds,
+    check_unique_ids,
     parse_score,
     read_csv_table,
+    read_label_pickle,
     read_whitespace_table,
     scored_ids,
 )
@@ -46,7 +51,7 @@ class Benchmark(ABC):
     Attributes:
         name: registry name, e.g. ``fisv-tes`` (includes the variant, so runs can be named by it).
         description: one line saying what is scored.
-        family: ``fisv``, ``rg``, ``csv`` or ``synthetic``; used to find config presets.
+        family: ``fisv``, ``rg``, ``mtl-aqa``, ``csv`` or ``synthetic``; used to find config presets.
         needs_data: whether :meth:`load` needs a data folder (``root``).
         options: the effective options (defaults filled in).
     """
@@ -353,6 +358,82 @@ def _has_column(table: LabelTable, name: str) -> bool:
     return table.header is not None and name.casefold() in (c.casefold() for c in table.header)
 
 
+class MtlAqa(FileBenchmark):
+    """MTL-AQA diving (Parmar & Morris, CVPR 2019): 1412 dives of 16 events, official split 0.
+
+    Labels are the released pickles: ``annotations.pkl`` maps ``(video, clip)`` to a dict with
+    ``final_score``, ``difficulty`` and the seven ``judge_scores``; ``train_split_0.pkl`` and
+    ``test_split_0.pkl`` list the keys of each split. They are read without running code (only
+    plain data and numpy arrays may be built). Score types: ``final`` (the judged score, as AQA
+    papers report it), ``execution`` (final / difficulty, rounded to 6 decimals: the middle three
+    judge scores' sum, except for 27 dives whose final score differs from it, e.g. penalties)
+    and ``difficulty``. Feature files are named by ``id_format`` from the key, by default
+    ``{video:02d}_{clip:02d}`` (``01_01.npy``), the naming of the released frame folders.
+    """
+
+    family = "mtl-aqa"
+    name = "mtl-aqa"
+    SPLIT_FILES: ClassVar[dict[str, str]] = {"train": "train_split_0.pkl", "test": "test_split_0.pkl"}
+    SCORE_TYPES: ClassVar[tuple[str, ...]] = ("final", "execution", "difficulty")
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "score_type": "final", "id_format": "{video:02d}_{clip:02d}", "features_dir": None,
+    }
+    option_types: ClassVar[dict[str, type]] = {"features_dir": Path}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        score_type = str(self.options["score_type"]).lower()
+        if score_type not in self.SCORE_TYPES:
+            raise ConfigError(f"MTL-AQA score_type '{score_type}' unknown (valid: {', '.join(self.SCORE_TYPES)})")
+        self.options["score_type"] = self.score_type = score_type
+        try:
+            self.options["id_format"].format(video=1, clip=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"MTL-AQA id_format {self.options['id_format']!r} must use only {{video}} and {{clip}} ({exc})"
+            ) from None
+        self.description = f"MTL-AQA diving, {score_type} score"
+
+    def layout(self) -> str:
+        return (
+            "MTL-AQA layout: <root>/annotations.pkl, <root>/train_split_0.pkl, <root>/test_split_0.pkl, "
+            f"<root>/features/<{self.options['id_format']}>.npy"
+        )
+
+    def read_labels(self, root: Path | None, split: str) -> ScoredIds:
+        check_split(split)
+        annotations = read_label_pickle(self._label_file(root, "annotations.pkl"))
+        split_path = self._label_file(root, self.SPLIT_FILES[split])
+        keys = read_label_pickle(split_path)
+        if not isinstance(annotations, dict):
+            raise DataError(f"{self._root(root) / 'annotations.pkl'}: expected a dict of (video, clip) -> annotation")
+        if not isinstance(keys, (list, tuple)) or not keys:
+            raise DataError(f"{split_path}: expected a non-empty list of (video, clip) keys")
+        ids, scores = [], []
+        for entry, key in enumerate(keys, start=1):
+            where = f"{split_path} entry {entry}"
+            if not (isinstance(key, tuple) and len(key) == 2) or key not in annotations:
+                raise DataError(f"{where}: key {key!r} is not a (video, clip) key of annotations.pkl")
+            ids.append(self.options["id_format"].format(video=key[0], clip=key[1]))
+            scores.append(self._score(annotations[key], where))
+        source = f"{split_path} (a pickle: 'line' N is its entry N)"
+        check_unique_ids(ids, list(range(1, len(ids) + 1)), source)
+        return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=list(range(1, len(ids) + 1)),
+                         source=source)
+
+    def _score(self, annotation: Any, where: str) -> float:
+        """The ``score_type`` score of one annotation dict; DataError naming ``where`` if it has none."""
+        try:
+            final, difficulty = float(annotation["final_score"]), float(annotation["difficulty"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{where}: its annotation has no numeric final_score and difficulty") from None
+        score = {"final": final, "difficulty": difficulty,
+                 "execution": round(final / difficulty, 6) if difficulty else math.nan}[self.score_type]
+        if not math.isfinite(score):
+            raise DataError(f"{where}: {self.score_type} score is {score} (final {final}, difficulty {difficulty})")
+        return score
+
+
 class SyntheticBenchmark(Benchmark):
     """Generated videos with planted procedure structure (see :mod:`aqakit.data.synthetic`).
 
@@ -398,6 +479,7 @@ _REGISTRY: dict[str, Callable[..., Benchmark]] = {
     "fisv-tes": partial(FisV, "tes"),
     "fisv-pcs": partial(FisV, "pcs"),
     **{f"rg-{a}": partial(RhythmicGymnastics, a) for a in RhythmicGymnastics.APPARATUS},
+    "mtl-aqa": MtlAqa,
     "csv": CsvBenchmark,
     "synthetic": SyntheticBenchmark,
 }

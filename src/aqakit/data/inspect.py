@@ -17,6 +17,7 @@ from aqakit.data.benchmarks import (
     CsvBenchmark,
     FileBenchmark,
     FisV,
+    MtlAqa,
     RhythmicGymnastics,
     get_benchmark,
 )
@@ -107,10 +108,12 @@ class FolderReport:
 
 
 def detect_benchmark(root: Path) -> Benchmark | None:
-    """Recognise a label layout in ``root``: CSV files, RG (header ``Video_Name``) or Fis-V."""
+    """Recognise a label layout in ``root``: CSV files, MTL-AQA pickles, RG (header ``Video_Name``) or Fis-V."""
     root = Path(root)
     if (root / "labels.csv").is_file() or (root / "train.csv").is_file():
         return CsvBenchmark()
+    if (root / "annotations.pkl").is_file():
+        return MtlAqa()
     label = root / "train.txt"
     if label.is_file():
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,3 +248,45 @@ def scored_ids(
         scores.append(parse_score(row[score_column], file, line, score_name))
         lines.append(line)
     return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=lines, source=file)
+
+
+#: The only callables a label pickle may name: those that rebuild numpy arrays (MTL-AQA's judge
+#: scores) and scalars, and the codec Python 3 uses for the bytes inside them.
+_PICKLE_CLASSES = {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _LabelUnpickler(pickle.Unpickler):
+    """Builds plain data only: dicts, lists, tuples, numbers, strings and numpy arrays, never code."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _PICKLE_CLASSES:
+            raise pickle.UnpicklingError(f"refusing to build {module}.{name} (a label pickle holds plain data only)")
+        return super().find_class(module, name)
+
+
+def read_label_pickle(path: Path) -> object:
+    """A label file stored as a pickle (MTL-AQA's), loaded without running any code it names.
+
+    Python 2 pickles are read with ``encoding="latin1"``, as their authors wrote them.
+
+    Raises:
+        DataError: missing or unreadable file, or a pickle naming anything but plain data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: label file not found")
+    try:
+        with path.open("rb") as handle:
+            return _LabelUnpickler(handle, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise DataError(f"{path}: not a readable label pickle ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
