@@ -237,10 +237,11 @@ def test_registry_unknown_name_and_option():
 def test_list_benchmarks_have_names_families_and_descriptions():
     benches = list_benchmarks()
     names = [b.name for b in benches]
-    assert {"fisv-tes", "fisv-pcs", "rg-ball", "rg-clubs", "rg-hoop", "rg-ribbon", "mtl-aqa", "csv", "synthetic"} <= set(names)
+    assert {"fisv-tes", "fisv-pcs", "rg-ball", "rg-clubs", "rg-hoop", "rg-ribbon", "mtl-aqa", "finediving", "csv",
+            "synthetic"} <= set(names)
     for bench in benches:
         assert isinstance(bench, Benchmark) and bench.description
-        assert bench.family in ("fisv", "rg", "mtl-aqa", "csv", "synthetic")
+        assert bench.family in ("fisv", "rg", "mtl-aqa", "finediving", "csv", "synthetic")
         assert bench.describe().startswith(bench.name)
     assert isinstance(get_benchmark("RG-Clubs"), RhythmicGymnastics)
 
@@ -307,3 +308,60 @@ def test_mtl_aqa_errors_name_the_file_and_entry(tmp_path):
     with pytest.raises(ConfigError, match="id_format"):
         get_benchmark("mtl-aqa", id_format="{dive}")
 
+
+def finediving_layout(root: Path) -> Path:
+    """A tiny FineDiving folder: (competition, clip) keys to the released loaders' sequences
+    (dive number, final score, difficulty, step transitions, frame labels); lists of keys per split."""
+    import pickle
+
+    root.mkdir(parents=True, exist_ok=True)
+    steps = (np.array([10.0, 40.0]), np.zeros(96, dtype=np.int64))
+    annotations = {
+        ("WorldCup2021_Men3m_r1", 0): ("107B", 75.6, 3.0, *steps),
+        ("WorldCup2021_Men3m_r1", 11): ("405B", np.float64(48.0), 3.2, *steps),
+        ("Tokyo2020_10m_2", 3): ["5253B", 90.0, 3.6, *steps],
+    }
+    for name, value in [("fine-grained_annotation_aqa.pkl", annotations),
+                        ("train_split.pkl", [("WorldCup2021_Men3m_r1", 11), ("WorldCup2021_Men3m_r1", 0)]),
+                        ("test_split.pkl", [("Tokyo2020_10m_2", 3)])]:
+        (root / name).write_bytes(pickle.dumps(value, protocol=4))
+    features(root, ["WorldCup2021_Men3m_r1_0", "WorldCup2021_Men3m_r1_11", "Tokyo2020_10m_2_3"])
+    return root
+
+
+def test_finediving_reads_the_released_structure_and_score_types(tmp_path):
+    root = finediving_layout(tmp_path)
+    train = get_benchmark("finediving").load(root, "train")
+    assert train.ids == ["WorldCup2021_Men3m_r1_11", "WorldCup2021_Men3m_r1_0"]
+    assert train.scores.tolist() == [48.0, 75.6]
+    assert get_benchmark("finediving").load(root, "test").ids == ["Tokyo2020_10m_2_3"]
+    execution = get_benchmark("finediving", score_type="execution").read_labels(root, "train")
+    assert execution.scores.tolist() == [15.0, 25.2]
+    assert get_benchmark("finediving", score_type="difficulty").read_labels(root, "test").scores.tolist() == [3.6]
+
+
+def test_finediving_annotation_without_scores_names_the_entry(tmp_path):
+    import pickle
+
+    root = finediving_layout(tmp_path)
+    (root / "fine-grained_annotation_aqa.pkl").write_bytes(pickle.dumps({("a", 1): {"final_score": 1.0}}))
+    (root / "test_split.pkl").write_bytes(pickle.dumps([("a", 1)]))
+    with pytest.raises(DataError, match=r"test_split\.pkl entry 1: its annotation has no numeric final score"):
+        get_benchmark("finediving").read_labels(root, "test")
+    with pytest.raises(DataError, match=r"train_split\.pkl entry 1: key .* not a \(video, clip\) key of "
+                                        r"fine-grained_annotation_aqa\.pkl"):
+        get_benchmark("finediving").read_labels(root, "train")
+    with pytest.raises(ConfigError, match="FineDiving score_type 'total' unknown"):
+        get_benchmark("finediving", score_type="total")
+
+
+@pytest.mark.parametrize("name", ["mtl-aqa", "finediving"])
+def test_a_score_type_suffix_names_the_diving_benchmark(name):
+    execution = get_benchmark(f"{name}-execution")
+    assert execution.score_type == "execution" and execution.name == f"{name}-execution"
+    assert get_benchmark(name, score_type="difficulty").name == f"{name}-difficulty"
+    assert get_benchmark(name).name == name  # the default score type (final) adds nothing
+    with pytest.raises(ConfigError, match="already selects score type 'execution'"):
+        get_benchmark(f"{name}-execution", score_type="final")
+    with pytest.raises(ConfigError, match=f"unknown benchmark '{name}-total'"):
+        get_benchmark(f"{name}-total")

@@ -126,11 +126,12 @@ def test_a_bad_label_file_read_for_both_splits_is_one_problem(tmp_path, labels, 
     assert len(report.problems) == 1 and problem in report.problems[0], report.problems
 
 
-def test_an_mtl_aqa_folder_is_recognised_and_its_missing_features_named(tmp_path):
-    from test_data_benchmarks import mtl_aqa_layout
+@pytest.mark.parametrize("name, missing", [("mtl-aqa", "12_40"), ("finediving", "Tokyo2020_10m_2_3")])
+def test_pickled_diving_folders_are_recognised_and_their_missing_features_named(tmp_path, name, missing):
+    from test_data_benchmarks import finediving_layout, mtl_aqa_layout
 
-    root = mtl_aqa_layout(tmp_path)
+    root = {"mtl-aqa": mtl_aqa_layout, "finediving": finediving_layout}[name](tmp_path)
     report = inspect_feature_folder(root)
-    assert report.benchmark == "mtl-aqa" and report.ok, report.render()
-    (root / "features" / "12_40.npy").unlink()
-    assert any("12_40" in problem for problem in inspect_feature_folder(root).problems)
+    assert report.benchmark == name and report.ok, report.render()
+    (root / "features" / f"{missing}.npy").unlink()
+    assert any(missing in problem for problem in inspect_feature_folder(root).problems)

@@ -1,7 +1,7 @@
 """Benchmark adapters: each knows one benchmark's label format, score column, splits and layout.
 
 Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-execution``, ``mtl-aqa``,
-``csv``, ``synthetic`` ...) and :meth:`Benchmark.load` to read a split as a :class:`VideoSet`::
+``finediving``, ``csv``, ``synthetic`` ...) and :meth:`Benchmark.load` to read a split as a :class:`VideoSet`::
 
     bench = get_benchmark("fisv-pcs")
     train = bench.load(Path("../shared/data/fisv"), "train")
@@ -51,7 +51,7 @@ class Benchmark(ABC):
     Attributes:
         name: registry name, e.g. ``fisv-tes`` (includes the variant, so runs can be named by it).
         description: one line saying what is scored.
-        family: ``fisv``, ``rg``, ``mtl-aqa``, ``csv`` or ``synthetic``; used to find config presets.
+        family: ``fisv``, ``rg``, ``mtl-aqa``, ``finediving``, ``csv`` or ``synthetic``; used to find config presets.
         needs_data: whether :meth:`load` needs a data folder (``root``).
         options: the effective options (defaults filled in).
     """
@@ -358,25 +358,24 @@ def _has_column(table: LabelTable, name: str) -> bool:
     return table.header is not None and name.casefold() in (c.casefold() for c in table.header)
 
 
-class MtlAqa(FileBenchmark):
-    """MTL-AQA diving (Parmar & Morris, CVPR 2019): 1412 dives of 16 events, official split 0.
+class DivingPickles(FileBenchmark):
+    """A diving benchmark labelled by pickles: an annotation dict and one list of keys per split.
 
-    Labels are the released pickles: ``annotations.pkl`` maps ``(video, clip)`` to a dict with
-    ``final_score``, ``difficulty`` and the seven ``judge_scores``; ``train_split_0.pkl`` and
-    ``test_split_0.pkl`` list the keys of each split. They are read without running code (only
-    plain data and numpy arrays may be built). Score types: ``final`` (the judged score, as AQA
-    papers report it), ``execution`` (final / difficulty, rounded to 6 decimals: the middle three
-    judge scores' sum, except for 27 dives whose final score differs from it, e.g. penalties)
-    and ``difficulty``. Feature files are named by ``id_format`` from the key, by default
-    ``{video:02d}_{clip:02d}`` (``01_01.npy``), the naming of the released frame folders.
+    The annotation file maps a ``(video, clip)`` key to that dive's annotation, from which
+    :meth:`final_and_difficulty` takes the judged score and the degree of difficulty; each split
+    file is a list of keys. The pickles are read without running code (only plain data and numpy
+    arrays may be built). Score types: ``final`` (the judged score, as AQA papers report it),
+    ``execution`` (final / difficulty, rounded to 6 decimals) and ``difficulty``. Feature files
+    are named by the ``id_format`` option from the key's ``{video}`` and ``{clip}``.
+    Subclasses set the file names, the default ``id_format`` and :meth:`final_and_difficulty`.
     """
 
-    family = "mtl-aqa"
-    name = "mtl-aqa"
-    SPLIT_FILES: ClassVar[dict[str, str]] = {"train": "train_split_0.pkl", "test": "test_split_0.pkl"}
+    ANNOTATION_FILE: ClassVar[str]
+    SPLIT_FILES: ClassVar[dict[str, str]]
     SCORE_TYPES: ClassVar[tuple[str, ...]] = ("final", "execution", "difficulty")
+    title: ClassVar[str]  # e.g. "MTL-AQA diving", for messages and the description
     option_defaults: ClassVar[dict[str, Any]] = {
-        "score_type": "final", "id_format": "{video:02d}_{clip:02d}", "features_dir": None,
+        "score_type": "final", "id_format": "{video}_{clip}", "features_dir": None,
     }
     option_types: ClassVar[dict[str, type]] = {"features_dir": Path}
 
@@ -384,36 +383,45 @@ class MtlAqa(FileBenchmark):
         super().__init__(**options)
         score_type = str(self.options["score_type"]).lower()
         if score_type not in self.SCORE_TYPES:
-            raise ConfigError(f"MTL-AQA score_type '{score_type}' unknown (valid: {', '.join(self.SCORE_TYPES)})")
+            raise ConfigError(f"{self.title} score_type '{score_type}' unknown (valid: {', '.join(self.SCORE_TYPES)})")
         self.options["score_type"] = self.score_type = score_type
+        if score_type != self.option_defaults["score_type"]:
+            self.name = f"{self.name}-{score_type}"
         try:
             self.options["id_format"].format(video=1, clip=1)
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(
-                f"MTL-AQA id_format {self.options['id_format']!r} must use only {{video}} and {{clip}} ({exc})"
+                f"{self.title} id_format {self.options['id_format']!r} must use only {{video}} and {{clip}} ({exc})"
             ) from None
-        self.description = f"MTL-AQA diving, {score_type} score"
+        self.description = f"{self.title}, {score_type} score"
+
+    @abstractmethod
+    def final_and_difficulty(self, annotation: Any) -> tuple[float, float]:
+        """The judged score and the degree of difficulty of one annotation.
+
+        Raises:
+            KeyError, IndexError, TypeError or ValueError: the annotation lacks them.
+        """
 
     def layout(self) -> str:
-        return (
-            "MTL-AQA layout: <root>/annotations.pkl, <root>/train_split_0.pkl, <root>/test_split_0.pkl, "
-            f"<root>/features/<{self.options['id_format']}>.npy"
-        )
+        splits = ", ".join(f"<root>/{name}" for name in self.SPLIT_FILES.values())
+        features = f"<root>/features/<{self.options['id_format']}>.npy"
+        return f"{self.title} layout: <root>/{self.ANNOTATION_FILE}, {splits}, {features}"
 
     def read_labels(self, root: Path | None, split: str) -> ScoredIds:
         check_split(split)
-        annotations = read_label_pickle(self._label_file(root, "annotations.pkl"))
+        annotation_path = self._label_file(root, self.ANNOTATION_FILE)
         split_path = self._label_file(root, self.SPLIT_FILES[split])
-        keys = read_label_pickle(split_path)
+        annotations, keys = read_label_pickle(annotation_path), read_label_pickle(split_path)
         if not isinstance(annotations, dict):
-            raise DataError(f"{self._root(root) / 'annotations.pkl'}: expected a dict of (video, clip) -> annotation")
+            raise DataError(f"{annotation_path}: expected a dict of (video, clip) -> annotation")
         if not isinstance(keys, (list, tuple)) or not keys:
             raise DataError(f"{split_path}: expected a non-empty list of (video, clip) keys")
         ids, scores = [], []
         for entry, key in enumerate(keys, start=1):
             where = f"{split_path} entry {entry}"
             if not (isinstance(key, tuple) and len(key) == 2) or key not in annotations:
-                raise DataError(f"{where}: key {key!r} is not a (video, clip) key of annotations.pkl")
+                raise DataError(f"{where}: key {key!r} is not a (video, clip) key of {self.ANNOTATION_FILE}")
             ids.append(self.options["id_format"].format(video=key[0], clip=key[1]))
             scores.append(self._score(annotations[key], where))
         source = f"{split_path} (a pickle: 'line' N is its entry N)"
@@ -422,16 +430,61 @@ class MtlAqa(FileBenchmark):
                          source=source)
 
     def _score(self, annotation: Any, where: str) -> float:
-        """The ``score_type`` score of one annotation dict; DataError naming ``where`` if it has none."""
+        """The ``score_type`` score of one annotation; DataError naming ``where`` if it has none."""
         try:
-            final, difficulty = float(annotation["final_score"]), float(annotation["difficulty"])
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{where}: its annotation has no numeric final_score and difficulty") from None
+            final, difficulty = (float(value) for value in self.final_and_difficulty(annotation))
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise DataError(f"{where}: its annotation has no numeric final score and difficulty") from None
         score = {"final": final, "difficulty": difficulty,
                  "execution": round(final / difficulty, 6) if difficulty else math.nan}[self.score_type]
         if not math.isfinite(score):
             raise DataError(f"{where}: {self.score_type} score is {score} (final {final}, difficulty {difficulty})")
         return score
+
+
+class MtlAqa(DivingPickles):
+    """MTL-AQA diving (Parmar & Morris, CVPR 2019): 1412 dives of 16 events, official split 0.
+
+    ``annotations.pkl`` maps ``(video, clip)`` to a dict with ``final_score``, ``difficulty`` and
+    the seven ``judge_scores``; ``train_split_0.pkl`` and ``test_split_0.pkl`` list the keys of
+    each split. ``execution`` is the middle three judge scores' sum except for 27 dives whose final
+    score differs from it (e.g. penalties). Feature files are ``{video:02d}_{clip:02d}.npy``
+    (``01_01.npy``) by default, the naming of the released frame folders.
+    """
+
+    family = "mtl-aqa"
+    name = "mtl-aqa"
+    title = "MTL-AQA diving"
+    ANNOTATION_FILE = "annotations.pkl"
+    SPLIT_FILES: ClassVar[dict[str, str]] = {"train": "train_split_0.pkl", "test": "test_split_0.pkl"}
+    option_defaults: ClassVar[dict[str, Any]] = {**DivingPickles.option_defaults, "id_format": "{video:02d}_{clip:02d}"}
+
+    def final_and_difficulty(self, annotation: Any) -> tuple[float, float]:
+        return annotation["final_score"], annotation["difficulty"]
+
+
+class FineDiving(DivingPickles):
+    """FineDiving (Xu et al., CVPR 2022): 3000 dives of 52 action types, official 75/25 split.
+
+    ``fine-grained_annotation_aqa.pkl`` maps ``(competition, clip)`` (a folder name and a number)
+    to a sequence whose items 0-4 are the dive number, the final score, the difficulty, the step
+    transition frames and the per-frame step labels; ``train_split.pkl`` and ``test_split.pkl``
+    list the keys. This is the structure the released loaders read (items 1 and 2); it has been
+    checked against generated pickles of that structure, not against the released file, which is
+    not available here. Feature files are ``{video}_{clip}.npy`` by default
+    (``FINADivingWorldCup2021_Men3m_final_r1_0.npy``).
+    """
+
+    family = "finediving"
+    name = "finediving"
+    title = "FineDiving"
+    ANNOTATION_FILE = "fine-grained_annotation_aqa.pkl"
+    SPLIT_FILES: ClassVar[dict[str, str]] = {"train": "train_split.pkl", "test": "test_split.pkl"}
+
+    def final_and_difficulty(self, annotation: Any) -> tuple[float, float]:
+        if isinstance(annotation, (str, bytes, dict)):
+            raise TypeError("a FineDiving annotation is a sequence")
+        return annotation[1], annotation[2]
 
 
 class SyntheticBenchmark(Benchmark):
@@ -480,6 +533,7 @@ _REGISTRY: dict[str, Callable[..., Benchmark]] = {
     "fisv-pcs": partial(FisV, "pcs"),
     **{f"rg-{a}": partial(RhythmicGymnastics, a) for a in RhythmicGymnastics.APPARATUS},
     "mtl-aqa": MtlAqa,
+    "finediving": FineDiving,
     "csv": CsvBenchmark,
     "synthetic": SyntheticBenchmark,
 }
@@ -495,8 +549,9 @@ def register_benchmark(name: str, factory: Callable[..., Benchmark]) -> None:
 def get_benchmark(name: str, **options: Any) -> Benchmark:
     """Build the benchmark called ``name`` with ``options``.
 
-    Besides the registered names, ``rg-<apparatus>-<score_type>`` selects an RG score type
-    (``rg-ball-execution`` is ``rg-ball`` with ``score_type='execution'``).
+    Besides the registered names, a score-type suffix selects a score type:
+    ``rg-<apparatus>-<score_type>`` (``rg-ball-execution`` is ``rg-ball`` with
+    ``score_type='execution'``), ``mtl-aqa-<score_type>`` and ``finediving-<score_type>``.
 
     Raises:
         ConfigError: unknown name (the message lists the available ones) or unknown/invalid option.
@@ -504,22 +559,28 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
     key = name.strip().lower()
     if key in _REGISTRY:
         return _REGISTRY[key](**options)
-    parts = key.split("-")
-    if (
-        len(parts) == 3
-        and parts[0] == "rg"
-        and parts[1] in RhythmicGymnastics.APPARATUS
-        and parts[2] in RhythmicGymnastics.SCORE_COLUMNS
-    ):
-        if "score_type" in options and str(options["score_type"]).lower() != parts[2]:
-            raise ConfigError(
-                f"benchmark '{name}' already selects score type '{parts[2]}', "
-                f"but score_type='{options['score_type']}' was given"
-            )
-        return RhythmicGymnastics(parts[1], **{**options, "score_type": parts[2]})
+    base, _, score_type = key.rpartition("-")
+    parts = base.split("-")
+    if len(parts) == 2 and parts[0] == "rg" and parts[1] in RhythmicGymnastics.APPARATUS and \
+            score_type in RhythmicGymnastics.SCORE_COLUMNS:
+        return RhythmicGymnastics(parts[1], **_with_score_type(name, options, score_type))
+    diving = _REGISTRY.get(base)
+    if isinstance(diving, type) and issubclass(diving, DivingPickles) and score_type in diving.SCORE_TYPES:
+        return diving(**_with_score_type(name, options, score_type))
     raise ConfigError(
-        f"unknown benchmark '{name}' (available: {', '.join(_REGISTRY)}, or rg-<apparatus>-<difficulty|execution>)"
+        f"unknown benchmark '{name}' (available: {', '.join(_REGISTRY)}, or rg-<apparatus>-<difficulty|execution>, "
+        "mtl-aqa-<score type>, finediving-<score type>)"
     )
+
+
+def _with_score_type(name: str, options: dict[str, Any], score_type: str) -> dict[str, Any]:
+    """``options`` with ``score_type`` set from the benchmark's name; a different one given is a ConfigError."""
+    if "score_type" in options and str(options["score_type"]).lower() != score_type:
+        raise ConfigError(
+            f"benchmark '{name}' already selects score type '{score_type}', "
+            f"but score_type='{options['score_type']}' was given"
+        )
+    return {**options, "score_type": score_type}
 
 
 def list_benchmarks() -> list[Benchmark]:

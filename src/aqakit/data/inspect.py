@@ -16,6 +16,7 @@ from aqakit.data.benchmarks import (
     Benchmark,
     CsvBenchmark,
     FileBenchmark,
+    FineDiving,
     FisV,
     MtlAqa,
     RhythmicGymnastics,
@@ -108,12 +109,14 @@ class FolderReport:
 
 
 def detect_benchmark(root: Path) -> Benchmark | None:
-    """Recognise a label layout in ``root``: CSV files, MTL-AQA pickles, RG (header ``Video_Name``) or Fis-V."""
+    """Recognise a label layout in ``root``: CSV files, MTL-AQA or FineDiving pickles, RG (header
+    ``Video_Name``) or Fis-V."""
     root = Path(root)
     if (root / "labels.csv").is_file() or (root / "train.csv").is_file():
         return CsvBenchmark()
-    if (root / "annotations.pkl").is_file():
-        return MtlAqa()
+    for pickled in (MtlAqa, FineDiving):
+        if (root / pickled.ANNOTATION_FILE).is_file():
+            return pickled()
     label = root / "train.txt"
     if label.is_file():
         try:
