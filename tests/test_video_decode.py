@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import DATA  # noqa: E402
-from videos import grey_level, write_video  # noqa: E402
+from videos import grey_level, write_frame_folder, write_video  # noqa: E402
 
 from aqakit.errors import ConfigError, DataError  # noqa: E402
 from aqakit.video.decode import DecodeOptions, iter_clips, iter_frames, iter_timed_clips, probe  # noqa: E402
@@ -197,3 +197,30 @@ def test_missing_and_empty_files_and_bad_options(tmp_path):
         DecodeOptions(fps=0)
     with pytest.raises(ConfigError, match="short side"):
         DecodeOptions(size=224, short_side=100)
+
+
+def test_a_frame_folder_is_a_video_in_natural_file_order(tmp_path):
+    folder = write_frame_folder(tmp_path / "01_01", 12, name="img_{index}.jpg")  # img_1 ... img_12: 10 sorts after 9
+    timed = list(iter_timed_clips(folder, 4, DecodeOptions(size=32, folder_fps=20)))
+    assert [round(t, 6) for t, _ in timed] == [0.0, 0.2, 0.4]  # frames 1 / 20 s apart
+    frames = [frame for _, clip in timed for frame in clip]
+    assert frames[0].shape == (32, 32, 3) and source_index(levels_at(frames, 16)).tolist() == list(range(12))
+    resampled = list(iter_frames(folder, DecodeOptions(size=32, fps=10, folder_fps=20)))
+    assert source_index(levels_at(resampled, 16)).tolist() == [0, 2, 4, 6, 8, 10]
+
+
+def levels_at(frames: list[np.ndarray], pixel: int) -> np.ndarray:
+    return np.array([int(frame[pixel, pixel, 0]) for frame in frames])
+
+
+def test_frame_folder_errors_name_the_folder_or_image(tmp_path):
+    folder = write_frame_folder(tmp_path / "dive", 3)
+    (folder / "00002.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"00002\.jpg: not a readable image \(frame 2 of"):
+        list(iter_frames(folder))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no frames here")
+    with pytest.raises(DataError, match="empty: a folder with no image files"):
+        list(iter_frames(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="frame rate of frame folders"):
+        DecodeOptions(folder_fps=0)

@@ -11,13 +11,13 @@ import torch
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from test_cli import run_cli  # noqa: E402
-from videos import write_random_i3d_weights, write_video  # noqa: E402
+from videos import write_frame_folder, write_random_i3d_weights, write_video  # noqa: E402
 
 from aqakit.data.features import load_feature_file  # noqa: E402
 from aqakit.errors import ConfigError  # noqa: E402
 from aqakit.video.backbones import I3DBackbone, load_backbone  # noqa: E402
-from aqakit.video.decode import DecodeOptions  # noqa: E402
-from aqakit.video.extract import _EvenlySpaced, extract_folder, extract_video  # noqa: E402
+from aqakit.video.decode import DecodeOptions, iter_frames  # noqa: E402
+from aqakit.video.extract import _EvenlySpaced, extract_folder, extract_video, find_videos  # noqa: E402
 
 SMALL = DecodeOptions(size=32)
 
@@ -168,3 +168,55 @@ def test_backbone_input_is_rgb_in_minus_one_to_one(backbone):
     assert inputs.shape == (1, 3, 2, 4, 4)
     assert float(inputs[:, 0].min()) == 1.0 and float(inputs[:, 1].max()) == -1.0
     assert isinstance(backbone, I3DBackbone)
+
+
+def test_find_videos_names_frame_folders_as_the_diving_adapters_expect(tmp_path, videos):
+    mtl = tmp_path / "new_total_frames_256s"
+    for name in ("01_01", "01_02"):
+        write_frame_folder(mtl / name, 2)
+    assert find_videos([mtl]) == {"01_01": mtl / "01_01", "01_02": mtl / "01_02"}
+    fine = tmp_path / "FineDiving"
+    for competition, clip in [("WorldCup_Men3m_r1", "0"), ("WorldCup_Men3m_r1", "11"), ("Tokyo2020_10m", "3")]:
+        write_frame_folder(fine / competition / clip, 2)
+    assert list(find_videos([fine])) == ["Tokyo2020_10m_3", "WorldCup_Men3m_r1_0", "WorldCup_Men3m_r1_11"]
+    assert find_videos([mtl / "01_02", videos[0].parent]) == {"01_02": mtl / "01_02", "a": videos[0], "b": videos[1]}
+    other = write_frame_folder(tmp_path / "elsewhere" / "0", 1)
+    with pytest.raises(ConfigError, match="would both be written as 0.npy"):
+        find_videos([fine / "WorldCup_Men3m_r1" / "0", other])
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(ConfigError, match="nothing: no video files .* and no frame folders"):
+        find_videos([tmp_path / "nothing"])
+
+
+def test_a_frame_folder_is_extracted_like_the_video_of_its_frames(backbone, tmp_path):
+    """A folder of PNGs and a lossless video of the same frames decode to the same pixels (up to the video's
+    4:2:0 colour rounding) and give features of the same shape."""
+    video = write_video(tmp_path / "dive.mkv", 8, codec="ffv1")
+    folder = write_frame_folder(tmp_path / "frames" / "dive", 8, name="{index}.png")
+    from_video, from_folder = (np.stack(list(iter_frames(path, SMALL))).astype(int) for path in (video, folder))
+    assert from_video.shape == from_folder.shape == (8, 32, 32, 3) and np.abs(from_video - from_folder).max() <= 2
+    assert extract_video(folder, backbone, 4, SMALL).features.shape == (2, 1024)
+    out = tmp_path / "features"
+    report = extract_folder(find_videos([tmp_path / "frames"]), backbone, out, clip_len=4, options=SMALL)
+    assert report.written == ["dive"] and json.loads((out / "manifest.json").read_text())["extraction"]["folder_fps"] == 25.0
+
+
+def test_a_manifest_from_before_frame_folders_still_skips_its_videos(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["extraction"]["folder_fps"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert extract_folder(videos, backbone, out, clip_len=4, options=SMALL).skipped == ["a", "b"]
+
+
+def test_cli_extract_frame_folders(weights_file, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "FineDiving"
+    for competition, clip in [("Final_r1", "0"), ("Final_r1", "1")]:
+        write_frame_folder(root / competition / clip, 4)
+    out = tmp_path / "features"
+    args = ["extract", root, "--weights", weights_file, "--out", out, "--clip-len", "2", "--size", "32", "--folder-fps", "30"]
+    status, stdout, stderr = run_cli(monkeypatch, capsys, *args)
+    assert status == 0 and "2 written" in stdout, stderr
+    assert sorted(p.name for p in out.glob("*.npy")) == ["Final_r1_0.npy", "Final_r1_1.npy"]
+    assert json.loads((out / "manifest.json").read_text())["extraction"]["folder_fps"] == 30.0

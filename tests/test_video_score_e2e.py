@@ -16,7 +16,7 @@ pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[vid
 
 from conftest import DATA  # noqa: E402
 from test_cli import run_cli  # noqa: E402
-from videos import write_random_i3d_weights, write_video  # noqa: E402
+from videos import write_frame_folder, write_random_i3d_weights, write_video  # noqa: E402
 
 
 KINETICS = DATA / "i3d" / "i3d_kinetics400_rgb.npz"
@@ -87,6 +87,12 @@ def test_video_to_score_and_report(random_weights, tmp_path, monkeypatch, capsys
     video = write_video(tmp_path / "new_routine.mkv", 20, codec="libx264")
     report = score_and_check_report(run_dir, video, random_weights, tmp_path, monkeypatch, capsys, expected_clips=5)
     screenshot_shows_the_report(report, tmp_path)
+
+    frames = write_frame_folder(tmp_path / "routine_frames", 12)  # a frame folder scores like a video
+    status, out, err = run_cli(monkeypatch, capsys, "score", frames, "--checkpoint", run_dir, "--weights", random_weights,
+                               "--folder-fps", "10", "--json")
+    assert status == 0, err
+    assert json.loads(out)["clips"] == 3 and json.loads(out)["clip_seconds"] == pytest.approx([0.0, 0.4, 0.8])
 
     status, _, err = run_cli(monkeypatch, capsys, "score", video, "--checkpoint", run_dir, "--weights", random_weights,
                              "--clip-len", "8")

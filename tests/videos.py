@@ -67,6 +67,27 @@ def write_video(
     return path
 
 
+def write_frame_folder(folder: Path, n_frames: int, *, size: tuple[int, int] = (64, 48), first: int = 1,
+                       name: str = "{index:05d}.jpg") -> Path:
+    """A frame folder: frame i (grey level :func:`grey_level`) as the image ``name.format(index=first + i)``
+    (JPEG, or PNG for a ``.png`` name), as MTL-AQA and FineDiving release their videos."""
+    import av
+
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    for i in range(n_frames):
+        path = folder / name.format(index=first + i)
+        png = path.suffix == ".png"
+        with av.open(str(path), mode="w", format="image2") as container:
+            stream = container.add_stream("png" if png else "mjpeg", rate=1)
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "rgb24" if png else "yuvj444p"
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), grey_level(i), np.uint8), format="rgb24")
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                container.mux(packet)
+    return folder
+
+
 def _silent_stream(container, rate: int = 8000):
     audio = container.add_stream("pcm_s16le", rate=rate)
     audio.layout = "mono"

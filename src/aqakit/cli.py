@@ -364,34 +364,15 @@ def compare(
         print(render_comparison(result))
 
 
-VIDEO_SUFFIXES = {
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".gif",
-    ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob", ".y4m",
-}
-
-
-def _video_files(paths: list[Path]) -> list[Path]:
-    """The given files, with each folder replaced by the video files directly inside it."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-            if not found:
-                raise ConfigError(f"{path}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-            files += found
-        else:
-            files.append(path)
-    return files
-
-
 @app.command()
 def extract(
-    videos: list[Path] = typer.Argument(..., help="Video files, or folders of video files."),
+    videos: list[Path] = typer.Argument(..., help="Video files, frame folders (one image per frame), or folders of either."),
     backbone: str = typer.Option("i3d", "--backbone", help="i3d | swin3d_b"),
     weights: Path = typer.Option(..., "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
     out: Path = typer.Option(..., "--out", "-o", help="Feature folder to write (<video_id>.npy + manifest.json)."),
     clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Frames per clip (default: 16 for i3d, 32 for swin3d_b)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Resample to this frame rate (default: keep the video's frames)."),
+    folder_fps: float = typer.Option(25.0, "--folder-fps", help="Frame rate of frame folders, whose images carry no timestamps."),
     size: int = typer.Option(224, "--size", min=1, help="Side of the centre crop after resizing the short side to it."),
     upright: bool = typer.Option(True, "--upright/--no-upright",
                                  help="Apply the video's display rotation and pixel aspect ratio (as players do)."),
@@ -406,10 +387,10 @@ def extract(
     """
     from aqakit.video.backbones import load_backbone
     from aqakit.video.decode import DecodeOptions
-    from aqakit.video.extract import extract_folder
+    from aqakit.video.extract import extract_folder, find_videos
 
-    files = _video_files(videos)
-    options = DecodeOptions(fps=fps, size=size, upright=upright)
+    files = find_videos(videos)
+    options = DecodeOptions(fps=fps, size=size, upright=upright, folder_fps=folder_fps)
     model = load_backbone(backbone, weights, device)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
@@ -441,12 +422,14 @@ def extract(
 
 @app.command()
 def score(
-    video: Path = typer.Argument(..., help="The video file to score."),
+    video: Path = typer.Argument(..., help="The video file (or frame folder: one image per frame) to score."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder, a seed folder or a checkpoint folder."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Only for checkpoints that do not record their backbone."),
     clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Only for checkpoints that do not record it."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Only for checkpoints that do not record it."),
+    folder_fps: Optional[float] = typer.Option(
+        None, "--folder-fps", help="Frame rate of a frame folder VIDEO (default: as its training features', else 25)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass of the backbone."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
@@ -462,7 +445,7 @@ def score(
     if report is not None and not report.parent.is_dir():
         raise ConfigError(f"{report}: the folder {report.parent} does not exist")
     result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
-                         batch_size=batch_size, device=device)
+                         folder_fps=folder_fps, batch_size=batch_size, device=device)
     if report is not None:
         report.write_text(render_html(result), encoding="utf-8")
     if as_json:

@@ -18,9 +18,13 @@ from aqakit.video.extract import extract_video, extraction_settings
 
 
 def extraction_plan(
-    recorded: dict[str, Any] | None, folder: Path, backbone: str | None, clip_len: int | None, fps: float | None
+    recorded: dict[str, Any] | None, folder: Path, backbone: str | None, clip_len: int | None, fps: float | None,
+    folder_fps: float | None = None,
 ) -> tuple[str, int, DecodeOptions]:
     """Backbone name, clip length and decode options: the checkpoint's record, else the user's flags.
+
+    ``folder_fps`` (the frame rate of a frame folder) describes the video being scored, not the
+    training features, so it may differ from the record; by default it is the recorded one.
 
     Raises:
         ConfigError: the checkpoint records nothing and no ``backbone`` is given, or a flag
@@ -33,7 +37,8 @@ def extraction_plan(
                 "feature folder without an aqakit manifest); pass --backbone and --weights, and --clip-len/--fps "
                 "as used for its training features"
             )
-        return backbone, clip_len or backbone_class(backbone).default_clip_len, DecodeOptions(fps=fps)
+        options = DecodeOptions(fps=fps, folder_fps=folder_fps or DecodeOptions.folder_fps)
+        return backbone, clip_len or backbone_class(backbone).default_clip_len, options
     asked = {"backbone": backbone, "clip_len": clip_len, "fps": fps}
     for key, value in asked.items():
         if value is not None and value != recorded.get(key):
@@ -44,6 +49,7 @@ def extraction_plan(
     options = DecodeOptions(
         fps=recorded.get("fps"), size=recorded.get("crop_size", 224), short_side=recorded.get("short_side"),
         upright=recorded.get("upright", False),  # features extracted before aqakit turned frames upright
+        folder_fps=folder_fps or recorded.get("folder_fps", DecodeOptions.folder_fps),
     )
     return recorded["backbone"], int(recorded["clip_len"]), options
 
@@ -56,14 +62,17 @@ def score_video(
     backbone: str | None = None,
     clip_len: int | None = None,
     fps: float | None = None,
+    folder_fps: float | None = None,
     batch_size: int = 8,
     device: str | None = None,
 ) -> ScoreReport:
     """Extract ``video``'s features, score them with ``checkpoint`` and explain the prediction.
 
     Args:
+        video: a video file or a frame folder (one image per frame).
         weights: the backbone's weights file (never stored in checkpoints, never downloaded).
         backbone, clip_len, fps: only for checkpoints that do not record their extraction.
+        folder_fps: the frame rate of a frame folder ``video`` (default: as recorded, else 25).
 
     Raises:
         ConfigError: no weights, other weights than the training features were made with, or
@@ -73,7 +82,7 @@ def score_video(
     folder = find_checkpoint(checkpoint)
     model, meta = load_checkpoint(folder)
     recorded = meta["info"].get("features")
-    name, clip_len, options = extraction_plan(recorded, folder, backbone, clip_len, fps)
+    name, clip_len, options = extraction_plan(recorded, folder, backbone, clip_len, fps, folder_fps)
     if weights is None:
         raise ConfigError(f"scoring needs the {name} weights the features were extracted with: pass --weights FILE")
     encoder = load_backbone(name, weights, device)

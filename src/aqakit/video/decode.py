@@ -14,13 +14,18 @@ container's display rotation (phones store portrait video as landscape pixels pl
 applied in quarter turns, and non-square pixels are stretched to the display aspect ratio before
 the resize. Mirroring in a display matrix is not applied (PyAV exposes only its rotation).
 
+A frame folder (one image per frame, as MTL-AQA and FineDiving are released) is read as a video
+whose frames are ``1 / DecodeOptions.folder_fps`` apart, in natural file order.
+
 Every failure is a :class:`~aqakit.errors.DataError` naming the file: not a video, a truncated or
-corrupt file, a video with zero frames, or one with fewer frames than a clip.
+corrupt file, a video with zero frames, or one with fewer frames than a clip; for a frame folder,
+an unreadable image or a folder without images.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -56,16 +61,21 @@ class DecodeOptions:
         upright: apply the container's display rotation and pixel aspect ratio (as players do);
             ``False`` uses the stored pixels as they are, as extraction did before this option
             (feature manifests without an ``upright`` entry).
+        folder_fps: the frame rate of a frame folder (a folder of images, one per frame), whose
+            files carry no timestamps; videos use their own.
     """
 
     fps: float | None = None
     size: int = 224
     short_side: int | None = None
     upright: bool = True
+    folder_fps: float = 25.0
 
     def __post_init__(self) -> None:
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise ConfigError(f"fps must be a positive number, got {self.fps}")
+        if not (self.folder_fps > 0 and math.isfinite(self.folder_fps)):
+            raise ConfigError(f"the frame rate of frame folders must be a positive number, got {self.folder_fps}")
         if self.size < 1:
             raise ConfigError(f"crop size must be positive, got {self.size}")
         if self.short_side is not None and self.short_side < self.size:
@@ -194,60 +204,126 @@ def iter_timed_frames(path: Path, options: DecodeOptions = DecodeOptions()) -> I
     """Yield ``(seconds, frame)``: each frame of :func:`iter_frames` with its time since the first frame
     (``k / fps`` when resampling, else the frame's own timestamp, so variable rates keep true times).
 
+    ``path`` may also be a frame folder (see :func:`frame_folder_images`): its images are frames
+    ``1 / options.folder_fps`` apart.
+
     Raises:
         DataError: as :func:`iter_frames`.
     """
     path = Path(path)
+    if path.is_dir():
+        yield from _folder_frames(path, options)
+    else:
+        yield from _video_frames(path, options)
+
+
+class _Resampler:
+    """Turns decoded ``(time, image)`` pairs, in display order, into output frames.
+
+    With ``fps`` it emits the image on screen at each time ``t0 + k / fps`` (``t0``: the first
+    frame's time), repeating or skipping frames; timestamps within ``tolerance`` of an output
+    time count as on time. Without ``fps`` every frame passes, timed from the first.
+    """
+
+    def __init__(self, fps: float | None, tolerance: float) -> None:
+        self.step = 1.0 / fps if fps else None
+        self.tolerance = tolerance
+        self.emitted = 0
+        self.first_time: float | None = None
+        self.previous: tuple[float, np.ndarray] | None = None  # the frame on screen before the current one
+
+    def feed(self, time: float, image: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
+        """The output frames that end before ``image`` (decoded at ``time``) comes on screen."""
+        self.first_time = time if self.first_time is None else self.first_time
+        if self.step is None:
+            self.emitted += 1
+            yield time - self.first_time, image
+            return
+        if self.previous is not None:
+            yield from self._until(time - self.tolerance)
+        self.previous = (time, image)
+
+    def finish(self, period: float) -> Iterator[tuple[float, np.ndarray]]:
+        """The output frames of the last image, which stays on screen for one frame ``period``."""
+        if self.previous is not None and self.step is not None:
+            yield from self._until(self.previous[0] + period - self.tolerance)
+
+    def _until(self, end: float) -> Iterator[tuple[float, np.ndarray]]:
+        """Repeat the previous image for every output time ``t0 + k * step`` (k >= emitted) before ``end``."""
+        assert self.previous is not None and self.first_time is not None and self.step is not None
+        while self.first_time + self.emitted * self.step < end:
+            yield self.emitted * self.step, self.previous[1]
+            self.emitted += 1
+
+
+def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, np.ndarray]]:
+    """:func:`iter_timed_frames` of a video file."""
     av = _av()
     short = options.short_side or options.size
-    emitted = decoded = 0
+    decoded = 0
     with _open(path) as (container, stream):
         info = _info(path, container, stream)
         pixel_aspect = info.pixel_aspect if options.upright else Fraction(1)
         time_base = stream.time_base or Fraction(1, 1)
-        step = 1.0 / options.fps if options.fps else None
-        tolerance = float(time_base) / 2 + 1e-9  # timestamps are rounded to the container's time base
-        nominal = 1.0 / info.average_fps if info.average_fps else (step or 0.04)
-        previous: tuple[float, np.ndarray] | None = None  # the frame on screen before the current one
-        first_time: float | None = None  # t0: output times are t0 + k / fps
+        # timestamps are rounded to the container's time base
+        resampler = _Resampler(options.fps, tolerance=float(time_base) / 2 + 1e-9)
+        nominal = 1.0 / info.average_fps if info.average_fps else (resampler.step or 0.04)
         last_time = 0.0
         try:
             for frame in container.decode(stream):
                 decoded += 1
                 time = float(frame.pts * time_base) if frame.pts is not None else last_time + nominal
                 last_time = time
-                first_time = time if first_time is None else first_time
                 turns = _quarter_turns(frame) if options.upright else 0
-                image = _prepare(frame, short, options.size, pixel_aspect, turns)
-                if step is None:
-                    emitted += 1
-                    yield time - first_time, image
-                    continue
-                if previous is not None:
-                    for out in _emit_until(previous[1], first_time, step, emitted, time - tolerance):
-                        emitted += 1
-                        yield out
-                previous = (time, image)
+                yield from resampler.feed(time, _prepare(frame, short, options.size, pixel_aspect, turns))
         except av.FFmpegError as exc:
-            raise DataError(f"{path}: truncated or corrupt video ({_reason(exc)}) after {emitted} frames") from None
-        if previous is not None and step is not None:  # the last frame stays on screen for one frame period
-            for out in _emit_until(previous[1], first_time, step, emitted, previous[0] + nominal - tolerance):
-                emitted += 1
-                yield out
-        if emitted == 0:
+            raise DataError(
+                f"{path}: truncated or corrupt video ({_reason(exc)}) after {resampler.emitted} frames"
+            ) from None
+        yield from resampler.finish(nominal)
+        if resampler.emitted == 0:
             raise DataError(f"{path}: the video has zero frames")
         _check_complete(path, info, last_time + nominal, decoded)
 
 
-def _emit_until(
-    image: np.ndarray, start: float, step: float, emitted: int, end: float
-) -> Iterator[tuple[float, np.ndarray]]:
-    """Repeat ``image`` for every output time ``start + k * step`` (k >= emitted) before ``end``;
-    yields ``(k * step, image)``."""
-    k = emitted
-    while start + k * step < end:
-        yield k * step, image
-        k += 1
+#: Image files that make up a frame folder (the layout MTL-AQA and FineDiving release).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+def frame_folder_images(folder: Path) -> list[Path]:
+    """The frames of a frame folder: its image files, in natural order (``img_9`` before ``img_10``).
+
+    Raises:
+        DataError: the folder holds no image files.
+    """
+    images = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if not images:
+        raise DataError(f"{folder}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}), not a frame folder")
+    return sorted(images, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list[tuple[int, int | str]]:
+    """Sort key comparing runs of digits as numbers: ``frame2.jpg`` < ``frame10.jpg``."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", path.name) if part]
+
+
+def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float, np.ndarray]]:
+    """:func:`iter_timed_frames` of a frame folder: image k is shown at ``k / options.folder_fps``.
+
+    Each image is resized and cropped on its own; EXIF orientation is not applied.
+    """
+    av = _av()
+    short = options.short_side or options.size
+    period = 1.0 / options.folder_fps
+    resampler = _Resampler(options.fps, tolerance=1e-9)
+    for index, image_path in enumerate(frame_folder_images(folder)):
+        try:
+            with av.open(str(image_path), mode="r") as container:
+                frame = next(container.decode(video=0))
+        except (av.FFmpegError, StopIteration, IndexError) as exc:
+            raise DataError(f"{image_path}: not a readable image (frame {index + 1} of {folder}; {_reason(exc)})") from None
+        yield from resampler.feed(index * period, _prepare(frame, short, options.size, Fraction(1), 0))
+    yield from resampler.finish(period)
 
 
 def _quarter_turns(frame) -> int:

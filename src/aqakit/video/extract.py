@@ -1,5 +1,8 @@
 """Clip feature extraction: videos -> one ``<video_id>.npy`` (T, D) per video plus a manifest.
 
+A video is a video file or a frame folder (one image per frame, as MTL-AQA and FineDiving are
+released); :func:`find_videos` gathers them with their ids.
+
 The output folder is the standard feature-folder layout that :mod:`aqakit.data` reads. Clips are
 non-overlapping runs of ``clip_len`` frames (a shorter tail is dropped), encoded in batches.
 
@@ -15,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -23,7 +26,7 @@ import torch
 import aqakit
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.video.backbones import ClipBackbone
-from aqakit.video.decode import DecodeOptions, iter_timed_clips
+from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
 
 
@@ -155,13 +158,78 @@ def extraction_settings(backbone: ClipBackbone, clip_len: int, options: DecodeOp
         "crop_size": options.size,
         "short_side": options.short_side or options.size,
         "upright": options.upright,
+        "folder_fps": options.folder_fps,
         "clips": "non-overlapping; a tail shorter than clip_len is dropped",
     }
 
 
 def video_id(path: Path) -> str:
-    """A video's id in the feature folder: its file name without the extension."""
-    return Path(path).stem
+    """A video's id in the feature folder: a file's name without the extension, a frame folder's name."""
+    path = Path(path)
+    return path.name if path.is_dir() else path.stem
+
+
+#: Files a folder of videos is searched for.
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".gif",
+    ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob", ".y4m",
+})
+
+
+def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
+    """The videos named by ``paths``, by id, for :func:`extract_folder`.
+
+    - a file is one video, id :func:`video_id`;
+    - a folder holding video files gives each of them (directly inside it);
+    - a frame folder (image files directly inside) is one video, id its name;
+    - any other folder gives every frame folder below it, id its path below that folder joined by
+      ``_``: ``frames/01_01/`` is ``01_01`` (MTL-AQA), ``FineDiving/<competition>/<clip>/`` is
+      ``<competition>_<clip>`` (FineDiving), the ids their aqakit adapters expect by default.
+
+    Raises:
+        ConfigError: a folder with none of these, or two videos with one id.
+    """
+    found: list[tuple[str, Path]] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append((video_id(path), path))
+            continue
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+        if videos:
+            found += [(video_id(p), p) for p in videos]
+        elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+            found.append((path.name, path))
+        else:
+            folders = _frame_folders_below(path)
+            if not folders:
+                raise ConfigError(
+                    f"{path}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) and no frame folders "
+                    f"(folders of {', '.join(sorted(IMAGE_SUFFIXES))} files) in it or below it"
+                )
+            found += [("_".join(folder.relative_to(path).parts), folder) for folder in folders]
+    return _by_id(found)
+
+
+def _frame_folders_below(root: Path) -> list[Path]:
+    """Folders below ``root`` that hold image files, in sorted order (not searched further down)."""
+    folders: list[Path] = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        if Path(folder) != root and any(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
+            folders.append(Path(folder))
+            subfolders.clear()
+    return folders
+
+
+def _by_id(videos: Iterable[tuple[str, Path]]) -> dict[str, Path]:
+    """``{id: path}``; ConfigError when two videos share an id."""
+    ids: dict[str, Path] = {}
+    for vid, path in videos:
+        if vid in ids:
+            raise ConfigError(f"{path} and {ids[vid]} would both be written as {vid}.npy")
+        ids[vid] = path
+    return ids
 
 
 @dataclass
@@ -175,7 +243,7 @@ class ExtractionReport:
 
 
 def extract_folder(
-    videos: Iterable[Path],
+    videos: Iterable[Path] | Mapping[str, Path],
     backbone: ClipBackbone,
     out_dir: Path,
     clip_len: int | None = None,
@@ -189,6 +257,8 @@ def extract_folder(
     """Extract features of every video into ``out_dir`` (created); failures are collected, not raised.
 
     Args:
+        videos: video files and frame folders, or ``{id: path}`` (as :func:`find_videos` gives);
+            a plain list takes each id from :func:`video_id`.
         clip_len: frames per clip (default: the backbone's).
         force: re-extract videos already done and replace files the manifest does not know.
         on_video: called with (video path, status) as each video starts (``"extracting"``) or ends
@@ -198,13 +268,11 @@ def extract_folder(
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
         (without ``force``).
     """
-    videos = [Path(v) for v in videos]
+    if isinstance(videos, Mapping):
+        ids = {vid: Path(path) for vid, path in videos.items()}
+    else:
+        ids = _by_id((video_id(Path(path)), Path(path)) for path in videos)
     clip_len = clip_len or backbone.default_clip_len
-    ids: dict[str, Path] = {}
-    for path in videos:
-        if video_id(path) in ids:
-            raise ConfigError(f"{path} and {ids[video_id(path)]} would both be written as {video_id(path)}.npy")
-        ids[video_id(path)] = path
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file, not a folder; --out needs a folder for the features")
@@ -213,6 +281,7 @@ def extract_folder(
     manifest = read_manifest(out_dir)
     if manifest is not None:
         manifest["extraction"].setdefault("upright", False)  # written before frames were turned upright
+        manifest["extraction"].setdefault("folder_fps", DecodeOptions.folder_fps)  # and before frame folders
     settings_changed = manifest is not None and manifest["extraction"] != settings
     if settings_changed:
         _check_settings_change(out_dir, manifest, settings, ids, force)
