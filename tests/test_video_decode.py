@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import DATA  # noqa: E402
-from videos import grey_level, write_frame_folder, write_video  # noqa: E402
+from videos import write_frame_folder, write_video  # noqa: E402
 
 from aqakit.errors import ConfigError, DataError  # noqa: E402
 from aqakit.video.decode import DecodeOptions, iter_clips, iter_frames, iter_timed_clips, probe  # noqa: E402
