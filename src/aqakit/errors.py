@@ -9,6 +9,13 @@ instead of showing a traceback.
 from __future__ import annotations
 
 
+def one_line_reason(exc: BaseException) -> str:
+    """The reason an exception gives (an OS error's ``strerror`` when it has one), on one line;
+    the exception's type name when it gives none. For messages that quote a library's error."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
 class AqakitError(Exception):
     """Base class of every user-facing aqakit error."""
 

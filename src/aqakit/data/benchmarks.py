@@ -424,10 +424,9 @@ class DivingPickles(FileBenchmark):
                 raise DataError(f"{where}: key {key!r} is not a (video, clip) key of {self.ANNOTATION_FILE}")
             ids.append(self.options["id_format"].format(video=key[0], clip=key[1]))
             scores.append(self._score(annotations[key], where))
-        source = f"{split_path} (a pickle: 'line' N is its entry N)"
-        check_unique_ids(ids, list(range(1, len(ids) + 1)), source)
-        return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=list(range(1, len(ids) + 1)),
-                         source=source)
+        source, entries = f"{split_path} (a pickle: 'line' N is its entry N)", list(range(1, len(ids) + 1))
+        check_unique_ids(ids, entries, source)
+        return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=entries, source=source)
 
     def _score(self, annotation: Any, where: str) -> float:
         """The ``score_type`` score of one annotation; DataError naming ``where`` if it has none."""

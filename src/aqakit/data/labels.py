@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aqakit.errors import DataError
+from aqakit.errors import DataError, one_line_reason
 
 
 @dataclass(frozen=True)
@@ -283,10 +283,5 @@ def read_label_pickle(path: Path) -> object:
     try:
         with path.open("rb") as handle:
             return _LabelUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise DataError(f"{path}: not a readable label pickle ({_first_line(exc)})") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise DataError(f"{path}: not a readable label pickle ({one_line_reason(exc)})") from None

@@ -33,7 +33,7 @@ from typing import Iterator
 
 import numpy as np
 
-from aqakit.errors import ConfigError, DataError
+from aqakit.errors import ConfigError, DataError, one_line_reason
 
 #: A decoded video whose last frame ends more than this fraction before the container's
 #: declared duration is reported as truncated.
@@ -167,7 +167,7 @@ class _open:
         except av.EOFError:
             raise DataError(f"{self.path}: the video has zero frames (the file ends before any frame)") from None
         except av.FFmpegError as exc:
-            raise DataError(f"{self.path}: not a video, or a truncated one (FFmpeg: {_reason(exc)})") from None
+            raise DataError(f"{self.path}: not a video, or a truncated one (FFmpeg: {one_line_reason(exc)})") from None
         if not self.container.streams.video:
             self.container.close()
             raise DataError(f"{self.path}: has no video stream")
@@ -178,11 +178,6 @@ class _open:
     def __exit__(self, *exc) -> None:
         if self.container is not None:
             self.container.close()
-
-
-def _reason(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return " ".join(str(text).split()) or type(exc).__name__
 
 
 def _resized_shape(width: float, height: float, short_side: int) -> tuple[int, int]:
@@ -278,7 +273,7 @@ def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, n
                 yield from resampler.feed(time, _prepare(frame, short, options.size, pixel_aspect, turns))
         except av.FFmpegError as exc:
             raise DataError(
-                f"{path}: truncated or corrupt video ({_reason(exc)}) after {resampler.emitted} frames"
+                f"{path}: truncated or corrupt video ({one_line_reason(exc)}) after {resampler.emitted} frames"
             ) from None
         yield from resampler.finish(nominal)
         if resampler.emitted == 0:
@@ -290,13 +285,18 @@ def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, n
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
+def is_image_file(name: str | Path) -> bool:
+    """Whether a file name has one of the :data:`IMAGE_SUFFIXES` (a frame of a frame folder)."""
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
 def frame_folder_images(folder: Path) -> list[Path]:
     """The frames of a frame folder: its image files, in natural order (``img_9`` before ``img_10``).
 
     Raises:
         DataError: the folder holds no image files.
     """
-    images = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    images = [p for p in Path(folder).iterdir() if is_image_file(p) and p.is_file()]
     if not images:
         raise DataError(f"{folder}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}), not a frame folder")
     return sorted(images, key=_natural_key)
@@ -321,7 +321,7 @@ def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float
             with av.open(str(image_path), mode="r") as container:
                 frame = next(container.decode(video=0))
         except (av.FFmpegError, StopIteration, IndexError) as exc:
-            raise DataError(f"{image_path}: not a readable image (frame {index + 1} of {folder}; {_reason(exc)})") from None
+            raise DataError(f"{image_path}: not a readable image (frame {index + 1} of {folder}; {one_line_reason(exc)})") from None
         yield from resampler.feed(index * period, _prepare(frame, short, options.size, Fraction(1), 0))
     yield from resampler.finish(period)
 

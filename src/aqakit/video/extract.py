@@ -26,7 +26,7 @@ import torch
 import aqakit
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.video.backbones import ClipBackbone
-from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, iter_timed_clips
+from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
 
 
@@ -198,7 +198,7 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
         videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
         if videos:
             found += [(video_id(p), p) for p in videos]
-        elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        elif any(map(is_image_file, files)):
             found.append((path.name, path))
         else:
             folders = _frame_folders_below(path)
@@ -216,7 +216,7 @@ def _frame_folders_below(root: Path) -> list[Path]:
     folders: list[Path] = []
     for folder, subfolders, files in os.walk(root):
         subfolders.sort()
-        if Path(folder) != root and any(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
+        if Path(folder) != root and any(map(is_image_file, files)):
             folders.append(Path(folder))
             subfolders.clear()
     return folders
