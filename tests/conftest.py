@@ -30,6 +30,19 @@ def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0):
     return features, mask
 
 
+def random_videos(n_videos: int, dim: int, max_clips: int = 9, seed: int = 0):
+    """A VideoSet of ``n_videos`` with 1..max_clips random clips each and scores 10..30 that rise with feature 0."""
+    import numpy as np
+
+    from aqakit.data.videoset import VideoSet
+
+    rng = np.random.default_rng(seed)
+    features = [rng.normal(size=(int(rng.integers(1, max_clips + 1)), dim)).astype(np.float32) for _ in range(n_videos)]
+    signal = np.array([f[:, 0].mean() for f in features])
+    scores = 10.0 + 20.0 * (signal - signal.min()) / (np.ptp(signal) or 1.0)
+    return VideoSet([f"v{i}" for i in range(n_videos)], features, scores, source="random videos")
+
+
 def learnable_batch(min_clips: int, max_clips: int, n_videos: int = 16, dim: int = 8) -> dict:
     """A padded batch whose scores (10..30) are an affine map of the mean of feature 0 over real clips."""
     import torch

@@ -13,7 +13,7 @@ from aqakit.explain import PartView, ScoreReport, clip_influence, render_html, v
 from aqakit.explain.images import png_bytes
 from aqakit.explain.parts import classify
 from aqakit.models import create_model
-from test_model_contract import TINY_HPARAMS
+from test_model_contract import TINY_HPARAMS, tiny_model
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_report_renders_every_shape_and_stays_self_contained():
 def test_every_registered_models_parts_render(name):
     """Any model's parts become views and an HTML page without report code written for that model."""
     torch.manual_seed(0)
-    model = create_model(name, in_dim=8, score_scale=ScoreScale(0.0, 10.0), **TINY_HPARAMS[name]).eval()
+    model = tiny_model(name, score_scale=ScoreScale(0.0, 10.0)).eval()
     features = torch.randn(7, 8)
     with torch.no_grad():
         prediction = model(features[None])

@@ -8,12 +8,12 @@ import torch
 
 from aqakit.data.scale import ScoreScale
 from aqakit.data.videoset import VideoSet
-from aqakit.models import create_model, list_models
+from aqakit.models import list_models
 from aqakit.train import precision
 from aqakit.train.config import build_config
 from aqakit.train.evaluate import predict_videos
 from aqakit.train.runner import train_run
-from test_model_contract import TINY_HPARAMS
+from test_model_contract import tiny_model
 
 TINY_RUN = {
     "benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16},
@@ -35,7 +35,7 @@ def test_batched_evaluation_equals_one_video_at_a_time(name):
         scores=rng.uniform(10, 30, len(lengths)),
     )
     torch.manual_seed(0)
-    model = create_model(name, in_dim=8, score_scale=ScoreScale(10.0, 30.0), **TINY_HPARAMS[name])
+    model = tiny_model(name, score_scale=ScoreScale(10.0, 30.0))
     model.train()  # a few steps so BatchNorm's running statistics are not the identity
     for _ in range(3):
         features = torch.randn(4, 10, 8)

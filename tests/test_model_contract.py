@@ -9,7 +9,7 @@ import torch
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import DataError
 from aqakit.models import create_model, list_models
-from conftest import padded_batch
+from conftest import padded_batch, random_videos
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY_HPARAMS = {
@@ -17,6 +17,7 @@ TINY_HPARAMS = {
     "cofinal": dict(proj_dim=12, hidden_dim=16, n_procedures=3),
     "cofinal-official": dict(hidden_dim=16, n_heads=2, digit_hidden_dim=12),
     "query-decoder": dict(width=16, n_heads=2, n_queries=5),
+    "ridge": dict(cv_folds=3),
 }
 
 
@@ -24,10 +25,18 @@ def test_every_registered_model_is_covered():
     assert sorted(TINY_HPARAMS) == list_models()
 
 
+def tiny_model(name, in_dim=8, score_scale=SCALE):
+    """Model ``name`` with TINY_HPARAMS, ready to score: a closed-form model is fitted on random videos."""
+    model = create_model(name, in_dim=in_dim, score_scale=score_scale, **TINY_HPARAMS[name])
+    if model.closed_form:
+        model.fit_closed_form(random_videos(12, in_dim))
+    return model
+
+
 @pytest.fixture(params=sorted(TINY_HPARAMS))
 def model(request):
     torch.manual_seed(0)
-    return create_model(request.param, in_dim=8, score_scale=SCALE, **TINY_HPARAMS[request.param])
+    return tiny_model(request.param)
 
 
 def test_prediction_is_on_the_original_scale_with_batch_first_parts(model):

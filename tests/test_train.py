@@ -18,6 +18,7 @@ from aqakit.train.config import RunConfig, apply_preset, build_config, list_pres
 from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train import precision
 from aqakit.train.runner import read_data, seed_splits, train_run
+from conftest import random_videos
 
 TINY = {
     "benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16},
@@ -431,6 +432,8 @@ def test_every_built_in_preset_builds_a_model_that_scores(preset):
     config = build_config(named.model.name, "synthetic", "synthetic", preset=preset)
     torch.manual_seed(0)
     model = create_model(config.model.name, in_dim=16, score_scale=ScoreScale(0.0, 10.0), **config.model.args)
+    if model.closed_form:
+        model.fit_closed_form(random_videos(12, 16))
     features = torch.randn(2, 5, 16)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     assert torch.isfinite(model.eval()(features, mask).score).all()

@@ -56,6 +56,16 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(f"{summary['model']} on {summary['benchmark']}: test split not evaluated (train.evaluate_test=false)")
     if "val" in summary:
         console.print(f"validation Spearman (carved from train): {format_mean_std(summary['val']['spearman'], n_seeds)}")
+    unstable = [s for s in summary.get("per_seed", []) if s.get("late_swing", {}).get("unstable")]
+    if unstable:
+        swing = unstable[0]["late_swing"]
+        worst = max(s["late_swing"]["swing"] for s in unstable)
+        console.print(
+            f"[yellow]unstable:[/] seed(s) {', '.join(str(s['seed']) for s in unstable)}: the {swing['curve'].replace('_', ' ')} "
+            f"swung by up to {worst:.3f} over the last {swing['last_epochs']} epochs (more than {swing['threshold']}), so "
+            "the final epoch is a draw from that swing; try --select best-val, --set train.ema_decay=0.99 or a lower optim.lr",
+            soft_wrap=True,
+        )
 
 
 def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
@@ -128,6 +138,7 @@ def train(
     With no arguments: GDLT on the built-in synthetic benchmark (no data needed).
     """
     from aqakit.data.benchmarks import get_benchmark
+    from aqakit.models import is_closed_form
     from aqakit.train.config import build_config, parse_override
     from aqakit.train.precision import describe_precision
     from aqakit.train.runner import default_device, train_run
@@ -152,7 +163,9 @@ def train(
     run_dir = runs_dir / run_name
     seed_list = list(range(seed_base, seed_base + seeds))
     if not as_json:
-        console.print(describe_precision(config.train.precision, default_device()), highlight=False, soft_wrap=True)
+        how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
+               else describe_precision(config.train.precision, default_device()))
+        console.print(how, highlight=False, soft_wrap=True)
     try:
         with EpochProgress(config.train.epochs) as progress:
             summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume, on_epoch_end=progress.update)

@@ -17,6 +17,7 @@ each benchmark's seeds are first z-averaged, then the benchmarks are.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -30,6 +31,8 @@ import yaml
 from aqakit.errors import DataError
 from aqakit.metrics import fisher_z_nested, format_mean_std, mean_std
 from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE
+from aqakit.train.task import METRICS_FILE
+from aqakit.train.stability import MIN_WINDOW, SWING_THRESHOLD, late_swing
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
 #: Shown for seeds trained before summaries recorded their precision.
@@ -57,6 +60,12 @@ class RunRow:
     rl2: tuple[float, ...]
     best_test: tuple[float, ...]
     precisions: tuple[str, ...] = ()
+    swings: tuple[dict[str, Any] | None, ...] = ()  # per finished seed, :func:`aqakit.train.stability.late_swing`
+
+    @property
+    def unstable_seeds(self) -> tuple[int, ...]:
+        """Seeds whose held-out curve swung more than the threshold over their last epochs."""
+        return tuple(seed for seed, swing in zip(self.seeds, self.swings) if swing and swing["unstable"])
 
     @property
     def precision(self) -> str:
@@ -74,6 +83,7 @@ class RunRow:
             "name": self.name, "model": self.model, "benchmark": self.benchmark,
             "selection": self.selection, "epochs": self.epochs, "seeds": list(self.seeds),
             "unfinished_seeds": list(self.unfinished), "precision_per_seed": list(self.precisions),
+            "late_swing_per_seed": list(self.swings), "unstable_seeds": list(self.unstable_seeds),
             "test_spearman": {**mean_std(self.spearman), "per_seed": list(self.spearman)},
             "test_rl2": {**mean_std(self.rl2), "per_seed": list(self.rl2)},
             "best_test_epoch_spearman": {**mean_std(self.best_test), "per_seed": list(self.best_test)} if self.best_test else None,
@@ -150,10 +160,11 @@ def read_run(run_dir: Path) -> RunRow:
         raise DataError(f"{run_dir}: a tuning run (trained with train.evaluate_test=false: its test split was never "
                         "scored), so it has no test figures; leave it out (`aqakit results` on its folder of runs "
                         "names it under the table), or train it again without that setting")
-    finished, unfinished = [], []
+    finished, unfinished, swings = [], [], []
     for seed_dir in sorted(run_dir.glob("seed-*"), key=_seed_number):
         if (seed_dir / SUMMARY_FILE).is_file():
             finished.append(_read_json(seed_dir / SUMMARY_FILE))
+            swings.append(late_swing(read_history(seed_dir / METRICS_FILE)))
         else:
             unfinished.append(_seed_number(seed_dir))
     for summary in finished:
@@ -173,7 +184,17 @@ def read_run(run_dir: Path) -> RunRow:
         rl2=tuple(float(s["test"]["rl2"]) for s in finished),
         best_test=tuple(float(v) for v in best) if len(best) == len(finished) else (),
         precisions=tuple(str(s.get("precision", PRECISION_NOT_RECORDED)) for s in finished),
+        swings=tuple(swings),
     )
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """A seed's ``metrics.csv`` as rows of numbers ([] when it is missing); empty cells are NaN."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{key: float(value) if value not in ("", None) else math.nan for key, value in row.items()}
+                for row in csv.DictReader(handle)]
 
 
 def _seed_number(seed_dir: Path) -> int:
@@ -243,10 +264,17 @@ def render_markdown(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> str:
         if row.unfinished:
             seeds += f" (unfinished: {', '.join(map(str, row.unfinished))})"
         per_seed = ", ".join(f"{v:.3f}" for v in row.spearman) or "–"
+        flag = " ⚠" if row.unstable_seeds else ""
         lines.append(
             f"| {row.name} | {row.model} | {row.benchmark} | {row.selection} | {seeds} | {row.epochs} | {row.precision} | "
-            f"{_cell(row.spearman)} | {per_seed} | {_cell(row.rl2)} | {_cell(row.best_test)} |"
+            f"{_cell(row.spearman)}{flag} | {per_seed} | {_cell(row.rl2)} | {_cell(row.best_test)} |"
         )
+    unstable = [row for row in rows if row.unstable_seeds]
+    if unstable:
+        lines += ["", f"⚠ unstable (the held-out Spearman swung by more than {SWING_THRESHOLD} over a seed's last "
+                  f"max({MIN_WINDOW}, 10 %) epochs, so the final epoch is a draw from that swing): " + "; ".join(
+                      f"{row.name} seed(s) {', '.join(map(str, row.unstable_seeds))} "
+                      f"(up to {max(s['swing'] for s in row.swings if s and s['unstable']):.3f})" for row in unstable)]
     precisions = sorted({p for row in rows for p in row.precisions})
     if len(precisions) > 1:
         lines += ["", f"Note: these seeds trained in different precisions ({', '.join(precisions)}); "

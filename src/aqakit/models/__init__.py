@@ -25,6 +25,11 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def is_closed_form(name: str) -> bool:
+    """Whether model ``name`` is fitted in one closed-form step (ridge) rather than by epochs (False if unknown)."""
+    return name in _REGISTRY and _REGISTRY[name].closed_form
+
+
 def model_defaults(name: str) -> dict[str, Any]:
     """The hyper-parameters of model ``name`` that have a default, with it ({} for an unknown name)."""
     if name not in _REGISTRY:
@@ -48,5 +53,6 @@ from aqakit.models import gdlt  # noqa: E402,F401  (registers the built-in model
 from aqakit.models import cofinal  # noqa: E402,F401
 from aqakit.models import cofinal_official  # noqa: E402,F401
 from aqakit.models import query_decoder  # noqa: E402,F401
+from aqakit.models import ridge  # noqa: E402,F401
 
-__all__ = ["AQAModel", "Prediction", "create_model", "list_models", "model_defaults", "register_model"]
+__all__ = ["AQAModel", "Prediction", "create_model", "is_closed_form", "list_models", "model_defaults", "register_model"]

@@ -9,13 +9,16 @@ returns a :class:`Prediction`. Models learn in the normalised score space [0, 1]
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from aqakit.data.videoset import VideoSet
 
 
 @dataclass
@@ -43,6 +46,8 @@ class AQAModel(nn.Module):
     """
 
     name: ClassVar[str] = "base"
+    #: True for a model fitted in one closed-form step (:meth:`fit_closed_form`) rather than by epochs of gradient steps.
+    closed_form: ClassVar[bool] = False
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, hparams: dict[str, Any]) -> None:
         super().__init__()
@@ -69,6 +74,10 @@ class AQAModel(nn.Module):
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named loss terms (each a scalar) whose sum is optimised; ``batch['score']`` is original-scale."""
         raise NotImplementedError
+
+    def fit_closed_form(self, videos: "VideoSet") -> dict[str, Any]:
+        """Fit a ``closed_form`` model on the training ``videos``; returns what the fit chose (recorded in the summary)."""
+        raise NotImplementedError(f"{self.name} is trained by gradient steps, not fitted in closed form")
 
     def normalised_target(self, batch: dict[str, Tensor]) -> Tensor:
         """(B,) the batch's judge scores mapped to the model's [0, 1] space."""

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from aqakit.errors import ConfigError
-from aqakit.models import model_defaults
+from aqakit.models import is_closed_form, model_defaults
 
 SELECTION_RULES = ("final", "best-val", "best-test")
 OPTIMISERS = ("sgd", "adam", "adamw")
@@ -138,6 +138,11 @@ class RunConfig:
     def check(self) -> None:
         self.optim.check()
         self.train.check()
+        if is_closed_form(self.model.name) and (self.train.epochs != 1 or self.train.ensemble):
+            raise ConfigError(
+                f"model {self.model.name!r} is fitted in closed form, in one step: it needs train.epochs=1 "
+                f"(got {self.train.epochs}) and no train.ensemble"
+            )
         if self.score_range is not None and len(self.score_range) != 2:
             raise ConfigError(f"score_range needs two numbers [lo, hi], got {self.score_range}")
 

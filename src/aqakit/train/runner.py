@@ -24,6 +24,7 @@ import logging
 import math
 import shutil
 import signal
+import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,13 +43,14 @@ from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError, RunDirectoryError
-from aqakit.models import create_model
+from aqakit.models import AQAModel, create_model
 from aqakit.train.checkpoint import load_checkpoint
 from aqakit.train.config import RunConfig, TrainConfig, changed_settings
 from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
-from aqakit.train.task import AQATask, SeedRecord
+from aqakit.train.stability import late_swing
+from aqakit.train.task import AQATask, SeedRecord, held_out_metrics
 from aqakit.video.manifest import read_manifest
 
 CONFIG_FILE = "config.yaml"
@@ -249,9 +251,11 @@ def train_seed(
     model = create_model(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     )
-    train_batches = TrainBatches(ClipBank(splits.train), train_cfg.batch_size, train_cfg.crop_len, seed)
     held_out, eval_sets = held_out_sets(splits, train_cfg)
     info = checkpoint_info(config, seed)
+    if model.closed_form:
+        return fit_closed_form_seed(config, seed, seed_dir, model, splits, held_out, eval_sets, info, on_epoch_end, device)
+    train_batches = TrainBatches(ClipBank(splits.train), train_cfg.batch_size, train_cfg.crop_len, seed)
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
         select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, compile=train_cfg.compile,
@@ -280,6 +284,35 @@ def train_seed(
         fit_reporting_interrupts(trainer, task, train_batches, str(last) if resume and last.is_file() else None)
     return finish_seed(
         config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision
+    )
+
+
+def fit_closed_form_seed(
+    config: RunConfig,
+    seed: int,
+    seed_dir: Path,
+    model: AQAModel,
+    splits: Splits,
+    held_out: dict[str, tuple[EvalBatches, VideoSet]],
+    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+    info: dict[str, Any],
+    on_epoch_end: Callable[[dict[str, float]], None] | None,
+    device: str | None,
+) -> dict[str, Any]:
+    """Fit a closed-form model (ridge) on the seed's training part: one "epoch", recorded and
+    selected like any other, so its run folder has the layout of every run."""
+    start = time.perf_counter()
+    fit = model.fit_closed_form(splits.train)
+    row: dict[str, float] = {"epoch": 0, "train_loss": fit["train_mse"], "train_seconds": time.perf_counter() - start}
+    row.update(held_out_metrics(model, eval_sets, "cpu"))
+    row["epoch_seconds"] = time.perf_counter() - start
+    record = SeedRecord(seed_dir, 1, config.train.select, info)
+    record.add_epoch(model, row)
+    if on_epoch_end is not None:
+        on_epoch_end(row)
+    return finish_seed(
+        config, seed, seed_dir, held_out, record.history, n_train=len(splits.train), device=device,
+        precision="64-true", extra={"closed_form_fit": fit},
     )
 
 
@@ -338,6 +371,9 @@ def finish_seed(
     if config.train.select == "best-test":
         summary["note"] = f"selection best-test: {BEST_TEST_NOTE}"
     summary.update(paper_comparison(history))
+    swing = late_swing(history)
+    if swing is not None:
+        summary["late_swing"] = swing
     summary["timing"] = epoch_timing(history, n_train)
     summary.update(extra or {})
     with open(seed_dir / PREDICTIONS_FILE, "w", newline="") as handle:
@@ -393,6 +429,9 @@ def summarise_seeds(seed_summaries: list[dict[str, Any]]) -> dict[str, Any]:
         summary[split] = {
             metric: metrics.mean_std([s[split][metric] for s in seed_summaries]) for metric in first[split]
         }
+    unstable = [s["seed"] for s in seed_summaries if s.get("late_swing", {}).get("unstable")]
+    if unstable:
+        summary["unstable_seeds"] = unstable
     if "best_test_epoch_spearman" in first:
         values = [s["best_test_epoch_spearman"]["spearman"] for s in seed_summaries]
         summary["best_test_epoch_spearman"] = {**metrics.mean_std(values), "note": BEST_TEST_NOTE}

@@ -39,6 +39,7 @@ from aqakit.train.config import OptimConfig
 from aqakit.train.evaluate import predict_bank, score_metrics
 
 SELECTION_SET = {"best-val": "val", "best-test": "test"}
+METRICS_FILE = "metrics.csv"  # one row per epoch, in each seed folder
 
 
 def is_improvement(value: float, best: float) -> bool:
@@ -122,7 +123,7 @@ class SeedRecord:
 
     def _write_history(self) -> None:
         columns = list(dict.fromkeys(k for row in self.history for k in row))
-        with open(self.seed_dir / "metrics.csv", "w", newline="") as handle:
+        with open(self.seed_dir / METRICS_FILE, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(self.history)
