@@ -72,3 +72,12 @@ def test_a_lone_last_video_joins_the_previous_batch():
     assert sizes == [4, 5] and len(loader) == 2
     single = TrainBatches(ClipBank(make_videos([3])), batch_size=4, crop_len=2, seed=0)
     assert [len(b["index"]) for b in single] == [1] and len(single) == 1
+
+
+def test_a_batch_of_videos_shorter_than_the_crop_is_padded_to_its_longest():
+    bank = ClipBank(make_videos([1, 3, 2, 30]))
+    generator = torch.Generator().manual_seed(0)
+    short = bank.crop(torch.tensor([0, 1, 2]), 68, generator)
+    assert short["features"].shape == (3, 3, 3) and short["mask"].sum(1).tolist() == [1, 3, 2]
+    mixed = bank.crop(torch.tensor([0, 3]), 8, generator)  # a video longer than the crop: crop_len clips
+    assert mixed["features"].shape == (2, 8, 3) and mixed["mask"][0].sum() == 1

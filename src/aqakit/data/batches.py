@@ -5,7 +5,9 @@ waste, whatever the mix of lengths), so an epoch never re-reads a file and needs
 processes. Batches are gathered from it by index:
 
 - training: a random crop of ``crop_len`` consecutive clips per video; a video shorter than
-  the crop is padded with zeros and its mask marks the padding;
+  the crop is padded with zeros and its mask marks the padding. A batch whose videos are all
+  shorter than the crop is padded only to its longest video (one-clip features train as batches
+  of one clip, not of ``crop_len``);
 - evaluation: every clip of every video, deterministically, padded to the longest video of
   the batch (videos are grouped by length so little padding is wasted).
 
@@ -48,10 +50,12 @@ class ClipBank:
         return {"features": features, "mask": mask, "score": self.scores[indices], "index": indices}
 
     def crop(self, indices: Tensor, crop_len: int, generator: torch.Generator) -> Batch:
-        """A random window of ``crop_len`` clips per video (uniform start, zero-padded if shorter)."""
-        room = (self.lengths[indices] - crop_len).clamp(min=0)  # (B,) latest valid start
+        """A random window of ``crop_len`` clips per video (uniform start, zero-padded if shorter),
+        the batch padded to ``crop_len`` or to its longest video, whichever is shorter."""
+        lengths = self.lengths[indices]
+        room = (lengths - crop_len).clamp(min=0)  # (B,) latest valid start
         starts = (torch.rand(len(indices), generator=generator) * (room + 1)).long().clamp(max=room)
-        return self.gather(indices, starts, crop_len)
+        return self.gather(indices, starts, min(crop_len, int(lengths.max())))
 
     def whole(self, indices: Tensor) -> Batch:
         """Every clip of videos ``indices``, padded to the longest of them."""

@@ -92,11 +92,26 @@ def check_ensemble_config(config: RunConfig) -> None:
 
 
 def stack_batches(batches: list[Batch], device: str) -> Batch:
-    """N members' batches (same sizes) -> one batch with a leading member axis."""
+    """N members' batches (same number of videos) -> one batch with a leading member axis.
+
+    Members' batches may be padded to different lengths (a batch of short videos is padded only
+    to its longest); they are padded to the longest of them, with the mask marking the padding.
+    """
+    length = max(batch["mask"].shape[1] for batch in batches)
+    batches = [pad_clips(batch, length) for batch in batches]
     stacked = {key: torch.stack([batch[key] for batch in batches]).to(device) for key in ("features", "mask", "score")}
     if not bool(stacked["mask"].any(-1).all()):
         raise DataError("a training batch holds a video with no real clip")
     return stacked
+
+
+def pad_clips(batch: Batch, length: int) -> Batch:
+    """``batch`` with its features (B, T, D) and mask (B, T) padded to ``length`` clips."""
+    missing = length - batch["mask"].shape[1]
+    if missing == 0:
+        return batch
+    return {**batch, "features": torch.nn.functional.pad(batch["features"], (0, 0, 0, missing)),
+            "mask": torch.nn.functional.pad(batch["mask"], (0, missing), value=False)}
 
 
 def train_ensemble(
