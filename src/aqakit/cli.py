@@ -87,13 +87,17 @@ def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
 class EpochProgress:
     """A rich progress bar over epochs showing the latest loss and held-out Spearman."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, label: str = "") -> None:
         self.progress = Progress(
-            TextColumn("[bold]seed {task.fields[seed]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.fields[label]}seed {task.fields[seed]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
         )
-        self.epochs = epochs
+        self.epochs, self.label = epochs, label
         self.tasks: dict[int, Any] = {}  # a bar appears with a seed's first epoch: finished seeds of a resumed run get none
+
+    def restart(self, label: str, epochs: int) -> None:
+        """New bars from here on, for the run ``label`` of ``epochs`` epochs (``aqakit train auto``'s next run)."""
+        self.epochs, self.label, self.tasks = epochs, f"{label} ", {}
 
     def __enter__(self) -> "EpochProgress":
         self.progress.__enter__()
@@ -104,7 +108,7 @@ class EpochProgress:
 
     def update(self, seed: int, row: dict[str, float]) -> None:
         if seed not in self.tasks:
-            self.tasks[seed] = self.progress.add_task("", total=self.epochs, seed=seed, status="")
+            self.tasks[seed] = self.progress.add_task("", total=self.epochs, seed=seed, status="", label=self.label)
         task = self.tasks[seed]
         status = f"loss {row.get('train_loss', float('nan')):.4f}"
         for split in ("val", "test"):
@@ -132,10 +136,15 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    budget_minutes: float = typer.Option(60.0, "--budget-minutes", help="auto: time for the whole search."),
+    folds: int = typer.Option(5, "--folds", help="auto: folds of the training split that validate each candidate."),
+    rule: str = typer.Option("one-se", "--rule", help="auto: one-se (cheapest within one standard error of the best) | max."),
+    candidates: Optional[str] = typer.Option(None, "--candidates", help="auto: comma-separated candidates (default: all, cheapest first)."),
 ) -> None:
     """Train MODEL on BENCHMARK and report test metrics of the selected checkpoint.
 
-    With no arguments: GDLT on the built-in synthetic benchmark (no data needed).
+    With no arguments: GDLT on the built-in synthetic benchmark (no data needed). MODEL `auto`
+    chooses the model and preset by k-fold validation on the training split (docs/auto.md).
     """
     from aqakit.data.benchmarks import get_benchmark
     from aqakit.models import is_closed_form
@@ -158,10 +167,16 @@ def train(
     root = _resolve_data_root(data_root, adapter)
     if root is not None:
         values["data_root"] = str(root.resolve())
-    config = build_config(model, benchmark, adapter.family, values, preset=preset)
     run_name = name or f"{model}-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = runs_dir / run_name
     seed_list = list(range(seed_base, seed_base + seeds))
+    if model == "auto":
+        if select is not None or epochs is not None or preset is not None or ensemble:
+            raise ConfigError("aqakit train auto chooses the model and its preset: --select, --epochs, --preset and --ensemble do not apply")
+        _train_auto(benchmark, adapter.family, run_dir, values, seed_list, budget_minutes, folds, rule, candidates,
+                    overwrite=overwrite, resume=resume, as_json=as_json)
+        return
+    config = build_config(model, benchmark, adapter.family, values, preset=preset)
     if not as_json:
         how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
                else describe_precision(config.train.precision, default_device()))
@@ -177,6 +192,48 @@ def train(
     else:
         print_summary(summary)
         console.print(f"run saved in {run_dir}")
+
+
+def _train_auto(
+    benchmark: str, family: str, run_dir: Path, values: dict[str, Any], seeds: list[int], budget_minutes: float,
+    folds: int, rule: str, candidates: Optional[str], *, overwrite: bool, resume: bool, as_json: bool,
+) -> None:
+    """``aqakit train auto``: the search, a table of every candidate's validation figure, the winner's test figures."""
+    from aqakit.train.auto import AUTO_FILE, CANDIDATES, candidates_named, run_auto
+
+    chosen = candidates_named([c.strip() for c in candidates.split(",") if c.strip()]) if candidates else list(CANDIDATES)
+
+    def report(result: Any) -> None:
+        if as_json:
+            return
+        if result.validation is None:
+            err_console.print(f"{result.label}: {result.status}", highlight=False, soft_wrap=True)
+        else:
+            err_console.print(f"{result.label}: {folds}-fold validation Spearman {result.validation:.3f} "
+                              f"(folds {', '.join(f'{v:.3f}' for v in result.fold_spearman)}; {result.minutes:.1f} min)",
+                              highlight=False, soft_wrap=True)
+
+    try:
+        with EpochProgress(0) as progress:
+            record = run_auto(benchmark, family, run_dir, overrides=values, candidates=chosen, folds=folds, rule=rule,
+                              budget_minutes=budget_minutes, seeds=seeds, resume=resume, overwrite=overwrite,
+                              on_epoch_end=progress.update, on_run_start=progress.restart, on_candidate=report)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: run the same command with --resume to continue {run_dir}", highlight=False, soft_wrap=True)
+        raise
+    if as_json:
+        console.print_json(json.dumps({k: v for k, v in record.items() if k != "final_summary"}))
+        return
+    table = Table(title=f"aqakit train auto on {benchmark}: {folds}-fold validation of the training split, rule {rule}")
+    for column in ("candidate", "model", f"validation Spearman (Fisher-z over {folds} folds)", "minutes", "status"):
+        table.add_column(column)
+    for c in record["candidates"]:
+        figure = "–" if c["validation"] is None else f"{c['validation']:.3f}"
+        minutes = "–" if c["minutes"] is None else f"{c['minutes']:.1f}"
+        table.add_row(c["label"], c["model"], figure, minutes, "chosen" if c["label"] == record["chosen"] else c["status"])
+    console.print(table)
+    print_summary(record["final_summary"])
+    console.print(f"search and final run saved in {run_dir} ({AUTO_FILE})")
 
 
 @app.command("eval")
