@@ -1,4 +1,4 @@
-"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, extract, score.
+"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, extract, score, suite.
 
 Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
 ``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
@@ -38,11 +38,11 @@ def _resolve_data_root(data_root: Optional[Path], benchmark: Any) -> Optional[Pa
     if data_root is not None:
         return data_root
     env = os.environ.get(DATA_ENV)
-    if env and (Path(env) / benchmark.family).is_dir():
-        return Path(env) / benchmark.family
+    if env and (Path(env) / benchmark.data_family).is_dir():
+        return Path(env) / benchmark.data_family
     raise ConfigError(
         f"benchmark {benchmark.name!r} needs its data: pass --data-root DIR "
-        f"(or set {DATA_ENV} to a folder holding {benchmark.family}/); "
+        f"(or set {DATA_ENV} to a folder holding {benchmark.data_family}/); "
         "run `aqakit train` with no arguments for the built-in synthetic benchmark"
     )
 
@@ -531,6 +531,46 @@ def score(
     console.print(table)
     if report is not None:
         console.print(f"report written to {report}")
+
+
+suite_app = typer.Typer(no_args_is_help=True, help="The robustness suite: real data and transforms of it (docs/robustness.md).")
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("list")
+def suite_list(
+    data: Optional[Path] = typer.Option(
+        None, "--data", help=f"The data folder holding fisv/, mtl-aqa/, ... (default: ${DATA_ENV}, else ../shared/data)."
+    ),
+    sizes: bool = typer.Option(True, "--sizes/--no-sizes", help="Load each available set to show its sizes (seconds per set)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the sets as JSON."),
+) -> None:
+    """List the suite's sets: what each stands for, its settings, its sizes, and whether its data is here."""
+    from aqakit.suite import set_sizes, suite_sets
+
+    rows, loaded = [], {}  # loaded: the untransformed splits, read once per benchmark
+    for entry in suite_sets(data):
+        row: dict[str, Any] = {"name": entry.name, **entry.overrides, "stands_for": entry.set.stands_for,
+                               "available": entry.available, "missing": entry.missing}
+        if sizes and entry.available:
+            measured = set_sizes(entry, loaded)
+            row.update(train=measured.n_train, test=measured.n_test, clips=measured.clips_text, dim=measured.dim)
+        rows.append(row)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="robustness suite")
+    for column, justify in (("set", "left"), ("benchmark", "left"), ("benchmark_args", "left"), ("train", "right"),
+                            ("test", "right"), ("clips", "right"), ("dim", "right"), ("data", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        args = ", ".join(f"{k}={v}" for k, v in row["benchmark_args"].items())
+        status = (row["data_root"] or "none needed") if row["available"] else f"missing: {row['missing']}"
+        table.add_row(row["name"], row["benchmark"], args, *(str(row.get(k, "")) for k in ("train", "test", "clips", "dim")),
+                      status)
+    console.print(table)
+    available = sum(row["available"] for row in rows)
+    console.print(f"{available} of {len(rows)} sets available", highlight=False)
 
 
 def main() -> None:

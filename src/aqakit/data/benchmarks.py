@@ -1,11 +1,16 @@
 """Benchmark adapters: each knows one benchmark's label format, score column, splits and layout.
 
 Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-execution``, ``mtl-aqa``,
-``finediving``, ``csv``, ``synthetic`` ...) and :meth:`Benchmark.load` to read a split as a :class:`VideoSet`::
+``finediving``, ``csv``, ``synthetic``, ``synthetic-finediving`` ...) and :meth:`Benchmark.load` to
+read a split as a :class:`VideoSet`::
 
     bench = get_benchmark("fisv-pcs")
     train = bench.load(Path("../shared/data/fisv"), "train")
     scale = bench.score_scale(train)
+
+Every benchmark also takes the options ``transform`` and ``transform_seed``
+(:mod:`aqakit.data.transforms`): ``get_benchmark("fisv-pcs", transform="pca:4")`` reads Fis-V PCS
+with its features projected on four principal components of the training clips.
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ from aqakit.data.labels import (
 )
 from aqakit.data.scale import ScoreScale
 from aqakit.data.synthetic import make_synthetic
+from aqakit.data.transforms import Transform
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
 
 #: The splits every benchmark provides.
 SPLITS: tuple[str, ...] = ("train", "test")
+#: Options every benchmark takes besides its own (see :class:`TransformedBenchmark`).
+TRANSFORM_OPTIONS: tuple[str, ...] = ("transform", "transform_seed")
 
 
 def check_split(split: str) -> str:
@@ -85,6 +93,11 @@ class Benchmark(ABC):
         """Where the files of this benchmark live (for messages and :meth:`describe`)."""
         return "no files needed"
 
+    @property
+    def data_family(self) -> str:
+        """The folder name of its data under ``$AQAKIT_DATA`` (the family, unless the data is another's)."""
+        return self.family
+
     def describe(self) -> str:
         """A few lines for people: name, what is scored, file layout and options."""
         lines = [f"{self.name}: {self.description}", f"  layout: {self.layout()}"]
@@ -99,7 +112,7 @@ class Benchmark(ABC):
     def _take_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - set(self.option_defaults))
         if unknown:
-            valid = ", ".join(self.option_defaults) or "none"
+            valid = ", ".join([*self.option_defaults, *TRANSFORM_OPTIONS])
             raise ConfigError(
                 f"benchmark '{self.name}': unknown option(s) {', '.join(unknown)} (valid: {valid})"
             )
@@ -491,11 +504,18 @@ class SyntheticBenchmark(Benchmark):
 
     Train and test are drawn from different seeds (``[seed, 0]`` and ``[seed, 1]``) over the
     same structure, so a model that learns the structure on train generalises to test.
+
+    With ``scores_from=<benchmark>`` (``finediving``, ``mtl-aqa``, ``fisv-pcs``, any benchmark read
+    from label files; also named ``synthetic-<benchmark>``) each split has the size and the scores
+    of that benchmark's real split, read by its label reader from the data folder (no features
+    needed): the generated videos are ranked by their generated score (the planted oracle plus
+    judge noise) and the k-th lowest gets the split's k-th lowest real score. The planted
+    structure then orders the videos as before while the scores follow the real distribution
+    exactly (its skew, range and ties). The extras keep ``oracle_score`` on the generator's
+    scale and add ``generated_score``, the score before the mapping.
     """
 
-    name = "synthetic"
     family = "synthetic"
-    needs_data = False
     description = "synthetic videos with planted procedure qualities (no files needed)"
     option_defaults: ClassVar[dict[str, Any]] = {
         "n_train": 800,
@@ -506,13 +526,58 @@ class SyntheticBenchmark(Benchmark):
         "max_clips": 60,
         "n_procedures": 4,
         "noise": 0.03,
+        "scores_from": None,
     }
+    option_types: ClassVar[dict[str, type]] = {"scores_from": str}
+
+    def __init__(self, **options: Any) -> None:
+        self.name = "synthetic"
+        super().__init__(**options)
+        self.score_source: FileBenchmark | None = None
+        if self.options["scores_from"] is None:
+            return
+        given_sizes = sorted(k for k in ("n_train", "n_test") if options.get(k) is not None)
+        if given_sizes:
+            raise ConfigError(
+                f"benchmark 'synthetic': {', '.join(given_sizes)} cannot be set with scores_from "
+                f"(the splits have the sizes of {self.options['scores_from']}'s)"
+            )
+        source = get_benchmark(self.options["scores_from"])
+        if not isinstance(source, FileBenchmark):
+            raise ConfigError(
+                f"benchmark 'synthetic': scores_from={self.options['scores_from']!r} must be a benchmark "
+                "read from label files (e.g. finediving, mtl-aqa, fisv-pcs)"
+            )
+        self.score_source = source
+        self.name = f"synthetic-{source.name}"
+        self.description = f"synthetic videos with the real split sizes and scores of {source.name} (its label files)"
+
+    @property
+    def needs_data(self) -> bool:  # type: ignore[override]
+        """Only ``scores_from`` needs a data folder: the other benchmark's labels."""
+        return self.score_source is not None
+
+    @property
+    def data_family(self) -> str:
+        return self.family if self.score_source is None else self.score_source.data_family
+
+    def layout(self) -> str:
+        if self.score_source is None:
+            return super().layout()
+        return f"the label files of {self.score_source.name} (no features): {self.score_source.layout()}"
 
     def load(self, root: Path | None, split: str) -> VideoSet:
         check_split(split)
         o = self.options
-        return make_synthetic(
-            o["n_train"] if split == "train" else o["n_test"],
+        real = None
+        if self.score_source is not None:
+            try:
+                real = self.score_source.read_labels(root, split)
+            except DataError as exc:
+                raise DataError(f"{self.name} takes its scores from {self.score_source.name}: {exc}") from None
+        n_videos = len(real.scores) if real is not None else (o["n_train"] if split == "train" else o["n_test"])
+        videos = make_synthetic(
+            n_videos,
             dim=o["dim"],
             min_clips=o["min_clips"],
             max_clips=o["max_clips"],
@@ -522,6 +587,64 @@ class SyntheticBenchmark(Benchmark):
             source=f"synthetic/{split}",
             id_prefix=f"{split}-",
         )
+        if real is None:
+            return videos
+        generated = videos.scores
+        scores = np.empty_like(generated)
+        scores[np.argsort(generated, kind="stable")] = np.sort(real.scores)
+        return VideoSet(
+            ids=videos.ids, features=videos.features, scores=scores,
+            source=f"synthetic/{split} with the scores of {real.source}, by rank",
+            extras={**videos.extras, "generated_score": generated},
+        )
+
+
+class TransformedBenchmark(Benchmark):
+    """A benchmark whose videos pass through a :class:`~aqakit.data.transforms.Transform`.
+
+    :func:`get_benchmark` builds one when the options ``transform`` (and ``transform_seed``) are
+    given; it answers as the benchmark it wraps (name, family, presets, data folder) and adds the
+    transform to the options and to every set's ``source``. Loading the test split of a
+    transform that fits on train (``pca``) reads and transforms the training split first; that
+    fit is kept per data folder, so a run's train and test loads read the training split once.
+    """
+
+    def __init__(self, base: Benchmark, transform: Any, transform_seed: Any = None) -> None:
+        seed = 0 if transform_seed is None else _coerce(base.name, "transform_seed", transform_seed, int)
+        self.base = base
+        self.transform = Transform(transform, seed, where=f"benchmark '{base.name}': transform")
+        self.name, self.family = base.name, base.family
+        self.description = f"{base.description}, transformed: {self.transform.spec}"
+        self.option_types = base.option_types
+        self.options = {**base.options, "transform": self.transform.spec, "transform_seed": seed}
+        self._fits: dict[str | None, tuple[VideoSet, list]] = {}
+
+    @property
+    def needs_data(self) -> bool:  # type: ignore[override]
+        return self.base.needs_data
+
+    @property
+    def data_family(self) -> str:
+        return self.base.data_family
+
+    def layout(self) -> str:
+        return self.base.layout()
+
+    def score_scale(self, train: VideoSet) -> ScoreScale:
+        return self.base.score_scale(train)
+
+    def load(self, root: Path | None, split: str) -> VideoSet:
+        check_split(split)
+        if split == "train":
+            return self._fitted(root)[0]
+        test = self.base.load(root, split)
+        return self.transform.apply(test, self._fitted(root)[1] if self.transform.needs_train else None)
+
+    def _fitted(self, root: Path | None) -> tuple[VideoSet, list]:
+        key = None if root is None else str(Path(root).resolve())
+        if key not in self._fits:
+            self._fits[key] = self.transform.fit(self.base.load(root, "train"))
+        return self._fits[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,14 +673,35 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
 
     Besides the registered names, a score-type suffix selects a score type:
     ``rg-<apparatus>-<score_type>`` (``rg-ball-execution`` is ``rg-ball`` with
-    ``score_type='execution'``), ``mtl-aqa-<score_type>`` and ``finediving-<score_type>``.
+    ``score_type='execution'``), ``mtl-aqa-<score_type>`` and ``finediving-<score_type>``;
+    ``synthetic-<benchmark>`` is ``synthetic`` with ``scores_from='<benchmark>'``.
+    The options ``transform`` and ``transform_seed`` (any benchmark) wrap it in a
+    :class:`TransformedBenchmark`.
 
     Raises:
         ConfigError: unknown name (the message lists the available ones) or unknown/invalid option.
     """
+    transform, transform_seed = (options.pop(key, None) for key in TRANSFORM_OPTIONS)
+    benchmark = _untransformed_benchmark(name, options)
+    if transform is None:
+        if transform_seed is not None:
+            raise ConfigError(f"benchmark '{name}': transform_seed={transform_seed!r} has no effect without a transform")
+        return benchmark
+    return TransformedBenchmark(benchmark, transform, transform_seed)
+
+
+def _untransformed_benchmark(name: str, options: dict[str, Any]) -> Benchmark:
     key = name.strip().lower()
     if key in _REGISTRY:
         return _REGISTRY[key](**options)
+    if key.startswith("synthetic-"):
+        scores_from = key[len("synthetic-"):]
+        if options.get("scores_from") is not None and str(options["scores_from"]).lower() != scores_from:
+            raise ConfigError(
+                f"benchmark '{name}' already takes its scores from '{scores_from}', "
+                f"but scores_from='{options['scores_from']}' was given"
+            )
+        return SyntheticBenchmark(**{**options, "scores_from": scores_from})
     base, _, score_type = key.rpartition("-")
     parts = base.split("-")
     if len(parts) == 2 and parts[0] == "rg" and parts[1] in RhythmicGymnastics.APPARATUS and \
@@ -568,7 +712,7 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
         return diving(**_with_score_type(name, options, score_type))
     raise ConfigError(
         f"unknown benchmark '{name}' (available: {', '.join(_REGISTRY)}, or rg-<apparatus>-<difficulty|execution>, "
-        "mtl-aqa-<score type>, finediving-<score type>)"
+        "mtl-aqa-<score type>, finediving-<score type>, synthetic-<benchmark>)"
     )
 
 
