@@ -183,7 +183,7 @@ def run_auto(
         if not done:
             with tempfile.TemporaryDirectory(prefix="aqakit-probe-") as probe:
                 result.estimated_minutes = estimate_minutes(config, folds, Path(probe) / "probe", device)
-            if result.estimated_minutes > left:
+            if result.estimated_minutes > max(left, 0.0):  # closed-form candidates (estimate 0) always run
                 result.status = f"skipped: about {result.estimated_minutes:.0f} min, {max(left, 0):.0f} min of the budget left"
                 results.append(result)
                 if on_candidate is not None:
