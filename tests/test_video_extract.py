@@ -302,3 +302,18 @@ def test_short_side_and_crop_are_set_apart(backbone, tmp_path):
     zoomed = next(iter_frames(video, DecodeOptions(size=32, short_side=64)))  # 128 x 64, centre 32 x 32: green only
     assert whole.shape == zoomed.shape == (32, 32, 3)
     assert int(whole[:, 0, 0].mean()) > 200 and int(zoomed[:, 0, 1].mean()) > 200 and int(zoomed[:, 0, 0].mean()) < 50
+
+
+def test_score_extracts_as_the_checkpoints_record_says(tmp_path):
+    """The record of a checkpoint (a manifest's extraction) gives score's decoding: uniform sample, short side, crop;
+    an old record (no revision, no frames_per_video) of i3d is refused, naming the fix."""
+    from aqakit.explain.scoring import extraction_plan
+
+    record = {"backbone": "i3d", "clip_len": 16, "fps": None, "crop_size": 224, "short_side": 256, "upright": True,
+              "folder_fps": 25.0, "frames_per_video": 160, "backbone_revision": 2}
+    name, clip_len, options = extraction_plan(record, tmp_path, None, None, None)
+    assert (name, clip_len) == ("i3d", 16)
+    assert options == DecodeOptions(size=224, short_side=256, frames=160)
+    old = {key: value for key, value in record.items() if key not in ("backbone_revision", "frames_per_video")}
+    with pytest.raises(ConfigError, match=r"trained on i3d features of revision 1 .*re-extract the training videos"):
+        extraction_plan(old, tmp_path, None, None, None)
