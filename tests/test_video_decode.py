@@ -13,7 +13,10 @@ from conftest import DATA  # noqa: E402
 from videos import write_frame_folder, write_video  # noqa: E402
 
 from aqakit.errors import ConfigError, DataError  # noqa: E402
-from aqakit.video.decode import DecodeOptions, iter_clips, iter_frames, iter_timed_clips, probe  # noqa: E402
+from aqakit.video.decode import (  # noqa: E402
+    REORDER_WINDOW, DecodeOptions, _presentation_order, iter_clips, iter_frames, iter_timed_clips, iter_timed_frames, probe,
+    uniform_indices,
+)
 
 DIVING_GIF = DATA / "mtl-aqa" / "diving_sample.gif"
 
@@ -51,6 +54,67 @@ def test_variable_rate_shows_the_frame_on_screen_at_each_output_time(tmp_path):
     expected = [max(i for i, t in enumerate(times_ms) if t <= k * 100) for k in range(len(frames))]
     assert len(frames) == 14  # 0.0 .. 1.3 s: the last frame is shown for one nominal frame period
     assert source_index(levels(frames)).tolist() == expected
+
+
+def needs_libx264():
+    import av
+
+    if "libx264" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no libx264 encoder (needed for an AVI whose B-frames decode out of order)")
+
+
+def test_b_frame_timestamps_are_put_in_presentation_order(tmp_path):
+    """H.264 with B-frames in an AVI decodes with pts 1, 3, 4, 2...: resampling at the video's own rate
+    used to drop a frame (35 of 36); the frames keep their decoded (display) order and get sorted times."""
+    needs_libx264()
+    import av
+
+    path = write_video(tmp_path / "b.avi", 36, codec="libx264", b_frames=2)
+    with av.open(str(path)) as container:
+        raw = [frame.pts for frame in container.decode(video=0)]
+    assert raw != sorted(raw)  # the file does reproduce the problem
+    timed = list(iter_timed_frames(path, DecodeOptions(size=32)))
+    assert [round(t * 30, 6) for t, _ in timed] == list(range(36))
+    assert source_index(levels_at([f for _, f in timed], 16)).tolist() == list(range(36))
+    same_rate = list(iter_frames(path, DecodeOptions(size=32, fps=30)))
+    assert source_index(levels_at(same_rate, 16)).tolist() == list(range(36))
+    assert len(list(iter_frames(path, DecodeOptions(size=32, fps=15)))) == 18
+
+
+def test_presentation_order_sorts_times_within_the_window_and_keeps_frame_order():
+    times = [1, 3, 4, 2, 6, 7, 5, None, 9]
+    out = list(_presentation_order(zip(times, "abcdefghi"), nominal=1.0))
+    assert out == [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e"), (6, "f"), (7, "g"), (8, "h"), (9, "i")]
+    late = [float(i) for i in range(REORDER_WINDOW + 3)]
+    assert [t for t, _ in _presentation_order(zip(late, late), nominal=1.0)] == late
+
+
+def test_uniform_indices_spread_over_the_video_and_repeat_short_ones():
+    assert uniform_indices(160, 160) == list(range(160))
+    assert uniform_indices(5, 3) == [0, 2, 4] and uniform_indices(10, 4) == [0, 3, 6, 9]
+    assert uniform_indices(3, 7) == [0, 0, 1, 1, 1, 2, 2] and uniform_indices(1, 4) == [0, 0, 0, 0]
+    assert uniform_indices(9, 1) == [0]
+    long = uniform_indices(1000, 160)
+    assert long[0] == 0 and long[-1] == 999 and len(long) == 160 and long == sorted(long)
+
+
+@pytest.mark.parametrize("n_frames", [7, 30, 36])
+def test_frames_option_takes_that_many_frames_spread_uniformly(tmp_path, n_frames):
+    path = write_video(tmp_path / "v.mp4", n_frames)
+    timed = list(iter_timed_frames(path, DecodeOptions(size=32, frames=16)))
+    assert len(timed) == 16
+    assert source_index(levels_at([f for _, f in timed], 16)).tolist() == uniform_indices(n_frames, 16)
+    assert [t for t, _ in timed] == pytest.approx([i / 30 for i in uniform_indices(n_frames, 16)], abs=1e-3)
+    clips = list(iter_clips(path, 8, DecodeOptions(size=32, frames=16)))
+    assert len(clips) == 2
+
+
+def test_frames_option_on_a_frame_folder_after_fps_resampling(tmp_path):
+    folder = write_frame_folder(tmp_path / "dive", 20)  # 25 fps
+    frames = list(iter_frames(folder, DecodeOptions(size=32, fps=12.5, frames=4)))  # 10 frames at 12.5 fps -> 4
+    assert source_index(levels_at(frames, 16)).tolist() == [2 * i for i in uniform_indices(10, 4)]
+    with pytest.raises(ConfigError, match="number of frames to sample must be positive"):
+        DecodeOptions(frames=0)
 
 
 def test_a_late_first_frame_starts_the_output_clock(tmp_path):

@@ -220,3 +220,100 @@ def test_cli_extract_frame_folders(weights_file, tmp_path, monkeypatch, capsys):
     assert status == 0 and "2 written" in stdout, stderr
     assert sorted(p.name for p in out.glob("*.npy")) == ["Final_r1_0.npy", "Final_r1_1.npy"]
     assert json.loads((out / "manifest.json").read_text())["extraction"]["folder_fps"] == 30.0
+
+
+def make_old_port_folder(out):
+    """Rewrite ``out``'s manifest as aqakit's first I3D port wrote it: no backbone_revision, no frames_per_video."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("backbone_revision", "frames_per_video"):
+        del manifest["extraction"][key]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_the_manifest_records_the_backbone_revision(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    settings = json.loads((out / "manifest.json").read_text())["extraction"]
+    assert settings["backbone_revision"] == 2 and settings["frames_per_video"] is None
+
+
+def test_a_folder_of_the_old_i3d_port_is_refused_and_re_extracted_with_force(backbone, videos, tmp_path):
+    out = tmp_path / "features"
+    extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    make_old_port_folder(out)
+    before = {vid: np.load(out / f"{vid}.npy") for vid in ("a", "b")}
+    with pytest.raises(ConfigError, match=r"holds i3d features of revision 1 \(aqakit's first I3D port, whose "
+                                          r"MaxPool3d_4a_3x3 strided by 3.*not revision 2.*--force"):
+        extract_folder(videos, backbone, out, clip_len=4, options=SMALL)
+    for vid, array in before.items():  # refused: nothing touched
+        np.testing.assert_array_equal(np.load(out / f"{vid}.npy"), array)
+    assert "backbone_revision" not in json.loads((out / "manifest.json").read_text())["extraction"]
+    with pytest.raises(ConfigError, match=r"other settings \(backbone_revision 1 vs 2\) would leave 1 arrays made with the old settings"):
+        extract_folder(videos[:1], backbone, out, clip_len=4, options=SMALL, force=True)
+    report = extract_folder(videos, backbone, out, clip_len=4, options=SMALL, force=True)
+    assert report.written == ["a", "b"]
+    assert json.loads((out / "manifest.json").read_text())["extraction"]["backbone_revision"] == 2
+
+
+def test_cli_extract_into_an_old_port_folder(weights_file, videos, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "features"
+    args = ["extract", *videos, "--weights", weights_file, "--out", out, "--clip-len", "4", "--size", "32"]
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0
+    make_old_port_folder(out)
+    status, _, stderr = run_cli(monkeypatch, capsys, *args)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1 and "revision 1" in errors[0] and "--force" in errors[0]
+    status, stdout, _ = run_cli(monkeypatch, capsys, *args, "--force")
+    assert status == 0 and "2 written" in stdout
+
+
+@pytest.fixture
+def cheap_i3d(monkeypatch):
+    """I3D features replaced by a cheap function of the clip (the mean colour, repeated to 1024): for tests of
+    which frames become clips at 224 x 224, where the network's cost would dominate."""
+    monkeypatch.setattr(I3DBackbone, "features", lambda self, inputs: inputs.mean(dim=(2, 3, 4)).repeat(1, 342)[:, :1024])
+
+
+@pytest.mark.parametrize("n_frames", [37, 160, 401])
+def test_cli_extract_160_frames_gives_10_clips_of_a_b_frame_video_of_any_length(
+    cheap_i3d, weights_file, tmp_path, monkeypatch, capsys, n_frames
+):
+    """The sampling of MUSDL, CoRe and TPT: 160 frames spread over the video (repeated evenly when it is
+    shorter), short side 256, centre crop 224 -> 10 clips of 16, on H.264 AVIs whose B-frames decode out of order."""
+    import av
+
+    if "libx264" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no libx264 encoder (needed for an AVI whose B-frames decode out of order)")
+    video = write_video(tmp_path / f"dive{n_frames}.avi", n_frames, size=(80, 60), codec="libx264", b_frames=2)
+    out = tmp_path / "features"
+    status, stdout, stderr = run_cli(monkeypatch, capsys, "extract", video, "--weights", weights_file, "--out", out,
+                                     "--frames", 160, "--clip-len", 16, "--short-side", 256, "--size", 224)
+    assert status == 0, stderr
+    assert load_feature_file(out / f"dive{n_frames}.npy", expected_dim=1024).shape == (10, 1024)
+    manifest = json.loads((out / "manifest.json").read_text())
+    settings = manifest["extraction"]
+    assert (settings["frames_per_video"], settings["short_side"], settings["crop_size"]) == (160, 256, 224)
+    assert manifest["videos"][f"dive{n_frames}"]["clips"] == 10
+
+
+def test_short_side_and_crop_are_set_apart(backbone, tmp_path):
+    video = write_video(tmp_path / "bands.mp4", 4, size=(96, 48), bands=True)
+    whole = next(iter_frames(video, DecodeOptions(size=32)))  # short side 32: the 64 x 32 picture's centre
+    zoomed = next(iter_frames(video, DecodeOptions(size=32, short_side=64)))  # 128 x 64, centre 32 x 32: green only
+    assert whole.shape == zoomed.shape == (32, 32, 3)
+    assert int(whole[:, 0, 0].mean()) > 200 and int(zoomed[:, 0, 1].mean()) > 200 and int(zoomed[:, 0, 0].mean()) < 50
+
+
+def test_score_extracts_as_the_checkpoints_record_says(tmp_path):
+    """The record of a checkpoint (a manifest's extraction) gives score's decoding: uniform sample, short side, crop;
+    an old record (no revision, no frames_per_video) of i3d is refused, naming the fix."""
+    from aqakit.explain.scoring import extraction_plan
+
+    record = {"backbone": "i3d", "clip_len": 16, "fps": None, "crop_size": 224, "short_side": 256, "upright": True,
+              "folder_fps": 25.0, "frames_per_video": 160, "backbone_revision": 2}
+    name, clip_len, options = extraction_plan(record, tmp_path, None, None, None)
+    assert (name, clip_len) == ("i3d", 16)
+    assert options == DecodeOptions(size=224, short_side=256, frames=160)
+    old = {key: value for key, value in record.items() if key not in ("backbone_revision", "frames_per_video")}
+    with pytest.raises(ConfigError, match=r"trained on i3d features of revision 1 .*re-extract the training videos"):
+        extraction_plan(old, tmp_path, None, None, None)

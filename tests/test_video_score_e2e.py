@@ -31,8 +31,11 @@ def random_weights(tmp_path_factory):
     return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
 
 
-def train_on_extracted_videos(tmp_path, monkeypatch, capsys, weights, size: int, clip_len: int):
-    """Videos -> extract -> csv benchmark folder -> a trained GDLT run; returns the run folder."""
+def train_on_extracted_videos(tmp_path, monkeypatch, capsys, weights, size: int, clip_len: int, old_port: bool = False):
+    """Videos -> extract -> csv benchmark folder -> a trained GDLT run; returns the run folder.
+
+    ``old_port``: train on the features as if aqakit's first I3D port (revision 1) had written them: a
+    manifest without ``backbone_revision``."""
     videos = tmp_path / "videos"
     videos.mkdir()
     scores = {}
@@ -45,6 +48,10 @@ def train_on_extracted_videos(tmp_path, monkeypatch, capsys, weights, size: int,
                                "--clip-len", clip_len, "--size", size, "--batch-size", 2)
     assert status == 0, err
     assert "6 written" in out
+    if old_port:
+        manifest = json.loads((data / "features" / "manifest.json").read_text())
+        del manifest["extraction"]["backbone_revision"]
+        (data / "features" / "manifest.json").write_text(json.dumps(manifest))
     rows = ["id,score,split"] + [f"{vid},{s},{'test' if i >= 4 else 'train'}" for i, (vid, s) in enumerate(scores.items())]
     (data / "labels.csv").write_text("\n".join(rows) + "\n")
     status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", "--data-root", data, *TRAIN,
@@ -56,7 +63,7 @@ def train_on_extracted_videos(tmp_path, monkeypatch, capsys, weights, size: int,
 def score_and_check_report(run_dir, video, weights, tmp_path, monkeypatch, capsys, expected_clips: int):
     model_json = json.loads((run_dir / "seed-0" / "checkpoint" / "model.json").read_text())
     recorded = model_json["info"]["features"]
-    assert recorded["backbone"] == "i3d" and recorded["feature_dim"] == 1024
+    assert recorded["backbone"] == "i3d" and recorded["feature_dim"] == 1024 and recorded["backbone_revision"] == 2
 
     report = tmp_path / "report.html"
     status, out, err = run_cli(monkeypatch, capsys, "score", video, "--checkpoint", run_dir, "--weights", weights,
@@ -127,6 +134,39 @@ def test_checkpoint_without_a_manifest_needs_the_backbone(random_weights, tmp_pa
     status, out, err = run_cli(monkeypatch, capsys, *args, "--backbone", "i3d", "--clip-len", "4", "--json")
     assert status == 0, err
     assert json.loads(out)["clips"] == 2
+
+
+def one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def test_a_checkpoint_trained_on_old_port_features_is_refused_with_the_fix(random_weights, tmp_path, monkeypatch, capsys):
+    run_dir = train_on_extracted_videos(tmp_path, monkeypatch, capsys, random_weights, size=32, clip_len=4, old_port=True)
+    model_json = run_dir / "seed-0" / "checkpoint" / "model.json"
+    meta = json.loads(model_json.read_text())
+    assert meta["info"]["features"]["backbone_revision"] == 1  # the folder's revision travels into the checkpoint
+    video = write_video(tmp_path / "new.mp4", 8)
+    args = ["score", video, "--checkpoint", run_dir, "--weights", random_weights]
+    status, _, err = run_cli(monkeypatch, capsys, *args)
+    line = one_error_line(err)
+    assert status == 2 and "trained on i3d features of revision 1" in line and "MaxPool3d_4a_3x3 strided by 3" in line
+    assert "re-extract the training videos (aqakit extract ... --force) and train again" in line
+
+    del meta["info"]["features"]["backbone_revision"]  # a checkpoint saved before revisions were recorded
+    model_json.write_text(json.dumps(meta))
+    status, _, err = run_cli(monkeypatch, capsys, *args)
+    assert status == 2 and "revision 1" in one_error_line(err)
+
+    new_features = tmp_path / "new_features"  # revision 2 features given to `predict` with that checkpoint
+    status, _, err = run_cli(monkeypatch, capsys, "extract", video, "--weights", random_weights, "--out", new_features,
+                             "--clip-len", 4, "--size", 32)
+    assert status == 0, err
+    status, _, err = run_cli(monkeypatch, capsys, "predict", run_dir, new_features, "--out", tmp_path / "p.csv")
+    line = one_error_line(err)
+    assert status == 2 and "features of backbone revision 2" in line and "trained on revision 1" in line
+    assert (run_dir / "seed-0" / "checkpoint").is_dir() and (tmp_path / "data" / "features" / "v0.npy").is_file()
 
 
 @pytest.mark.slow

@@ -26,12 +26,16 @@ def write_video(
     rotation: int = 0,
     pixel_aspect: Fraction | None = None,
     audio_seconds: float = 0.0,
+    b_frames: int = 0,
 ) -> Path:
     """Write ``n_frames`` frames (width, height = ``size``, stored pixels).
 
     ``times_ms`` gives variable frame times; ``rotation`` a display rotation (degrees
     counter-clockwise, as PyAV's ``VideoFrame.rotation`` reads it); ``pixel_aspect`` non-square
-    pixels; ``audio_seconds`` a silent mono audio track of that length.
+    pixels; ``audio_seconds`` a silent mono audio track of that length; ``b_frames`` up to that many
+    B-frames between reference frames (groups of 12 pictures). H.264 with B-frames in an AVI
+    (``codec="libx264"``, ``path`` ending ``.avi``) decodes with out-of-order timestamps
+    (pts 1, 3, 4, 2...), as real AVIs of B-frame video do.
     """
     import av
 
@@ -47,6 +51,8 @@ def write_video(
         audio = _silent_stream(container) if audio_seconds else None  # every stream before the first packet
         if codec != "gif":
             stream.bit_rate = 4_000_000  # near-lossless, so grey levels survive
+        if b_frames:
+            stream.codec_context.max_b_frames, stream.codec_context.gop_size = b_frames, 12
         if times_ms is not None:  # millisecond timestamps, kept exactly by the encoder and the container
             stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         for i in range(n_frames):

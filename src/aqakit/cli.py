@@ -308,7 +308,8 @@ def predict(
     if not feature_dir.is_dir():
         raise ConfigError(f"{feature_dir}: not a folder of .npy feature files")
     folder = find_checkpoint(checkpoint)
-    model, _ = load_checkpoint(folder)
+    model, meta = load_checkpoint(folder)
+    _check_backbone_revision(meta["info"].get("features"), feature_dir, folder)
     ids = sorted(path.stem for path in feature_dir.glob("*.npy"))
     if not ids:
         raise ConfigError(f"{feature_dir}: no .npy feature files found")
@@ -319,6 +320,21 @@ def predict(
         writer.writerow(["id", "score"])
         writer.writerows((vid, f"{score:.6f}") for vid, score in zip(ids, scores))
     console.print(f"scored {len(ids)} videos with {folder} -> {out}", highlight=False, soft_wrap=True)
+
+
+def _check_backbone_revision(trained: Optional[dict[str, Any]], feature_dir: Path, checkpoint: Path) -> None:
+    """ConfigError when FEATURE_DIR's manifest and the checkpoint's record name one backbone in two revisions."""
+    from aqakit.video.manifest import read_manifest, with_legacy_settings
+
+    manifest = read_manifest(feature_dir)
+    if trained is None or manifest is None:
+        return
+    trained, given = with_legacy_settings(trained), manifest["extraction"]
+    if trained.get("backbone") == given.get("backbone") and trained["backbone_revision"] != given["backbone_revision"]:
+        raise ConfigError(
+            f"{feature_dir}: {given['backbone']} features of backbone revision {given['backbone_revision']}, but {checkpoint} "
+            f"was trained on revision {trained['backbone_revision']}; extract both with one aqakit version (aqakit extract --force)"
+        )
 
 
 @app.command()
@@ -442,8 +458,14 @@ def extract(
     out: Path = typer.Option(..., "--out", "-o", help="Feature folder to write (<video_id>.npy + manifest.json)."),
     clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Frames per clip (default: 16 for i3d, 32 for swin3d_b)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Resample to this frame rate (default: keep the video's frames)."),
+    frames: Optional[int] = typer.Option(
+        None, "--frames", min=1, help="Take N frames spread uniformly over each video (after --fps), repeating frames "
+        "evenly in shorter videos; --frames 160 --clip-len 16 gives 10 clips (default: every frame)."),
     folder_fps: float = typer.Option(25.0, "--folder-fps", help="Frame rate of frame folders, whose images carry no timestamps."),
-    size: int = typer.Option(224, "--size", min=1, help="Side of the centre crop after resizing the short side to it."),
+    short_side: Optional[int] = typer.Option(
+        None, "--short-side", min=1, help="Resize the short side to this before the centre crop (default: --size; "
+        "MUSDL, CoRe and TPT use 256 with --size 224)."),
+    size: int = typer.Option(224, "--size", min=1, help="Side of the square centre crop."),
     upright: bool = typer.Option(True, "--upright/--no-upright",
                                  help="Apply the video's display rotation and pixel aspect ratio (as players do)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass."),
@@ -460,7 +482,7 @@ def extract(
     from aqakit.video.extract import extract_folder, find_videos
 
     files = find_videos(videos)
-    options = DecodeOptions(fps=fps, size=size, upright=upright, folder_fps=folder_fps)
+    options = DecodeOptions(fps=fps, size=size, short_side=short_side, upright=upright, folder_fps=folder_fps, frames=frames)
     model = load_backbone(backbone, weights, device)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())

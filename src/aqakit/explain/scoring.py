@@ -15,6 +15,7 @@ from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
 from aqakit.video.backbones import backbone_class, load_backbone
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
+from aqakit.video.manifest import with_legacy_settings
 
 
 def extraction_plan(
@@ -27,8 +28,9 @@ def extraction_plan(
     training features, so it may differ from the record; by default it is the recorded one.
 
     Raises:
-        ConfigError: the checkpoint records nothing and no ``backbone`` is given, or a flag
-        contradicts the record.
+        ConfigError: the checkpoint records nothing and no ``backbone`` is given, a flag
+        contradicts the record, or the training features came from an older revision of the
+        backbone than aqakit computes now (the model would see features unlike its training ones).
     """
     if recorded is None:
         if backbone is None:
@@ -39,6 +41,13 @@ def extraction_plan(
             )
         options = DecodeOptions(fps=fps, folder_fps=folder_fps or DecodeOptions.folder_fps)
         return backbone, clip_len or backbone_class(backbone).default_clip_len, options
+    recorded = with_legacy_settings(recorded)
+    stale = backbone_class(recorded["backbone"]).stale_features(recorded)
+    if stale:
+        raise ConfigError(
+            f"{folder}: trained on {stale}, which this aqakit computes; re-extract the training videos "
+            "(aqakit extract ... --force) and train again to score new videos"
+        )
     asked = {"backbone": backbone, "clip_len": clip_len, "fps": fps}
     for key, value in asked.items():
         if value is not None and value != recorded.get(key):
@@ -48,8 +57,7 @@ def extraction_plan(
             )
     options = DecodeOptions(
         fps=recorded.get("fps"), size=recorded.get("crop_size", 224), short_side=recorded.get("short_side"),
-        upright=recorded.get("upright", False),  # features extracted before aqakit turned frames upright
-        folder_fps=folder_fps or recorded.get("folder_fps", DecodeOptions.folder_fps),
+        upright=recorded["upright"], folder_fps=folder_fps or recorded["folder_fps"], frames=recorded["frames_per_video"],
     )
     return recorded["backbone"], int(recorded["clip_len"]), options
 

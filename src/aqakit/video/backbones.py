@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from aqakit.errors import ConfigError
+from aqakit.video import i3d
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -36,12 +37,18 @@ class ClipBackbone(ABC):
         name: registry name, recorded in feature manifests.
         default_clip_len: frames per clip when the user does not choose.
         feature_dim: length of each clip's feature vector.
+        revision: the revision of aqakit's implementation of the network, recorded in feature
+            manifests as ``backbone_revision``; raised whenever a change alters the features, so
+            that features of two revisions are never mixed. Manifests without it are revision 1.
+        revisions: what each revision computed, for messages.
         weights_file: the weights it was built from; ``weights_sha256`` their hash.
     """
 
     name: ClassVar[str]
     default_clip_len: ClassVar[int]
     feature_dim: ClassVar[int]
+    revision: ClassVar[int] = 1
+    revisions: ClassVar[dict[int, str]] = {}
 
     def __init__(self, model: nn.Module, weights_file: Path, weights_sha256: str, device: str | None = None) -> None:
         self.device = resolve_device(device)
@@ -70,7 +77,24 @@ class ClipBackbone(ABC):
             "weights_file": self.weights_file.name,
             "weights_sha256": self.weights_sha256,
             "feature_dim": self.feature_dim,
+            "backbone_revision": self.revision,
         }
+
+    @classmethod
+    def describe_revision(cls, revision: int) -> str:
+        """``revision N (what it computed)``, for messages."""
+        known = cls.revisions.get(revision)
+        return f"revision {revision}" + (f" ({known})" if known else "")
+
+    @classmethod
+    def stale_features(cls, extraction: Mapping[str, Any]) -> str | None:
+        """Why features made with ``extraction`` (a manifest's settings, old ones filled in by
+        :func:`aqakit.video.manifest.with_legacy_settings`) differ from what this backbone computes
+        now, or None when they do not: ``i3d features of revision 1 (...), not revision 2 (...)``."""
+        revision = extraction.get("backbone_revision", 1)
+        if revision == cls.revision:
+            return None
+        return f"{cls.name} features of {cls.describe_revision(revision)}, not {cls.describe_revision(cls.revision)}"
 
 
 class I3DBackbone(ClipBackbone):
@@ -79,12 +103,12 @@ class I3DBackbone(ClipBackbone):
     name = "i3d"
     default_clip_len = 16
     feature_dim = 1024
+    revision = i3d.REVISION
+    revisions = i3d.REVISIONS
 
     @classmethod
     def from_weights(cls, weights: Path, device: str | None = None) -> "I3DBackbone":
-        from aqakit.video.i3d import I3DWeights
-
-        spec = I3DWeights(Path(weights))
+        spec = i3d.I3DWeights(Path(weights))
         return cls(spec.build(), spec.path, spec.sha256(), device)
 
     def normalise(self, clips: Tensor) -> Tensor:

@@ -2,12 +2,25 @@
 
 Any container and codec FFmpeg reads (mp4, mkv, webm, avi, mov, gif...) at constant or variable
 frame rate. Frames are decoded one at a time and grouped into fixed-length clips, so a long video
-never sits in memory: at most one clip (``clip_len x size x size x 3`` bytes) plus one frame.
+never sits in memory: at most one clip (``clip_len x size x size x 3`` bytes) plus a few decoded
+frames (:data:`REORDER_WINDOW`, for putting timestamps in presentation order).
+
+Timestamps are put in presentation order: decoders return frames in the order they are shown, but
+some containers hand them the decode-order timestamps of B-frames (an AVI of H.264 with B-frames
+decodes as pts 1, 3, 4, 2, 6, 7, 5...). The timestamps of the frames within a window of
+:data:`REORDER_WINDOW` are sorted and given to the frames in the order they come out of the
+decoder; already ordered timestamps are unchanged.
 
 Resampling works on timestamps, not frame indices: output frame k shows the source frame on
 screen at ``t0 + k / fps`` (``t0`` = the first frame's time), repeating or skipping source frames
 as needed. Timestamps within half a container time-base unit of an output time count as on time
 (containers round them: a 30 fps frame in a 1/1000 s time base sits at 67 ms, not 66.67 ms). ``fps=None`` keeps every decoded frame as it is.
+
+``DecodeOptions.frames`` (``--frames N``) takes N frames spread uniformly over the video instead,
+as MUSDL, CoRe and TPT sample theirs: frame ``round(i * (M - 1) / (N - 1))`` of the M frames for
+i = 0..N-1 (the first and the last frame included; a video shorter than N frames repeats frames
+evenly, as index sampling does). Counting M takes a first decoding pass (frames are decoded, not
+resized), so such videos are decoded twice.
 
 Frames are turned upright as a player shows them (``DecodeOptions.upright``, the default): the
 container's display rotation (phones store portrait video as landscape pixels plus a rotation) is
@@ -24,12 +37,14 @@ an unreadable image or a folder without images.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
+from collections import Counter, deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -38,6 +53,10 @@ from aqakit.errors import ConfigError, DataError, one_line_reason
 #: A decoded video whose last frame ends more than this fraction before the container's
 #: declared duration is reported as truncated.
 TRUNCATION_TOLERANCE = 0.1
+
+#: Decoded frames whose timestamps are sorted together (see the module's docstring): more than
+#: the farthest a B-frame's timestamp lands from its place (a few frames for common encoders).
+REORDER_WINDOW = 8
 
 
 def _av():
@@ -57,12 +76,15 @@ class DecodeOptions:
         fps: target frame rate (frames are picked by timestamp); ``None`` keeps the source frames.
         size: side of the square centre crop, in pixels.
         short_side: the short side is resized to this before cropping; ``None`` means ``size``
-            (the whole short side is kept). DeepMind's I3D preprocessing used 256 then a 224 crop.
+            (the whole short side is kept). DeepMind's I3D preprocessing, and MUSDL, CoRe and TPT,
+            use 256 then a 224 crop.
         upright: apply the container's display rotation and pixel aspect ratio (as players do);
             ``False`` uses the stored pixels as they are, as extraction did before this option
             (feature manifests without an ``upright`` entry).
         folder_fps: the frame rate of a frame folder (a folder of images, one per frame), whose
             files carry no timestamps; videos use their own.
+        frames: take this many frames spread uniformly over the video (after ``fps`` resampling,
+            when both are given), repeating frames evenly when it has fewer; ``None`` takes all.
     """
 
     fps: float | None = None
@@ -70,6 +92,7 @@ class DecodeOptions:
     short_side: int | None = None
     upright: bool = True
     folder_fps: float = 25.0
+    frames: int | None = None
 
     def __post_init__(self) -> None:
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
@@ -80,6 +103,8 @@ class DecodeOptions:
             raise ConfigError(f"crop size must be positive, got {self.size}")
         if self.short_side is not None and self.short_side < self.size:
             raise ConfigError(f"short side {self.short_side} is smaller than the crop size {self.size}")
+        if self.frames is not None and self.frames < 1:
+            raise ConfigError(f"the number of frames to sample must be positive, got {self.frames}")
 
 
 @dataclass(frozen=True)
@@ -200,22 +225,65 @@ def iter_timed_frames(path: Path, options: DecodeOptions = DecodeOptions()) -> I
     (``k / fps`` when resampling, else the frame's own timestamp, so variable rates keep true times).
 
     ``path`` may also be a frame folder (see :func:`frame_folder_images`): its images are frames
-    ``1 / options.folder_fps`` apart.
+    ``1 / options.folder_fps`` apart. With ``options.frames`` the frames are the uniform sample of
+    the module's docstring, each with the time of the frame it repeats.
 
     Raises:
         DataError: as :func:`iter_frames`.
     """
     path = Path(path)
-    if path.is_dir():
-        yield from _folder_frames(path, options)
-    else:
-        yield from _video_frames(path, options)
+    pictures = _timed_pictures(path, options)
+    if options.frames is not None:
+        total = sum(1 for _ in _timed_pictures(path, options))  # first pass: count, nothing resized
+        pictures = _uniform_sample(pictures, total, options.frames)
+    for time, picture in pictures:
+        yield time, picture()
+
+
+#: A frame not yet resized and cropped: calling it gives the uint8 (size, size, 3) image.
+Picture = Callable[[], np.ndarray]
+
+
+def _timed_pictures(path: Path, options: DecodeOptions) -> Iterator[tuple[float, Picture]]:
+    """The output frames of a video file or frame folder, resampled by ``options.fps``, not yet prepared."""
+    return _folder_frames(path, options) if path.is_dir() else _video_frames(path, options)
+
+
+def _once(make: Picture) -> Picture:
+    """``make``, computed at most once (a frame repeated by resampling is resized once)."""
+    image: list[np.ndarray] = []
+
+    def picture() -> np.ndarray:
+        if not image:
+            image.append(make())
+        return image[0]
+
+    return picture
+
+
+def uniform_indices(total: int, count: int) -> list[int]:
+    """The ``count`` frame indices spread uniformly over ``total`` frames: ``round(i * (total - 1) /
+    (count - 1))`` (halves up), so the first and the last frame are included; frames repeat evenly
+    when ``total < count``; ``[0]`` when ``count`` is 1."""
+    if count == 1:
+        return [0]
+    return [(2 * i * (total - 1) + count - 1) // (2 * (count - 1)) for i in range(count)]
+
+
+def _uniform_sample(
+    pictures: Iterator[tuple[float, Picture]], total: int, count: int
+) -> Iterator[tuple[float, Picture]]:
+    """The frames of ``pictures`` (``total`` of them) at :func:`uniform_indices`, each as often as chosen."""
+    repeats = Counter(uniform_indices(total, count))
+    for index, item in enumerate(pictures):
+        for _ in range(repeats.get(index, 0)):
+            yield item
 
 
 class _Resampler:
-    """Turns decoded ``(time, image)`` pairs, in display order, into output frames.
+    """Turns decoded ``(time, picture)`` pairs, in display order, into output frames.
 
-    With ``fps`` it emits the image on screen at each time ``t0 + k / fps`` (``t0``: the first
+    With ``fps`` it emits the picture on screen at each time ``t0 + k / fps`` (``t0``: the first
     frame's time), repeating or skipping frames; timestamps within ``tolerance`` of an output
     time count as on time. Without ``fps`` every frame passes, timed from the first.
     """
@@ -225,34 +293,55 @@ class _Resampler:
         self.tolerance = tolerance
         self.emitted = 0
         self.first_time: float | None = None
-        self.previous: tuple[float, np.ndarray] | None = None  # the frame on screen before the current one
+        self.previous: tuple[float, Picture] | None = None  # the frame on screen before the current one
 
-    def feed(self, time: float, image: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
-        """The output frames that end before ``image`` (decoded at ``time``) comes on screen."""
+    def feed(self, time: float, picture: Picture) -> Iterator[tuple[float, Picture]]:
+        """The output frames that end before ``picture`` (decoded at ``time``) comes on screen."""
         self.first_time = time if self.first_time is None else self.first_time
         if self.step is None:
             self.emitted += 1
-            yield time - self.first_time, image
+            yield time - self.first_time, picture
             return
         if self.previous is not None:
             yield from self._until(time - self.tolerance)
-        self.previous = (time, image)
+        self.previous = (time, picture)
 
-    def finish(self, period: float) -> Iterator[tuple[float, np.ndarray]]:
-        """The output frames of the last image, which stays on screen for one frame ``period``."""
+    def finish(self, period: float) -> Iterator[tuple[float, Picture]]:
+        """The output frames of the last picture, which stays on screen for one frame ``period``."""
         if self.previous is not None and self.step is not None:
             yield from self._until(self.previous[0] + period - self.tolerance)
 
-    def _until(self, end: float) -> Iterator[tuple[float, np.ndarray]]:
-        """Repeat the previous image for every output time ``t0 + k * step`` (k >= emitted) before ``end``."""
+    def _until(self, end: float) -> Iterator[tuple[float, Picture]]:
+        """Repeat the previous picture for every output time ``t0 + k * step`` (k >= emitted) before ``end``."""
         assert self.previous is not None and self.first_time is not None and self.step is not None
         while self.first_time + self.emitted * self.step < end:
             yield self.emitted * self.step, self.previous[1]
             self.emitted += 1
 
 
-def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, np.ndarray]]:
-    """:func:`iter_timed_frames` of a video file."""
+def _presentation_order(frames: Iterable[tuple[float | None, Any]], nominal: float) -> Iterator[tuple[float, Any]]:
+    """``(time, frame)`` with the timestamps of each :data:`REORDER_WINDOW` of frames sorted, the frames
+    kept in the order given (a decoder's output order is the display order; see the module's docstring).
+
+    A frame without a timestamp is timed ``nominal`` after the latest timestamp so far.
+    """
+    waiting: deque[Any] = deque()
+    times: list[float] = []  # a heap
+    latest: float | None = None
+    for time, frame in frames:
+        if time is None:
+            time = latest + nominal if latest is not None else 0.0
+        latest = time if latest is None else max(latest, time)
+        heapq.heappush(times, time)
+        waiting.append(frame)
+        if len(waiting) == REORDER_WINDOW:
+            yield heapq.heappop(times), waiting.popleft()
+    while waiting:
+        yield heapq.heappop(times), waiting.popleft()
+
+
+def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, Picture]]:
+    """:func:`_timed_pictures` of a video file."""
     av = _av()
     short = options.short_side or options.size
     decoded = 0
@@ -264,13 +353,21 @@ def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, n
         resampler = _Resampler(options.fps, tolerance=float(time_base) / 2 + 1e-9)
         nominal = 1.0 / info.average_fps if info.average_fps else (resampler.step or 0.04)
         last_time = 0.0
-        try:
+
+        def decode() -> Iterator[tuple[float | None, Any]]:
+            nonlocal decoded
             for frame in container.decode(stream):
                 decoded += 1
-                time = float(frame.pts * time_base) if frame.pts is not None else last_time + nominal
-                last_time = time
-                turns = _quarter_turns(frame) if options.upright else 0
-                yield from resampler.feed(time, _prepare(frame, short, options.size, pixel_aspect, turns))
+                yield (float(frame.pts * time_base) if frame.pts is not None else None), frame
+
+        def picture(frame) -> Picture:
+            turns = _quarter_turns(frame) if options.upright else 0
+            return _once(lambda: _prepare(frame, short, options.size, pixel_aspect, turns))
+
+        try:
+            for time, frame in _presentation_order(decode(), nominal):
+                last_time = max(last_time, time)
+                yield from resampler.feed(time, picture(frame))
         except av.FFmpegError as exc:
             raise DataError(
                 f"{path}: truncated or corrupt video ({one_line_reason(exc)}) after {resampler.emitted} frames"
@@ -307,23 +404,31 @@ def _natural_key(path: Path) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", path.name) if part]
 
 
-def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float, np.ndarray]]:
-    """:func:`iter_timed_frames` of a frame folder: image k is shown at ``k / options.folder_fps``.
+def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float, Picture]]:
+    """:func:`_timed_pictures` of a frame folder: image k is shown at ``k / options.folder_fps``.
 
-    Each image is resized and cropped on its own; EXIF orientation is not applied.
+    Each image is read, resized and cropped on its own when its frame is used; EXIF orientation is
+    not applied.
     """
-    av = _av()
     short = options.short_side or options.size
     period = 1.0 / options.folder_fps
     resampler = _Resampler(options.fps, tolerance=1e-9)
-    for index, image_path in enumerate(frame_folder_images(folder)):
-        try:
-            with av.open(str(image_path), mode="r") as container:
-                frame = next(container.decode(video=0))
-        except (av.FFmpegError, StopIteration, IndexError) as exc:
-            raise DataError(f"{image_path}: not a readable image (frame {index + 1} of {folder}; {one_line_reason(exc)})") from None
-        yield from resampler.feed(index * period, _prepare(frame, short, options.size, Fraction(1), 0))
+    images = frame_folder_images(folder)
+    for index, image_path in enumerate(images):
+        picture = _once(lambda image_path=image_path, index=index: _read_image(image_path, index, folder, short, options.size))
+        yield from resampler.feed(index * period, picture)
     yield from resampler.finish(period)
+
+
+def _read_image(image_path: Path, index: int, folder: Path, short_side: int, size: int) -> np.ndarray:
+    """Frame ``index`` of a frame folder, resized and cropped; DataError naming it when unreadable."""
+    av = _av()
+    try:
+        with av.open(str(image_path), mode="r") as container:
+            frame = next(container.decode(video=0))
+    except (av.FFmpegError, StopIteration, IndexError) as exc:
+        raise DataError(f"{image_path}: not a readable image (frame {index + 1} of {folder}; {one_line_reason(exc)})") from None
+    return _prepare(frame, short_side, size, Fraction(1), 0)
 
 
 def _quarter_turns(frame) -> int:

@@ -4,7 +4,12 @@ A video is a video file or a frame folder (one image per frame, as MTL-AQA and F
 released); :func:`find_videos` gathers them with their ids.
 
 The output folder is the standard feature-folder layout that :mod:`aqakit.data` reads. Clips are
-non-overlapping runs of ``clip_len`` frames (a shorter tail is dropped), encoded in batches.
+non-overlapping runs of ``clip_len`` of the frames :class:`DecodeOptions` picks (every frame, a
+``fps`` resampling, or a uniform sample of ``frames``; a shorter tail is dropped), encoded in batches.
+
+The manifest records the backbone's revision (``backbone_revision``; manifests without one were
+written by revision 1, for I3D the port whose MaxPool3d_4a_3x3 strided by 3): a folder of another
+revision is refused like one of other settings, with a message saying so.
 
 Safe to re-run: a video whose ``.npy`` exists and is recorded complete in the manifest with the
 same settings is skipped; ``force`` re-extracts. A ``.npy`` the manifest does not know (a user's
@@ -25,7 +30,7 @@ import torch
 
 import aqakit
 from aqakit.errors import AqakitError, ConfigError
-from aqakit.video.backbones import ClipBackbone
+from aqakit.video.backbones import ClipBackbone, backbone_class
 from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
 
@@ -159,6 +164,7 @@ def extraction_settings(backbone: ClipBackbone, clip_len: int, options: DecodeOp
         "short_side": options.short_side or options.size,
         "upright": options.upright,
         "folder_fps": options.folder_fps,
+        "frames_per_video": options.frames,
         "clips": "non-overlapping; a tail shorter than clip_len is dropped",
     }
 
@@ -266,7 +272,7 @@ def extract_folder(
 
     Raises:
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
-        (without ``force``).
+        or another revision of the backbone (without ``force``).
     """
     if isinstance(videos, Mapping):
         ids = {vid: Path(path) for vid, path in videos.items()}
@@ -279,9 +285,6 @@ def extract_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = extraction_settings(backbone, clip_len, options)
     manifest = read_manifest(out_dir)
-    if manifest is not None:
-        manifest["extraction"].setdefault("upright", False)  # written before frames were turned upright
-        manifest["extraction"].setdefault("folder_fps", DecodeOptions.folder_fps)  # and before frame folders
     settings_changed = manifest is not None and manifest["extraction"] != settings
     if settings_changed:
         _check_settings_change(out_dir, manifest, settings, ids, force)
@@ -331,6 +334,13 @@ def _check_settings_change(
 ) -> None:
     """ConfigError unless ``force`` re-extracts every video the folder holds with its old settings:
     a folder's features must all be made one way, and the manifest describes only one."""
+    stale = backbone_class(settings["backbone"]).stale_features(manifest["extraction"]) \
+        if manifest["extraction"].get("backbone") == settings["backbone"] else None
+    if stale and not force:
+        raise ConfigError(
+            f"{out_dir} holds {stale}, which this aqakit computes; pass --force to re-extract every video in it "
+            "(the old arrays are replaced), or use another --out folder"
+        )
     if not force:
         raise ConfigError(
             f"{out_dir} holds features extracted with other settings ({_difference(manifest['extraction'], settings)}); "

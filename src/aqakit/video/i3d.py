@@ -36,6 +36,16 @@ FEATURE_DIM = 1024
 NUM_CLASSES = 400
 BN_EPS = 1e-3
 
+#: Revision of this port's network, recorded as ``backbone_revision`` with every feature it
+#: extracts (feature manifests, and through them checkpoints): features of different revisions
+#: are different features. Feature folders and checkpoints that record none are revision 1.
+REVISION = 2
+#: What each revision computed.
+REVISIONS: dict[int, str] = {
+    1: "aqakit's first I3D port, whose MaxPool3d_4a_3x3 strided by 3 instead of 2 (not DeepMind's I3D features)",
+    2: "DeepMind's I3D definition",
+}
+
 # Inception widths of each mixed block: branch 0 (1x1), branch 1 (1x1 -> 3x3x3),
 # branch 2 (1x1 -> 3x3x3), branch 3 (3x3x3 max pool -> 1x1).
 _MIXED_WIDTHS: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -139,20 +149,23 @@ class I3D(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        stem: list[tuple[str, nn.Module]] = [
-            ("Conv3d_1a_7x7", Unit3D(3, 64, (7, 7, 7), (2, 2, 2))),
-            ("MaxPool3d_2a_3x3", MaxPool3dSame((1, 3, 3), (1, 2, 2))),
-            ("Conv3d_2b_1x1", Unit3D(64, 64)),
-            ("Conv3d_2c_3x3", Unit3D(64, 192, (3, 3, 3))),
-            ("MaxPool3d_3a_3x3", MaxPool3dSame((1, 3, 3), (1, 2, 2))),
-        ]
-        pools = {"Mixed_4b": ("MaxPool3d_4a_3x3", (3, 3, 3)), "Mixed_5b": ("MaxPool3d_5a_2x2", (2, 2, 2))}
-        layers = dict(stem)
+        # DeepMind's i3d.py, layer by layer: (name, module). Pools: kernel and stride as (T, H, W).
+        layers: dict[str, nn.Module] = {
+            "Conv3d_1a_7x7": Unit3D(3, 64, (7, 7, 7), (2, 2, 2)),
+            "MaxPool3d_2a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2)),
+            "Conv3d_2b_1x1": Unit3D(64, 64),
+            "Conv3d_2c_3x3": Unit3D(64, 192, (3, 3, 3)),
+            "MaxPool3d_3a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2)),
+        }
+        pools = {  # the pools in front of the 4x and 5x blocks
+            "Mixed_4b": ("MaxPool3d_4a_3x3", MaxPool3dSame((3, 3, 3), (2, 2, 2))),
+            "Mixed_5b": ("MaxPool3d_5a_2x2", MaxPool3dSame((2, 2, 2), (2, 2, 2))),
+        }
         channels = 192
         for name, widths in _MIXED_WIDTHS.items():
             if name in pools:
-                pool_name, size = pools[name]
-                layers[pool_name] = MaxPool3dSame(size, size)
+                pool_name, pool = pools[name]
+                layers[pool_name] = pool
             layers[name] = Mixed(channels, widths)
             channels = layers[name].out_channels
         self.layers = nn.ModuleDict(layers)
@@ -167,13 +180,27 @@ class I3D(nn.Module):
                 for sub, unit in layer.units().items():
                     yield f"{name}/{sub}", unit
 
-    def forward(self, clips: Tensor) -> I3DOutput:
-        """clips (B, 3, T, H, W) RGB in [-1, 1] -> features (B, 1024) and logits (B, classes)."""
+    def endpoints(self, clips: Tensor) -> Iterator[tuple[str, Tensor]]:
+        """Each layer's output under its DeepMind name, in order: ``Conv3d_1a_7x7`` ... ``Mixed_5c``.
+
+        For a (B, 3, 64, 224, 224) input the maps (B, C, T, H, W) are those of DeepMind's definition:
+        Conv3d_1a_7x7 (64, 32, 112, 112), MaxPool3d_2a_3x3 (64, 32, 56, 56), Conv3d_2c_3x3
+        (192, 32, 56, 56), MaxPool3d_3a_3x3 (192, 32, 28, 28), Mixed_3c (480, 32, 28, 28),
+        MaxPool3d_4a_3x3 (480, 16, 14, 14), Mixed_4f (832, 16, 14, 14), MaxPool3d_5a_2x2
+        (832, 8, 7, 7), Mixed_5c (1024, 8, 7, 7).
+        """
         if clips.dim() != 5 or clips.shape[1] != 3:
             raise DataError(f"I3D expects clips of shape (batch, 3, frames, height, width), got {tuple(clips.shape)}")
         x = clips
-        for layer in self.layers.values():
-            x = layer(x)  # Mixed_5c: (B, 1024, ~T/8, ~H/32, ~W/32)
+        for name, layer in self.layers.items():
+            x = layer(x)
+            yield name, x
+
+    def forward(self, clips: Tensor) -> I3DOutput:
+        """clips (B, 3, T, H, W) RGB in [-1, 1] -> features (B, 1024) and logits (B, classes)."""
+        x = clips
+        for _, x in self.endpoints(clips):
+            pass  # Mixed_5c: (B, 1024, ceil(T/8), ceil(H/32), ceil(W/32))
         features = x.mean(dim=(2, 3, 4))
         window = tuple(min(w, s) for w, s in zip((2, 7, 7), x.shape[2:]))
         pooled = F.avg_pool3d(x, window, stride=1)

@@ -1,7 +1,8 @@
 """The manifest of an extracted feature folder: how its ``<video_id>.npy`` files were made.
 
-``<feature folder>/manifest.json`` holds the ``extraction`` settings (backbone, weights file name
-and SHA-256, feature dimension, clip length, frame rate, crop) and one entry per video (source
+``<feature folder>/manifest.json`` holds the ``extraction`` settings (backbone and its revision,
+weights file name and SHA-256, feature dimension, clip length, frame rate or uniform sample, resize
+and crop) and one entry per video (source
 file, clips, frames). Training on such a folder copies ``extraction`` into the checkpoint, so
 ``aqakit score`` can later extract a new video the same way. Reading it needs no video library.
 """
@@ -18,6 +19,18 @@ from aqakit.errors import DataError
 
 MANIFEST_FILE = "manifest.json"
 
+#: Extraction settings added after the first manifests, with the value a manifest without them was
+#: made with: stored pixels (before frames were turned upright), frame folders at 25 fps, every
+#: frame (no uniform sample), and revision 1 of the backbone (for I3D: the port whose
+#: MaxPool3d_4a_3x3 strided by 3; see :data:`aqakit.video.i3d.REVISIONS`).
+LEGACY_SETTINGS: dict[str, Any] = {"upright": False, "folder_fps": 25.0, "frames_per_video": None, "backbone_revision": 1}
+
+
+def with_legacy_settings(extraction: dict[str, Any]) -> dict[str, Any]:
+    """``extraction`` (a manifest's or a checkpoint's settings) with every :data:`LEGACY_SETTINGS`
+    entry it lacks, so old and new records compare as what they were made with."""
+    return {**extraction, **{key: value for key, value in LEGACY_SETTINGS.items() if key not in extraction}}
+
 
 def manifest_path(feature_dir: Path) -> Path:
     """``<feature_dir>/manifest.json``."""
@@ -25,7 +38,10 @@ def manifest_path(feature_dir: Path) -> Path:
 
 
 def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
-    """The folder's manifest, or None when it has none; a malformed one is a DataError."""
+    """The folder's manifest, or None when it has none; a malformed one is a DataError.
+
+    Settings an old manifest lacks are filled in as it was made (:func:`with_legacy_settings`).
+    """
     path = manifest_path(feature_dir)
     if not path.is_file():
         return None
@@ -36,6 +52,7 @@ def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("extraction"), dict):
         raise DataError(f"{path}: not a feature manifest (no 'extraction' settings)")
     manifest.setdefault("videos", {})
+    manifest["extraction"] = with_legacy_settings(manifest["extraction"])
     return manifest
 
 
