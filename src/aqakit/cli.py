@@ -595,6 +595,46 @@ def suite_list(
     console.print(f"{available} of {len(rows)} sets available", highlight=False)
 
 
+@suite_app.command("run")
+def suite_run(
+    variants: str = typer.Argument(..., help="Comma-separated MODEL (its generic preset), MODEL@PRESET or auto."),
+    sets: Optional[str] = typer.Option(None, "--sets", help="Comma-separated suite sets (default: every available one)."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per run (0..N-1)."),
+    data: Optional[Path] = typer.Option(None, "--data", help=f"The data folder (default: ${DATA_ENV}, else ../shared/data)."),
+    runs_dir: Path = typer.Option(Path("runs") / "suite", "--runs-dir", help="Where the run folders go."),
+    records: Path = typer.Option(Path("docs") / "results" / "records" / "suite", "--records", help="Where each finished run's record is copied."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a setting of every run, e.g. --set train.precision=32-true."),
+    budget_minutes: float = typer.Option(60.0, "--budget-minutes", help="auto: time for each set's search."),
+) -> None:
+    """Train each variant on each suite set; a run whose record is complete is skipped (docs/robustness.md)."""
+    from aqakit.robustness import Variant, run_suite
+    from aqakit.train.config import parse_override
+
+    parsed = [Variant.parse(text) for text in variants.split(",") if text.strip()]
+    values = dict(parse_override(text) for text in overrides)
+    names = [name.strip() for name in sets.split(",")] if sets else None
+
+    def started(set_name: str, variant: Any) -> None:
+        err_console.print(f"{set_name}: training {variant.label} ...", highlight=False)
+
+    def finished(set_name: str, variant: Any, status: str) -> None:
+        console.print(f"{set_name} / {variant.label}: {status}", highlight=False, soft_wrap=True)
+
+    run_suite(parsed, runs_dir, records, data_dir=data, set_names=names, seeds=seeds, overrides=values,
+              budget_minutes=budget_minutes, on_start=started, on_done=finished)
+
+
+@suite_app.command("table")
+def suite_table_command(
+    records: Path = typer.Argument(Path("docs") / "results" / "records" / "suite", help="A folder of suite records."),
+    variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated columns, in order (default: all)."),
+) -> None:
+    """The robustness table (markdown) from suite records: sets as rows, variants as columns."""
+    from aqakit.robustness import suite_table
+
+    print(suite_table(records, [v.strip() for v in variants.split(",")] if variants else None))
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
     try:

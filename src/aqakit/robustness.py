@@ -1,0 +1,204 @@
+"""``aqakit suite run`` and ``aqakit suite table``: models trained on every set of the robustness suite.
+
+A *variant* is ``MODEL`` (the model's generic preset, ``<model>.yaml``: what a user's own data gets,
+whatever the set) or ``MODEL@PRESET`` (a built-in preset's name or a YAML file), or ``auto`` (the
+search of :mod:`aqakit.train.auto`, ridge among its candidates). Each (set, variant) is trained into
+``<runs>/<set>--<label>`` and its record (``config.yaml``, ``summary.json``, ``data.json``, and per
+seed ``summary.json`` and ``metrics.csv``; for auto also ``auto.json`` and its runs' records) is
+copied to ``<records>/<set>--<label>``. A (set, variant) whose record is complete is skipped, so a
+later session continues a suite from the committed records alone.
+
+The table has one row per set: each variant's test Spearman (mean ± std over seeds, ⚠ when a seed's
+curve still swung at the end; :mod:`aqakit.train.stability`), and for ``auto`` its choice, its
+validation figure and its test figure minus ridge's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from aqakit.errors import ConfigError, DataError
+from aqakit.metrics import format_mean_std, mean_std
+from aqakit.results import read_history
+from aqakit.suite import SuiteEntry, suite_sets
+from aqakit.train.auto import AUTO_FILE, run_auto
+from aqakit.train.config import build_config
+from aqakit.train.runner import CONFIG_FILE, DATA_FILE, SUMMARY_FILE, train_run
+from aqakit.train.stability import late_swing
+from aqakit.train.task import METRICS_FILE
+
+AUTO = "auto"
+RIDGE = "ridge"
+RECORD_FILES = (CONFIG_FILE, SUMMARY_FILE, DATA_FILE, AUTO_FILE)
+SEED_RECORD_FILES = (SUMMARY_FILE, METRICS_FILE)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model and the preset it is trained with on every set (``preset`` None: ``auto``)."""
+
+    label: str
+    model: str
+    preset: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        """``MODEL``, ``MODEL@PRESET`` or ``auto``."""
+        model, _, preset = text.strip().partition("@")
+        if not model:
+            raise ConfigError(f"suite variant {text!r}: expected MODEL, MODEL@PRESET or auto")
+        if model == AUTO:
+            if preset:
+                raise ConfigError(f"suite variant {text!r}: auto chooses its own presets")
+            return cls(AUTO, AUTO, None)
+        label = model if not preset else f"{model}@{Path(preset).stem}"
+        return cls(label, model, preset or model)
+
+
+def run_name(set_name: str, variant: Variant) -> str:
+    return f"{set_name}--{variant.label}"
+
+
+def record_complete(record_dir: Path) -> bool:
+    """Whether a record holds a finished run (its across-seed summary, or an auto search's result)."""
+    return (record_dir / SUMMARY_FILE).is_file() or (record_dir / AUTO_FILE).is_file()
+
+
+def copy_record(run_dir: Path, record_dir: Path) -> None:
+    """The small files of a finished run (or of an auto search and its runs), no checkpoints."""
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, record_dir / name)
+    for seed_dir in sorted(run_dir.glob("seed-*")):
+        for name in SEED_RECORD_FILES:
+            if (seed_dir / name).is_file():
+                (record_dir / seed_dir.name).mkdir(exist_ok=True)
+                shutil.copy2(seed_dir / name, record_dir / seed_dir.name / name)
+    for inner in sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()):
+        copy_record(inner, record_dir / inner.name)
+
+
+def run_suite(
+    variants: Sequence[Variant],
+    runs_dir: Path,
+    records_dir: Path,
+    *,
+    data_dir: Path | None = None,
+    set_names: Sequence[str] | None = None,
+    seeds: int = 1,
+    overrides: dict[str, Any] | None = None,
+    budget_minutes: float = 60.0,
+    on_start: Callable[[str, Variant], None] | None = None,
+    on_done: Callable[[str, Variant, str], None] | None = None,
+) -> list[tuple[str, str, str]]:
+    """Train every variant on every available set (or those named); returns (set, label, status) rows.
+
+    Status is ``trained``, ``recorded before`` (skipped: its record is complete) or ``missing data: ...``.
+    An unfinished run folder of an interrupted suite is resumed.
+    """
+    done: list[tuple[str, str, str]] = []
+    for entry in suite_sets(data_dir, list(set_names) if set_names else None):
+        for variant in variants:
+            status = _run_one(entry, variant, runs_dir, records_dir, seeds, dict(overrides or {}), budget_minutes, on_start)
+            done.append((entry.name, variant.label, status))
+            if on_done is not None:
+                on_done(entry.name, variant, status)
+    return done
+
+
+def _run_one(
+    entry: SuiteEntry, variant: Variant, runs_dir: Path, records_dir: Path, seeds: int, overrides: dict[str, Any],
+    budget_minutes: float, on_start: Callable[[str, Variant], None] | None,
+) -> str:
+    if not entry.available:
+        return f"missing data: {entry.missing}"
+    name = run_name(entry.name, variant)
+    if record_complete(records_dir / name):
+        return "recorded before"
+    if on_start is not None:
+        on_start(entry.name, variant)
+    data = entry.overrides
+    settings = {**overrides, "benchmark_args": {**data["benchmark_args"], **overrides.get("benchmark_args", {})}}
+    if data["data_root"] is not None:
+        settings["data_root"] = data["data_root"]
+    run_dir = runs_dir / name
+    family = entry.set.build().family
+    if variant.model == AUTO:
+        run_auto(data["benchmark"], family, run_dir, overrides=settings, budget_minutes=budget_minutes,
+                 seeds=list(range(seeds)), resume=run_dir.exists())
+    else:
+        config = build_config(variant.model, data["benchmark"], family, settings, preset=variant.preset)
+        train_run(config, run_dir, list(range(seeds)), resume=(run_dir / CONFIG_FILE).is_file())
+    copy_record(run_dir, records_dir / name)
+    return "trained"
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read a run summary ({exc})") from None
+
+
+def _seed_cell(record_dir: Path) -> tuple[str, float | None]:
+    """'mean ± std' of a record's test Spearman (⚠ if unstable) and its mean."""
+    summary = _read(record_dir / SUMMARY_FILE)
+    values = [float(s["test"]["spearman"]) for s in summary["per_seed"]]
+    unstable = any(
+        (swing := late_swing(read_history(record_dir / f"seed-{s['seed']}" / METRICS_FILE))) and swing["unstable"]
+        for s in summary["per_seed"]
+    )
+    return format_mean_std(mean_std(values), len(values)) + (" ⚠" if unstable else ""), mean_std(values)["mean"]
+
+
+def suite_table(records_dir: Path, variants: Sequence[str] | None = None) -> str:
+    """The markdown table of the records in ``records_dir``: sets as rows, variants as columns."""
+    records = sorted(p for p in Path(records_dir).iterdir() if p.is_dir() and "--" in p.name and record_complete(p))
+    if not records:
+        raise DataError(f"{records_dir}: no suite records (folders <set>--<variant> written by aqakit suite run)")
+    by_set: dict[str, dict[str, Path]] = {}
+    for path in records:
+        set_name, label = path.name.split("--", 1)
+        by_set.setdefault(set_name, {})[label] = path
+    labels = list(variants) if variants else sorted({label for row in by_set.values() for label in row},
+                                                    key=lambda lab: (lab != RIDGE, lab == AUTO, lab))
+    deep = [label for label in labels if label != AUTO]
+    header = ["set", *deep] + (["auto: choice", "auto: validation", "auto: test", "auto − ridge (test)"] if AUTO in labels else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    order = [s.name for s in suite_sets_order()]
+    for set_name in sorted(by_set, key=lambda n: order.index(n) if n in order else len(order)):
+        row = by_set[set_name]
+        cells, means = [set_name], {}
+        for label in deep:
+            if label in row:
+                text, means[label] = _seed_cell(row[label])
+                cells.append(text)
+            else:
+                cells.append("–")
+        if AUTO in labels:
+            cells += _auto_cells(row.get(AUTO), means.get(RIDGE))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _auto_cells(record_dir: Path | None, ridge: float | None) -> list[str]:
+    if record_dir is None or not (record_dir / AUTO_FILE).is_file():
+        return ["–"] * 4
+    auto = _read(record_dir / AUTO_FILE)
+    test = auto["final"]["test"]["spearman"]["mean"]
+    gap = "–" if ridge is None else f"{test - ridge:+.3f}"
+    return [auto["chosen"], f"{auto['chosen_validation']:.3f}", f"{test:.3f}", gap]
+
+
+def suite_sets_order() -> list[Any]:
+    """The suite's sets in their listed order (for the table's rows)."""
+    from aqakit.suite import SUITE
+
+    return list(SUITE)
