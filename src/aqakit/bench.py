@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.errors import ConfigError
-from aqakit.models import AQAModel, create_model
+from aqakit.models import AQAModel, create_model, is_closed_form
 from aqakit.train.config import RunConfig, build_config
 from aqakit.train.evaluate import predict_bank
 from aqakit.train.runner import Splits, read_data, train_run
@@ -218,7 +218,10 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
     model: AQAModel = create_model(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     ).to(device)
-    result: dict[str, Any] = {"model": config.model.name, "parameters": sum(p.numel() for p in model.parameters())}
+    if model.closed_form:  # fitted first, so that it has weights to score with
+        model.fit_closed_form(splits.train)
+    fitted = model.buffers() if model.closed_form else model.parameters()  # ridge's weights are buffers
+    result: dict[str, Any] = {"model": config.model.name, "parameters": sum(p.numel() for p in fitted)}
 
     # Inference: one video, batch 1, every clip.
     features, video = median_video(splits, settings.clips)
@@ -248,15 +251,8 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
     }  # fmt: skip
 
     # Training: FLOPs of one step (forward, loss, backward) on a real batch, then the engine itself.
-    train_batch = next(iter(TrainBatches(ClipBank(splits.train), config.train.batch_size, config.train.crop_len, 0)))
-    train_batch = {key: value.to(device) for key, value in train_batch.items()}
-    model.train()
-
-    def training_step() -> None:
-        sum(model.loss(model(train_batch["features"], train_batch["mask"]), train_batch).values()).backward()
-
-    step_flops = count_flops(training_step)
-    flops_per_sample = step_flops / len(train_batch["score"])
+    # A closed-form fit (ridge: numpy's SVD) is timed but its FLOPs are not counted.
+    flops_per_sample = None if model.closed_form else training_step_flops(model, config, splits, device)
     del model
     with PeakMemory(device) as memory, tempfile.TemporaryDirectory() as folder:
         seed_summary = train_run(config, Path(folder) / "run", [0], device=device)["per_seed"][0]
@@ -269,9 +265,21 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
         "epoch_seconds": timing["train_seconds_per_epoch"],
         "epoch_seconds_with_test_pass": timing["epoch_seconds_with_eval"],
         "flops_per_sample": flops_per_sample, "peak_memory_mib": memory.mib,
-        **rate(flops_per_sample * samples_per_second, 1.0, peak_gflops),
+        **(rate(flops_per_sample * samples_per_second, 1.0, peak_gflops) if flops_per_sample is not None else {}),
     }  # fmt: skip
     return result
+
+
+def training_step_flops(model: AQAModel, config: RunConfig, splits: Splits, device: str) -> float:
+    """Counted FLOPs per training sample of one step (forward, loss, backward) on a real batch."""
+    train_batch = next(iter(TrainBatches(ClipBank(splits.train), config.train.batch_size, config.train.crop_len, 0)))
+    train_batch = {key: value.to(device) for key, value in train_batch.items()}
+    model.train()
+
+    def training_step() -> None:
+        sum(model.loss(model(train_batch["features"], train_batch["mask"]), train_batch).values()).backward()
+
+    return count_flops(training_step) / len(train_batch["score"])
 
 
 # --- the whole run ---------------------------------------------------------------------------------
@@ -286,7 +294,8 @@ def run_bench(models: list[str], settings: BenchSettings) -> dict[str, Any]:
     overrides["train.select"] = "final"
     if settings.data_root is not None:
         overrides["data_root"] = str(Path(settings.data_root).resolve())
-    configs = [build_config(name, settings.benchmark, adapter.family, overrides) for name in models]
+    configs = [build_config(name, settings.benchmark, adapter.family,
+                            {**overrides, "train.epochs": 1} if is_closed_form(name) else overrides) for name in models]
     splits = read_data(configs[0], with_test=True)  # every preset reads the same benchmark
     lengths = np.concatenate([splits.train.lengths, splits.test.lengths])
     peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),
@@ -359,6 +368,8 @@ def render_bench(result: dict[str, Any]) -> Table:
 
 
 def _achieved(phase: dict[str, Any]) -> str:
+    if "gflops" not in phase:
+        return "not counted (closed form)"
     return f"{phase['gflops']:.1f}, {100 * phase['fraction_of_fp32_peak']:.1f} %"
 
 

@@ -99,10 +99,10 @@ class RidgeRegression(AQAModel):
             raise ConfigError("the ridge model is not fitted yet: train it with `aqakit train ridge ...` (fit_closed_form)")
         weights = self.coef / self.feature_scale  # (F,) on the raw pooled features
         offset = self.intercept - (self.feature_mean * weights).sum()
-        score = offset + self.pool(features, mask) @ weights  # (B,)
+        score = offset + (self.pool(features, mask) @ weights[:, None]).squeeze(1)  # (B,); a matrix product, as FLOP counters see one
         parts: dict[str, Tensor] = {}
         if self.pooling == ["mean"]:
-            clip_scores = offset + features @ weights  # (B, T): their masked mean is the score
+            clip_scores = offset + (features @ weights[:, None]).squeeze(-1)  # (B, T): their masked mean is the score
             parts["clip_scores"] = self.score_scale.denormalise(clip_scores.masked_fill(~mask, float("nan")))
         return score, parts
 
