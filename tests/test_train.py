@@ -304,7 +304,7 @@ def test_any_dimension_and_length_trains_from_a_csv_folder(tmp_path):
     (tmp_path / "data" / "labels.csv").write_text("\n".join(lines) + "\n")
     config = build_config("gdlt", "csv", "csv", {
         "data_root": str(tmp_path / "data"), "train.epochs": 2, "train.batch_size": 4, "train.crop_len": 16,
-        "model.args": {"hidden_dim": 8},
+        "model.args": {"hidden_dim": 8}, "train.select": "final",
     })
     summary = train_run(config, tmp_path / "run", [0])
     predictions = read_rows(tmp_path / "run" / "seed-0" / "predictions.csv")
@@ -393,9 +393,17 @@ def test_ema_decay_outside_its_range_is_a_config_error():
         tiny_config(**{"train.ema_decay": 1.0})
 
 
+def test_data_without_a_preset_of_its_own_gets_the_robust_generic_one():
+    config = build_config("gdlt", "csv", "csv")
+    assert (config.train.select, config.train.ema_decay, config.train.epochs) == ("best-val", 0.99, 100)
+    assert build_config("gdlt", "fisv-pcs", "fisv").train.select == "final"  # a benchmark's own preset: as released
+    assert build_config("cofinal", "mtl-aqa", "mtl-aqa").model.args["grade_targets"] == "two-hot"
+    assert build_config("ridge", "csv", "csv").model.name == "ridge"
+
+
 def test_the_most_specific_preset_wins():
     assert build_config("gdlt", "fisv-tes", "fisv").train.epochs == 100  # gdlt-fisv-tes.yaml
-    assert build_config("gdlt", "fisv-pcs", "fisv").train.epochs == 200  # no gdlt-fisv*.yaml: gdlt.yaml
+    assert build_config("gdlt", "fisv-pcs", "fisv").train.epochs == 200  # gdlt-fisv.yaml: gdlt.yaml as released
     assert build_config("gdlt", "rg-ball", "rg").train.epochs == 250  # gdlt-rg.yaml
 
 
@@ -405,8 +413,8 @@ def test_a_named_preset_or_a_yaml_file_replaces_the_default_one(tmp_path):
     own.write_text("base: gdlt-fisv-tes\ntrain: {crop_len: 32}\n")  # builds on a built-in preset
     config = build_config("gdlt", "fisv-pcs", "fisv", {"train.batch_size": 8}, preset=str(own))
     assert (config.train.epochs, config.train.crop_len, config.train.batch_size) == (100, 32, 8)
-    with pytest.raises(ConfigError, match="unknown preset 'gdlt-fisv'; built-in presets: .*gdlt-fisv-tes"):
-        build_config("gdlt", "fisv-pcs", "fisv", preset="gdlt-fisv")
+    with pytest.raises(ConfigError, match="unknown preset 'gdlt-fisv-xyz'; built-in presets: .*gdlt-fisv-tes"):
+        build_config("gdlt", "fisv-pcs", "fisv", preset="gdlt-fisv-xyz")
     with pytest.raises(ConfigError, match="preset file .*missing.yaml not found"):
         build_config("gdlt", "fisv-pcs", "fisv", preset=str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="is for model 'cofinal', not 'gdlt'"):

@@ -1,8 +1,10 @@
 """Run configuration: presets shipped in ``aqakit/configs`` plus command-line overrides.
 
 A preset is a YAML file named ``<model>-<benchmark>.yaml`` (``gdlt-fisv-tes.yaml``), else
-``<model>-<benchmark family>.yaml`` (``gdlt-rg.yaml``), else ``<model>.yaml``: the most specific
-one that exists is used. ``base: <preset>`` starts from another preset. It has three
+``<model>-<benchmark family>.yaml`` (``gdlt-rg.yaml``), else ``<model>-generic.yaml`` (the robust
+default for data without a preset of its own: ``csv``, MTL-AQA, FineDiving), else ``<model>.yaml``
+(the paper's or released settings, which the paper presets build on): the most specific one that
+exists is used. ``base: <preset>`` starts from another preset. It has three
 sections that map onto the dataclasses here::
 
     model: {name: gdlt, args: {hidden_dim: 256, dropout: 0.3}}
@@ -242,7 +244,7 @@ def _preset_folder() -> Path:
 def preset_path(model: str, benchmark: str, family: str) -> Path | None:
     """The most specific preset for ``model`` on ``benchmark`` (of ``family``), or None if there is none."""
     folder = _preset_folder()
-    for name in (f"{model}-{benchmark}.yaml", f"{model}-{family}.yaml", f"{model}.yaml"):
+    for name in (f"{model}-{benchmark}.yaml", f"{model}-{family}.yaml", f"{model}-generic.yaml", f"{model}.yaml"):
         candidate = folder / name
         if candidate.is_file():
             return candidate
