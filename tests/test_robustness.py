@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from aqakit.errors import ConfigError, DataError
-from aqakit.robustness import Variant, record_complete, run_suite, suite_table
+from aqakit.robustness import Variant, record_complete, run_suite, suite_curves, suite_table
 from test_cli import run_cli
 
 SMALL = {"benchmark_args": {"n_train": 40, "n_test": 20, "dim": 8}}
@@ -42,6 +42,8 @@ def test_a_suite_run_writes_records_and_skips_what_is_recorded(tmp_path, tiny_gd
     assert header == "| set | ridge | gdlt@gdlt-tiny |" and row.startswith("| synthetic | ")
     summary = json.loads((record / "summary.json").read_text())
     assert f"{summary['test']['spearman']['mean']:.3f} ± " in row
+    curves = suite_curves(tmp_path / "records").splitlines()
+    assert len(curves) == 3 and curves[2].startswith("| synthetic--gdlt@gdlt-tiny | test | 2 | ")  # ridge: one epoch, no curve
 
 
 def test_auto_records_its_choice_beside_ridge(tmp_path, monkeypatch, capsys):

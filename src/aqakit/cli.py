@@ -628,10 +628,14 @@ def suite_run(
 def suite_table_command(
     records: Path = typer.Argument(Path("docs") / "results" / "records" / "suite", help="A folder of suite records."),
     variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated columns, in order (default: all)."),
+    curves: bool = typer.Option(False, "--curves", help="Instead: per run, its best and last epochs' held-out Spearman."),
 ) -> None:
     """The robustness table (markdown) from suite records: sets as rows, variants as columns."""
-    from aqakit.robustness import suite_table
+    from aqakit.robustness import suite_curves, suite_table
 
+    if curves:
+        print(suite_curves(records))
+        return
     print(suite_table(records, [v.strip() for v in variants.split(",")] if variants else None))
 
 

@@ -168,7 +168,7 @@ def suite_table(records_dir: Path, variants: Sequence[str] | None = None) -> str
         set_name, label = path.name.split("--", 1)
         by_set.setdefault(set_name, {})[label] = path
     labels = list(variants) if variants else sorted({label for row in by_set.values() for label in row},
-                                                    key=lambda lab: (lab != RIDGE, lab == AUTO, lab))
+                                                    key=lambda lab: (lab != RIDGE, lab == AUTO, lab.split("@")[0], lab))
     deep = [label for label in labels if label != AUTO]
     header = ["set", *deep] + (["auto: choice", "auto: validation", "auto: test", "auto − ridge (test)"] if AUTO in labels else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -185,6 +185,28 @@ def suite_table(records_dir: Path, variants: Sequence[str] | None = None) -> str
         if AUTO in labels:
             cells += _auto_cells(row.get(AUTO), means.get(RIDGE))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def suite_curves(records_dir: Path) -> str:
+    """Per record, how far each seed's last epoch fell below its best one on its held-out curve
+    (validation when carved, else test: descriptive only) and its late swing, as a markdown table."""
+    lines = ["| run | curve | seeds | best epoch's Spearman | last epoch's | best − last (max over seeds) | late swing (max) |",
+             "|---|---|---|---|---|---|---|"]
+    for path in sorted(p for p in Path(records_dir).iterdir() if (p / SUMMARY_FILE).is_file() and "--" in p.name):
+        histories = [read_history(seed / METRICS_FILE) for seed in sorted(path.glob("seed-*"))]
+        histories = [h for h in histories if len(h) > 1]
+        if not histories:
+            continue  # closed-form fits have one epoch
+        curve = "val_spearman" if "val_spearman" in histories[0][0] else "test_spearman"
+        best = [max(row[curve] for row in h) for h in histories]
+        last = [h[-1][curve] for h in histories]
+        swings = [late_swing(h) for h in histories]
+        lines.append(
+            f"| {path.name} | {curve.split('_')[0]} | {len(histories)} | {', '.join(f'{v:.3f}' for v in best)} | "
+            f"{', '.join(f'{v:.3f}' for v in last)} | {max(b - l for b, l in zip(best, last)):.3f} | "
+            f"{max(s['swing'] for s in swings if s):.3f} |"
+        )
     return "\n".join(lines)
 
 
