@@ -19,6 +19,38 @@ def fisv_root() -> Path:
     return FISV
 
 
+def run_cli(monkeypatch, capsys, *args):
+    """Run ``aqakit ARGS``; returns (exit status, stdout, stderr)."""
+    import sys
+
+    from aqakit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["aqakit", *map(str, args)])
+    status = 0
+    try:
+        main()
+    except SystemExit as exc:
+        status = exc.code or 0
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def recorded_splits(monkeypatch) -> list[str]:
+    """The splits the synthetic benchmark is asked to load, in order (to show what a run reads)."""
+    from aqakit.data.benchmarks import SyntheticBenchmark
+
+    read_splits: list[str] = []
+    load = SyntheticBenchmark.load
+
+    def recording_load(self, root, split):
+        read_splits.append(split)
+        return load(self, root, split)
+
+    monkeypatch.setattr(SyntheticBenchmark, "load", recording_load)
+    return read_splits
+
+
 def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0):
     """Random features (B, max T, D) and their mask (B, max T) for videos of ``lengths`` clips."""
     import torch

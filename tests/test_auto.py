@@ -4,10 +4,9 @@ import json
 
 import pytest
 
-from aqakit.data.benchmarks import SyntheticBenchmark
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.train.auto import AUTO_FILE, Candidate, CandidateResult, choose, run_auto, validation_figure
-from test_cli import run_cli
+from conftest import run_cli
 
 DATA = {"benchmark_args": {"n_train": 40, "n_test": 20, "dim": 8}}
 TINY_GDLT = Candidate("gdlt-tiny", "gdlt", overrides={
@@ -30,15 +29,8 @@ def test_one_se_prefers_the_cheaper_candidate_inside_the_noise_and_max_takes_the
         choose([CandidateResult("x", "x", "skipped: budget")], "max")
 
 
-def test_auto_validates_every_candidate_on_folds_and_reads_test_only_for_the_winner(tmp_path, monkeypatch):
-    read_splits = []
-    load = SyntheticBenchmark.load
-
-    def recording_load(self, root, split):
-        read_splits.append(split)
-        return load(self, root, split)
-
-    monkeypatch.setattr(SyntheticBenchmark, "load", recording_load)
+def test_auto_validates_every_candidate_on_folds_and_reads_test_only_for_the_winner(tmp_path, recorded_splits):
+    read_splits = recorded_splits
     record = run_auto("synthetic", "synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES, folds=3)
     assert read_splits.count("test") == 1 and read_splits[-1] == "test"  # the final run alone reads test
     assert [c["label"] for c in record["candidates"]] == ["ridge", "gdlt-tiny"]

@@ -2,28 +2,15 @@
 
 import csv
 import json
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from aqakit.cli import main
+from conftest import run_cli
 
 TINY = ["--set", "benchmark_args.n_train=48", "--set", "benchmark_args.n_test=24", "--set", "benchmark_args.dim=16",
         "--set", "model.args.hidden_dim=16", "--set", "train.batch_size=16", "--epochs", "2"]
-
-
-def run_cli(monkeypatch, capsys, *args):
-    """Run ``aqakit ARGS``; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["aqakit", *map(str, args)])
-    status = 0
-    try:
-        main()
-    except SystemExit as exc:
-        status = exc.code or 0
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture

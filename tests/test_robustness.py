@@ -7,7 +7,7 @@ import yaml
 
 from aqakit.errors import ConfigError, DataError
 from aqakit.robustness import Variant, record_complete, run_suite, suite_curves, suite_table
-from test_cli import run_cli
+from conftest import run_cli
 
 SMALL = {"benchmark_args": {"n_train": 40, "n_test": 20, "dim": 8}}
 

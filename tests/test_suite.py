@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from aqakit.cli import main
 from aqakit.data.benchmarks import TransformedBenchmark, get_benchmark
 from aqakit.data.transforms import Transform, parse_transform
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
 from aqakit.suite import SUITE, available_sets, get_set, load_set, suite_sets
-from conftest import DATA
+from conftest import DATA, run_cli
 
 SYN = {"n_train": 40, "n_test": 12, "dim": 8, "min_clips": 5, "max_clips": 9}
 
@@ -222,16 +220,6 @@ def test_sets_without_their_data_are_skipped_with_a_reason(tmp_path):
                          "data_root": str(root.resolve())}
     train, test = load_set(entries["synthetic-mtl-aqa"])
     assert (len(train), len(test), train.feature_dim) == (30, 10, 64)
-
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["aqakit", *map(str, args)])
-    try:
-        main()
-    except SystemExit as exc:
-        status = exc.code or 0
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_suite_list_prints_sets_sizes_and_availability(tmp_path, monkeypatch, capsys):

@@ -9,7 +9,6 @@ import pytest
 import torch
 import yaml
 
-from aqakit.data.benchmarks import SyntheticBenchmark
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError, RunDirectoryError, TrainingDivergedError
 from aqakit.models import create_model, model_defaults
@@ -75,15 +74,8 @@ def test_best_val_selects_on_a_validation_split_carved_from_train(tmp_path):
     assert val_ids and val_ids <= train_ids and len(val_ids) == pytest.approx(0.2 * 48, abs=2)
 
 
-def test_a_tuning_run_never_scores_the_test_split(tmp_path, monkeypatch):
-    read_splits = []
-    load = SyntheticBenchmark.load
-
-    def recording_load(self, root, split):
-        read_splits.append(split)
-        return load(self, root, split)
-
-    monkeypatch.setattr(SyntheticBenchmark, "load", recording_load)
+def test_a_tuning_run_never_scores_the_test_split(tmp_path, recorded_splits):
+    read_splits = recorded_splits
     config = tiny_config(**{"train.select": "best-val", "train.epochs": 2, "train.evaluate_test": False})
     summary = train_run(config, tmp_path / "run", [0])
     assert read_splits == ["train"]  # the test features are not even read from disk

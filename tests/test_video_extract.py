@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
-from test_cli import run_cli  # noqa: E402
+from conftest import run_cli  # noqa: E402
 from videos import write_frame_folder, write_random_i3d_weights, write_video  # noqa: E402
 
 from aqakit.data.features import load_feature_file  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import DATA  # noqa: E402
-from test_cli import run_cli  # noqa: E402
+from conftest import run_cli  # noqa: E402
 from videos import write_frame_folder, write_random_i3d_weights, write_video  # noqa: E402
 
 
