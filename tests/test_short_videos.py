@@ -5,7 +5,6 @@ nothing but the time spent; with dropout off a fixed seed gives the same run eit
 dropout on, the random masks are drawn over the batch's shape, so a seed's figures change by chance.)
 """
 
-
 import pytest
 import torch
 
