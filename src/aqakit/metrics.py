@@ -122,13 +122,17 @@ def fisher_z_mean(correlations: Sequence[float] | np.ndarray) -> float:
     return float(fisher_z(r))
 
 
+def fisher_transform(correlations: np.ndarray) -> np.ndarray:
+    """Fisher's z = arctanh(r), each ``r`` first clipped to ``(-1 + 1e-7, 1 - 1e-7)`` so it stays finite."""
+    return np.arctanh(np.clip(np.asarray(correlations, dtype=np.float64), -1.0 + _FISHER_EPS, 1.0 - _FISHER_EPS))
+
+
 def fisher_z(correlations: np.ndarray, axis: int = -1) -> np.ndarray:
     """Fisher-z average along ``axis``, vectorised: :func:`fisher_z_mean` without its input checks.
 
     Each ``r`` is clipped as there; a NaN gives NaN (for callers that drop undefined rows after).
     """
-    z = np.arctanh(np.clip(np.asarray(correlations, dtype=np.float64), -1.0 + _FISHER_EPS, 1.0 - _FISHER_EPS))
-    return np.tanh(np.mean(z, axis=axis))
+    return np.tanh(np.mean(fisher_transform(correlations), axis=axis))
 
 
 def fisher_z_nested(groups: Sequence[np.ndarray]) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from aqakit.errors import ConfigError, DataError
 from aqakit.metrics import format_mean_std, mean_std
 from aqakit.results import read_history
-from aqakit.suite import SuiteEntry, suite_sets
+from aqakit.suite import SUITE, SuiteEntry, suite_sets
 from aqakit.train.auto import AUTO_FILE, run_auto
 from aqakit.train.config import build_config
 from aqakit.train.runner import CONFIG_FILE, DATA_FILE, SUMMARY_FILE, train_run
@@ -172,7 +172,7 @@ def suite_table(records_dir: Path, variants: Sequence[str] | None = None) -> str
     deep = [label for label in labels if label != AUTO]
     header = ["set", *deep] + (["auto: choice", "auto: validation", "auto: test", "auto − ridge (test)"] if AUTO in labels else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    order = [s.name for s in suite_sets_order()]
+    order = [s.name for s in SUITE]
     for set_name in sorted(by_set, key=lambda n: order.index(n) if n in order else len(order)):
         row = by_set[set_name]
         cells, means = [set_name], {}
@@ -218,9 +218,3 @@ def _auto_cells(record_dir: Path | None, ridge: float | None) -> list[str]:
     gap = "–" if ridge is None else f"{test - ridge:+.3f}"
     return [auto["chosen"], f"{auto['chosen_validation']:.3f}", f"{test:.3f}", gap]
 
-
-def suite_sets_order() -> list[Any]:
-    """The suite's sets in their listed order (for the table's rows)."""
-    from aqakit.suite import SUITE
-
-    return list(SUITE)

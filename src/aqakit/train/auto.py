@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from aqakit.errors import ConfigError, RunDirectoryError
-from aqakit.metrics import fisher_z_mean
+from aqakit.metrics import fisher_transform, fisher_z_mean
 from aqakit.models import is_closed_form
 from aqakit.train.config import RunConfig, build_config
 from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE, train_run
@@ -93,7 +93,7 @@ def validation_figure(fold_spearman: Sequence[float]) -> tuple[float, float]:
     """The Fisher-z mean of the folds' Spearmans and the standard error of that mean in z units
     (z spread over folds / sqrt(K)); a NaN fold (constant predictions) counts as a Spearman of 0."""
     values = np.nan_to_num(np.asarray(fold_spearman, dtype=np.float64), nan=0.0)
-    z = np.arctanh(np.clip(values, -1 + 1e-7, 1 - 1e-7))
+    z = fisher_transform(values)
     z_se = float(np.std(z, ddof=1) / math.sqrt(len(z))) if len(z) > 1 else 0.0
     return fisher_z_mean(values), z_se
 
@@ -106,8 +106,8 @@ def choose(results: Sequence[CandidateResult], rule: str) -> CandidateResult:
     best = max(validated, key=lambda r: r.validation)
     if rule == "max":
         return best
-    floor = math.atanh(best.validation) - best.z_standard_error
-    return next(r for r in validated if math.atanh(r.validation) >= floor)
+    floor = fisher_transform(best.validation) - best.z_standard_error
+    return next(r for r in validated if fisher_transform(r.validation) >= floor)
 
 
 def candidate_config(candidate: Candidate, benchmark: str, family: str, base: dict[str, Any]) -> RunConfig:
