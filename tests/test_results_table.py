@@ -1,0 +1,79 @@
+"""The one results table: rendered from run records and a spec; the README's copy is the generated one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from aqakit.errors import DataError
+from aqakit.results_table import END_MARKER, START_MARKER, read_table, write_into
+from runs import write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spec(tmp_path, rows, average="average"):
+    spec = {"records": "runs", "columns": {"fisv-tes": "TES", "fisv-pcs": "PCS"}, "rows": rows}
+    if average:
+        spec["average"] = average
+    path = tmp_path / "table.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_cells_are_seed_means_with_the_fisher_z_average_and_the_paper_apart(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_run(tmp_path / "runs", "a-tes", "fisv-tes", [0.5, 0.7], epochs=100)
+    write_run(tmp_path / "runs", "a-pcs", "fisv-pcs", [0.8, 0.8], epochs=100)
+    spec = _spec(tmp_path, [{"label": "model a", "runs": {"fisv-tes": "a-tes", "fisv-pcs": "a-pcs"},
+                             "paper": {"fisv-tes": 0.9, "fisv-pcs": 0.95, "source": "A, 2024"}}])
+    table = read_table(spec).render()
+    row = next(line for line in table.splitlines() if line.startswith("| model a"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    expected_average = np.tanh(np.mean([np.mean(np.arctanh([0.5, 0.7])), np.arctanh(0.8)]))
+    paper_average = np.tanh(np.mean(np.arctanh([0.9, 0.95])))
+    assert cells == ["model a", "0.600 ± 0.141", "0.800 ± 0.000", f"{expected_average:.3f}", "2 × 100",
+                     f"0.900 / 0.950 / {paper_average:.3f} (A, 2024)"]
+
+
+def test_a_missing_column_shows_a_dash_and_no_average(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_run(tmp_path / "runs", "b-tes", "fisv-tes", [0.4])
+    table = read_table(_spec(tmp_path, [{"label": "b", "runs": {"fisv-tes": "b-tes"}}])).render()
+    row = next(line for line in table.splitlines() if line.startswith("| b "))
+    assert [cell.strip() for cell in row.strip("|").split("|")][1:4] == ["0.400 (one seed)", "–", "–"]
+
+
+def test_bad_specs_name_the_row(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_run(tmp_path / "runs", "c-pcs", "fisv-pcs", [0.4])
+    with pytest.raises(DataError, match=r"row 1: .* is a fisv-pcs run, listed under fisv-tes"):
+        read_table(_spec(tmp_path, [{"label": "c", "runs": {"fisv-tes": "c-pcs"}}]))
+    with pytest.raises(DataError, match=r"row 1: run for unknown column 'rg-ball'"):
+        read_table(_spec(tmp_path, [{"label": "c", "runs": {"rg-ball": "c-pcs"}}]))
+    with pytest.raises(DataError, match=r"not an aqakit run directory"):
+        read_table(_spec(tmp_path, [{"label": "c", "runs": {"fisv-tes": "missing"}}]))
+
+
+def test_write_into_replaces_only_the_marked_table(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(f"before\n{START_MARKER}\nold\n{END_MARKER}\nafter\n")
+    write_into(page, "| new |")
+    assert page.read_text() == f"before\n{START_MARKER}\n| new |\n{END_MARKER}\nafter\n"
+    (tmp_path / "plain.md").write_text("no markers")
+    with pytest.raises(DataError, match="no results-table markers"):
+        write_into(tmp_path / "plain.md", "| new |")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/results/index.md"])
+def test_the_committed_tables_are_the_generated_one(page):
+    """The README's and the docs' table equal what the committed records render (never typed by hand)."""
+    generated = read_table(ROOT / "docs/results/table.yaml").render()
+    text = (ROOT / page).read_text()
+    found = re.search(re.escape(START_MARKER) + r"\n(.*?)\n" + re.escape(END_MARKER), text, re.DOTALL)
+    assert found is not None, f"{page} has no generated results table"
+    assert found.group(1) == generated
