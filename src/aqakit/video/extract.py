@@ -30,9 +30,10 @@ import torch
 
 import aqakit
 from aqakit.errors import AqakitError, ConfigError
-from aqakit.video.backbones import ClipBackbone, backbone_class
+from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
+from aqakit.video.registry import backbone_class
 
 
 @dataclass
