@@ -1,19 +1,11 @@
-"""I3D (Carreira & Zisserman, CVPR 2017): Inception-v1 inflated to 3-D, RGB stream, in plain PyTorch.
+"""I3D (Carreira & Zisserman, CVPR 2017), RGB stream, in plain PyTorch, and its Kinetics-400 weights.
 
-The layer names, widths and TensorFlow 'SAME' padding follow DeepMind's ``kinetics-i3d`` so that
-its Kinetics-400 weights load unchanged from an ``.npz`` file in the TensorFlow/Flax layout
-(see :func:`load_i3d`). Every convolution is conv (no bias) -> batch norm (bias, no scale,
-eps 1e-3) -> ReLU, except the final 1x1x1 classifier (a biased conv, no norm).
-
-Input: RGB clips ``(B, 3, T, H, W)`` scaled to [-1, 1]. Any T, H, W >= 1 work (the usual input
-is 16 or 64 frames of 224x224). :meth:`I3D.forward` returns an :class:`I3DOutput` with
-
-- ``features`` (B, 1024): the global average of the Mixed_5c map over time and space — the
-  "I3D feature" of AQA work;
-- ``logits`` (B, 400): Kinetics-400 class scores. As in DeepMind's code, the Mixed_5c map is
-  average-pooled with a (2, 7, 7) window, stride 1, 'VALID' padding, classified per position and
-  averaged. For maps smaller than the window (short or small inputs) the window shrinks to the
-  map's size, a choice of this port (the reference code fails there).
+The network follows DeepMind's ``kinetics-i3d`` layer by layer (names, widths, TensorFlow 'SAME'
+padding), so that its weights load unchanged from a Flax-layout ``.npz`` (:func:`load_i3d`).
+:meth:`I3D.forward` maps RGB clips ``(B, 3, T, H, W)`` in [-1, 1] to ``features`` (B, 1024), the
+global average of Mixed_5c, and ``logits`` (B, 400). :class:`I3DBackbone` is the clip backbone;
+:data:`I3D_KINETICS400` the released weights. The checks against DeepMind's definition and the
+revisions of this port: docs/video.md.
 """
 
 from __future__ import annotations
