@@ -1,8 +1,9 @@
 """The ``aqakit`` command line: train, eval, predict, datasets, bench, results, extract, score, suite.
 
 Each command parses its arguments, calls the library (:mod:`aqakit.train`, :mod:`aqakit.pipeline`,
-:mod:`aqakit.video` ...) and prints. Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
-``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
+:mod:`aqakit.video` ...) and prints. Every user-caused error (an :class:`~aqakit.errors.AqakitError`)
+is printed as one line ``error: ...`` and exits with status 2; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations

@@ -332,7 +332,10 @@ def resolve_benchmark(benchmark: str, overrides: dict[str, Any] | None = None) -
     ``$AQAKIT_DATA/<family>`` when that folder exists (see :func:`find_data_root`).
     """
     values = dict(overrides or {})
-    options = dict(values.get("benchmark_args") or {})
+    given = values.get("benchmark_args") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"benchmark_args must be a mapping of options, got {given!r}")
+    options = dict(given)
     options.update({key.split(".", 1)[1]: value for key, value in values.items() if key.startswith("benchmark_args.")})
     adapter = get_benchmark(benchmark, **options)
     for key, kind in adapter.option_types.items():  # saved absolute, so eval and resume work from anywhere
