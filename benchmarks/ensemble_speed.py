@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from aqakit.bench import append_result
-from aqakit.data.benchmarks import get_benchmark
 from aqakit.train.config import build_config, parse_override
 from aqakit.train.runner import train_run
 
@@ -37,7 +36,6 @@ def main() -> None:
     parser.add_argument("--record", type=Path, default=None, help="append the result to this .jsonl file")
     args = parser.parse_args()
 
-    adapter = get_benchmark(args.benchmark)
     overrides = dict(parse_override(text) for text in args.overrides)
     if args.data_root:
         overrides["data_root"] = str(Path(args.data_root).resolve())
@@ -45,7 +43,7 @@ def main() -> None:
     seconds, summaries = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for mode in ("sequential", "ensemble"):
-            config = build_config(args.model, args.benchmark, adapter.family, {**overrides, "train.ensemble": mode == "ensemble"})
+            config = build_config(args.model, args.benchmark, {**overrides, "train.ensemble": mode == "ensemble"})
             started = time.perf_counter()
             summaries[mode] = train_run(config, Path(folder) / mode, seeds, device=args.device)
             seconds[mode] = time.perf_counter() - started

@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from aqakit.bench import append_result
-from aqakit.video.backbones import load_backbone
-from aqakit.video.decode import DecodeOptions
+from aqakit.video.registry import load_backbone
 from aqakit.video.extract import extract_video
 
 DEFAULT_WEIGHTS = Path(os.environ.get("AQAKIT_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")) / "i3d" / "i3d_kinetics400_rgb.npz"
@@ -63,11 +62,12 @@ def main() -> None:
     args = parser.parse_args()
 
     backbone = load_backbone("i3d", args.weights, args.device)
-    warm_up = np.zeros((min(args.batch_size, 2), args.clip_len, 224, 224, 3), np.uint8)
+    transform = backbone.weights.transform
+    warm_up = np.zeros((min(args.batch_size, 2), args.clip_len, transform.crop_size, transform.crop_size, 3), np.uint8)
     backbone.encode(warm_up)
     with tempfile.TemporaryDirectory() as folder:
         video = args.video or write_test_video(Path(folder) / "bench.mp4", args.clips * args.clip_len)
-        timing = extract_video(video, backbone, args.clip_len, DecodeOptions(size=224), args.batch_size).timing
+        timing = extract_video(video, backbone, args.clip_len, transform.decode_options(), args.batch_size).timing
     total = timing.decode_seconds + timing.model_seconds
     device = backbone.device
     result = {

@@ -46,7 +46,7 @@ def main() -> None:
     overrides = {"benchmark_args": data, "train.epochs": args.epochs, "train.precision": "32-true",
                  **dict(parse_override(text) for text in args.overrides)}
     # the model's generic preset (<model>.yaml), the one a user's own data gets
-    config = build_config(args.model, "synthetic", "synthetic", overrides, preset=args.model)
+    config = build_config(args.model, "synthetic", overrides, preset=args.model)
     result: dict = {"benchmark": "short_videos", "model": args.model, "videos": args.videos, "dim": args.dim,
                     "crop_len": config.train.crop_len, "epochs": args.epochs}
     with tempfile.TemporaryDirectory() as folder:

@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 
 from aqakit.bench import append_result
-from aqakit.data.benchmarks import get_benchmark
 from aqakit.train.config import build_config
 from aqakit.train.runner import train_run
 
@@ -37,11 +36,10 @@ def main() -> None:
     parser.add_argument("--record", type=Path, default=None, help="append the result to this .jsonl file")
     args = parser.parse_args()
 
-    adapter = get_benchmark(args.benchmark)
     overrides = {"train.epochs": args.epochs}
     if args.data_root:
         overrides["data_root"] = str(Path(args.data_root).resolve())
-    config = build_config(args.model, args.benchmark, adapter.family, overrides)
+    config = build_config(args.model, args.benchmark, overrides)
     with tempfile.TemporaryDirectory() as folder:
         timing = train_run(config, Path(folder) / "run", [0])["per_seed"][0]["timing"]  # epoch 0 left out
     result = {

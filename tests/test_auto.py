@@ -31,7 +31,7 @@ def test_one_se_prefers_the_cheaper_candidate_inside_the_noise_and_max_takes_the
 
 def test_auto_validates_every_candidate_on_folds_and_reads_test_only_for_the_winner(tmp_path, recorded_splits):
     read_splits = recorded_splits
-    record = run_auto("synthetic", "synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES, folds=3)
+    record = run_auto("synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES, folds=3)
     assert read_splits.count("test") == 1 and read_splits[-1] == "test"  # the final run alone reads test
     assert [c["label"] for c in record["candidates"]] == ["ridge", "gdlt-tiny"]
     assert all(len(c["fold_spearman"]) == 3 and c["status"] == "validated" for c in record["candidates"])
@@ -46,7 +46,7 @@ def test_auto_validates_every_candidate_on_folds_and_reads_test_only_for_the_win
 
 
 def test_a_candidate_over_the_budget_is_skipped_and_said_so(tmp_path):
-    record = run_auto("synthetic", "synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES, folds=2,
+    record = run_auto("synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES, folds=2,
                       budget_minutes=1e-6)
     ridge, gdlt = record["candidates"]
     assert ridge["status"] == "validated" and gdlt["status"].startswith("skipped: about")
@@ -54,10 +54,10 @@ def test_a_candidate_over_the_budget_is_skipped_and_said_so(tmp_path):
 
 
 def test_an_existing_search_is_resumed_or_refused(tmp_path):
-    first = run_auto("synthetic", "synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES[:1], folds=2)
+    first = run_auto("synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES[:1], folds=2)
     with pytest.raises(RunDirectoryError, match="--overwrite .* or --resume"):
-        run_auto("synthetic", "synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES[:1], folds=2)
-    again = run_auto("synthetic", "synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES[:1], folds=2,
+        run_auto("synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES[:1], folds=2)
+    again = run_auto("synthetic", tmp_path / "auto", overrides=DATA, candidates=CANDIDATES[:1], folds=2,
                      resume=True)
     assert again["candidates"][0]["fold_spearman"] == first["candidates"][0]["fold_spearman"]
 

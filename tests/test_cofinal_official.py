@@ -214,9 +214,9 @@ def test_score_divisor_picks_the_label_space() -> None:
 def test_released_divisor_only_for_the_released_data_and_a_warning_when_scores_are_out_of_reach() -> None:
     from aqakit.train.config import build_config
 
-    assert build_config("cofinal-official", "csv", "csv").model.args["score_divisor"] is None
-    assert build_config("cofinal-official", "fisv-tes", "fisv").model.args["score_divisor"] == 25.0
-    assert build_config("cofinal-official", "rg-ball", "rg").model.args["score_divisor"] == 25.0
+    assert build_config("cofinal-official", "csv").model.args["score_divisor"] is None
+    assert build_config("cofinal-official", "fisv-tes").model.args["score_divisor"] == 25.0
+    assert build_config("cofinal-official", "rg-ball").model.args["score_divisor"] == 25.0
     with pytest.warns(UserWarning, match=r"only scores in \[-12\.5, 37\.75\] can be predicted, .* \[0, 1000\]"):
         create_model("cofinal-official", in_dim=8, score_scale=ScoreScale(0.0, 1000.0), **TINY)
     with warnings.catch_warnings():

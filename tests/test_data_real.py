@@ -73,7 +73,7 @@ def test_mtl_aqa_official_labels_train_a_model(tmp_path):
     features.mkdir()
     for vid in train.ids + test.ids:
         np.save(features / f"{vid}.npy", rng.normal(size=(int(rng.integers(1, 6)), 8)).astype(np.float32))
-    config = build_config("gdlt", "mtl-aqa", "mtl-aqa", {
+    config = build_config("gdlt", "mtl-aqa", {
         "data_root": str(root), "benchmark_args.features_dir": str(features), "train.epochs": 1,
         "train.batch_size": 64, "train.crop_len": 3, "model.args": {"hidden_dim": 16},
     })

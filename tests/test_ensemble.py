@@ -24,7 +24,7 @@ def tiny_config(name: str, **overrides):
         "train.precision": "32-true",
         **overrides,
     }  # fmt: skip
-    return build_config(name, "synthetic", "synthetic", settings)
+    return build_config(name, "synthetic", settings)
 
 
 def read_rows(path):

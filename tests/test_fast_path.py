@@ -68,7 +68,7 @@ def test_bf16_autocast_stays_close_to_float32(tmp_path, name):
     """A tiny run in bf16-mixed ends within a small tolerance of the same run in float32."""
     runs = {}
     for mode in ("32-true", "bf16-mixed"):
-        config = build_config(name, "synthetic", "synthetic", {**TINY_RUN, "train.precision": mode})
+        config = build_config(name, "synthetic", {**TINY_RUN, "train.precision": mode})
         runs[mode] = train_run(config, tmp_path / mode, [0])["per_seed"][0]
     assert runs["bf16-mixed"]["precision"] == "bf16-mixed" and runs["32-true"]["precision"] == "32-true"
     fp32, bf16 = runs["32-true"]["test"], runs["bf16-mixed"]["test"]
@@ -85,7 +85,7 @@ def test_compiled_training_runs_and_matches_eager(tmp_path):
     """train.compile: true trains to the same result as eager mode (up to float tolerance)."""
     results = {}
     for compiled in (False, True):
-        config = build_config("gdlt", "synthetic", "synthetic", {**TINY_RUN, "train.epochs": 1, "train.compile": compiled})
+        config = build_config("gdlt", "synthetic", {**TINY_RUN, "train.epochs": 1, "train.compile": compiled})
         results[compiled] = train_run(config, tmp_path / str(compiled), [0])["per_seed"][0]["test"]
     assert results[True]["spearman"] == pytest.approx(results[False]["spearman"], abs=1e-4)
     assert results[True]["mae"] == pytest.approx(results[False]["mae"], rel=1e-4)

@@ -210,15 +210,15 @@ def test_bad_hparams_are_config_errors(hparams: dict, message: str) -> None:
 
 
 def test_presets_follow_the_paper() -> None:
-    fisv = build_config("query-decoder", "fisv-tes", "fisv")
-    rg = build_config("query-decoder", "rg-ball-total", "rg")
+    fisv = build_config("query-decoder", "fisv-tes")
+    rg = build_config("query-decoder", "rg-ball-total")
     for config in (fisv, rg):
         args = config.model.args
         assert (args["width"], args["n_heads"], args["n_layers"], args["dropout"]) == (1024, 4, 2, 0.7)
         assert (config.optim.name, config.optim.lr) == ("adam", 1e-4)
     assert (fisv.model.args["n_queries"], fisv.train.batch_size, fisv.train.crop_len) == (136, 32, 136)
     assert (rg.model.args["n_queries"], rg.train.batch_size, rg.train.crop_len) == (68, 48, 68)
-    synthetic = build_config("query-decoder", "synthetic", "synthetic")
+    synthetic = build_config("query-decoder", "synthetic")
     assert synthetic.model.args["width"] == 64 and synthetic.train.epochs <= 30
 
 

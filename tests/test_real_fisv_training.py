@@ -18,7 +18,7 @@ from aqakit.train.runner import train_run
 
 @pytest.mark.slow
 def test_gdlt_learns_fisv_pcs_in_a_short_run(fisv_root, tmp_path):
-    config = build_config("gdlt", "fisv-pcs", "fisv", {"data_root": str(fisv_root), "train.epochs": 10})
+    config = build_config("gdlt", "fisv-pcs", {"data_root": str(fisv_root), "train.epochs": 10})
     summary = train_run(config, tmp_path / "run", [0])
     seed = json.loads((tmp_path / "run" / "seed-0" / "summary.json").read_text())
     assert seed["selected_epoch"] == 9 and seed["selection"] == "final"

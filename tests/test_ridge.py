@@ -104,7 +104,7 @@ def test_a_checkpoint_round_trip_keeps_every_prediction(tmp_path):
 
 
 def test_aqakit_train_fits_ridge_on_each_seeds_training_part(tmp_path):
-    config = build_config("ridge", "synthetic", "synthetic", {
+    config = build_config("ridge", "synthetic", {
         "benchmark_args": {"n_train": 60, "n_test": 30, "dim": 8}, "train.select": "best-val"})
     summary = train_run(config, tmp_path / "run", [0, 1])
     seeds = summary["per_seed"]
@@ -118,6 +118,6 @@ def test_aqakit_train_fits_ridge_on_each_seeds_training_part(tmp_path):
 
 def test_ridge_refuses_epochs_and_ensembles():
     with pytest.raises(ConfigError, match="closed form"):
-        build_config("ridge", "synthetic", "synthetic", {"train.epochs": 5})
+        build_config("ridge", "synthetic", {"train.epochs": 5})
     with pytest.raises(ConfigError, match="closed form"):
-        build_config("ridge", "synthetic", "synthetic", {"train.ensemble": True})
+        build_config("ridge", "synthetic", {"train.ensemble": True})

@@ -33,7 +33,7 @@ def padded_to_the_crop(self, indices, crop_len, generator):
 @pytest.mark.parametrize("model", sorted(NO_DROPOUT))
 def test_short_videos_train_to_the_same_metrics_whatever_the_padding(tmp_path, monkeypatch, model):
     args = {f"model.args.{key}": value for key, value in NO_DROPOUT[model].items()}
-    config = build_config(model, "synthetic", "synthetic", {
+    config = build_config(model, "synthetic", {
         "benchmark_args": {"n_train": 40, "n_test": 20, "dim": 8, "min_clips": 1, "max_clips": 3, "n_procedures": 1},
         "train.epochs": 2, "train.batch_size": 16, "train.crop_len": 24, "train.precision": "32-true", **args})
     summaries = [train_run(config, tmp_path / "short", [0])]

@@ -32,7 +32,7 @@ def test_the_test_curve_is_described_when_no_validation_split_was_carved_and_sho
 
 
 def test_a_trained_run_records_its_late_swing(tmp_path):
-    config = build_config("gdlt", "synthetic", "synthetic", {
+    config = build_config("gdlt", "synthetic", {
         "benchmark_args": {"n_train": 32, "n_test": 16, "dim": 8}, "model.args": {"hidden_dim": 16, "n_heads": 2},
         "train.epochs": 6, "train.crop_len": 12})
     summary = train_run(config, tmp_path / "run", [0])

@@ -29,7 +29,7 @@ TINY = {
 
 
 def tiny_config(**overrides):
-    return build_config("gdlt", "synthetic", "synthetic", {**TINY, **overrides})
+    return build_config("gdlt", "synthetic", {**TINY, **overrides})
 
 
 def read_rows(path):
@@ -142,7 +142,7 @@ def test_scoring_the_test_split_every_epoch_does_not_change_training(tmp_path, m
     for every_epoch in (True, False):
         run = tmp_path / str(every_epoch)
         overrides = {**TINY, "model.args": args, "train.eval_test_every_epoch": every_epoch}
-        summary = train_run(build_config(model, "synthetic", "synthetic", overrides), run, [0])
+        summary = train_run(build_config(model, "synthetic", overrides), run, [0])
         runs[every_epoch] = (summary, [r["train_loss"] for r in read_rows(run / "seed-0" / "metrics.csv")])
     assert runs[True][1] == runs[False][1]
     assert runs[True][0]["test"] == runs[False][0]["test"]
@@ -294,7 +294,7 @@ def test_any_dimension_and_length_trains_from_a_csv_folder(tmp_path):
         np.save(tmp_path / "data" / "features" / f"clip{i}.npy", rng.normal(size=(clips, 5)).astype(np.float64))
         lines.append(f"clip{i},{1000 + 50 * i},{'test' if i % 4 == 3 else 'train'}")
     (tmp_path / "data" / "labels.csv").write_text("\n".join(lines) + "\n")
-    config = build_config("gdlt", "csv", "csv", {
+    config = build_config("gdlt", "csv", {
         "data_root": str(tmp_path / "data"), "train.epochs": 2, "train.batch_size": 4, "train.crop_len": 16,
         "model.args": {"hidden_dim": 8}, "train.select": "final",
     })
@@ -316,7 +316,7 @@ def csv_folder(folder, scores: dict[str, tuple[float, str]], clips: int = 3, dim
 
 
 def csv_config(folder, **overrides):
-    return build_config("gdlt", "csv", "csv", {
+    return build_config("gdlt", "csv", {
         "data_root": str(folder), "train.epochs": 2, "train.batch_size": 4, "train.crop_len": 4,
         "model.args": {"hidden_dim": 8}, **overrides,
     })
@@ -386,31 +386,31 @@ def test_ema_decay_outside_its_range_is_a_config_error():
 
 
 def test_data_without_a_preset_of_its_own_gets_the_robust_generic_one():
-    config = build_config("gdlt", "csv", "csv")
+    config = build_config("gdlt", "csv")
     assert (config.train.select, config.train.ema_decay, config.train.epochs) == ("best-val", 0.99, 100)
-    assert build_config("gdlt", "fisv-pcs", "fisv").train.select == "final"  # a benchmark's own preset: as released
-    assert build_config("cofinal", "mtl-aqa", "mtl-aqa").model.args["grade_targets"] == "two-hot"
-    assert build_config("ridge", "csv", "csv").model.name == "ridge"
+    assert build_config("gdlt", "fisv-pcs").train.select == "final"  # a benchmark's own preset: as released
+    assert build_config("cofinal", "mtl-aqa").model.args["grade_targets"] == "two-hot"
+    assert build_config("ridge", "csv").model.name == "ridge"
 
 
 def test_the_most_specific_preset_wins():
-    assert build_config("gdlt", "fisv-tes", "fisv").train.epochs == 100  # gdlt-fisv-tes.yaml
-    assert build_config("gdlt", "fisv-pcs", "fisv").train.epochs == 200  # gdlt-fisv.yaml: gdlt.yaml as released
-    assert build_config("gdlt", "rg-ball", "rg").train.epochs == 250  # gdlt-rg.yaml
+    assert build_config("gdlt", "fisv-tes").train.epochs == 100  # gdlt-fisv-tes.yaml
+    assert build_config("gdlt", "fisv-pcs").train.epochs == 200  # gdlt-fisv.yaml: gdlt.yaml as released
+    assert build_config("gdlt", "rg-ball").train.epochs == 250  # gdlt-rg.yaml
 
 
 def test_a_named_preset_or_a_yaml_file_replaces_the_default_one(tmp_path):
-    assert build_config("gdlt", "fisv-pcs", "fisv", preset="gdlt-fisv-tes").train.epochs == 100
+    assert build_config("gdlt", "fisv-pcs", preset="gdlt-fisv-tes").train.epochs == 100
     own = tmp_path / "mine.yaml"
     own.write_text("base: gdlt-fisv-tes\ntrain: {crop_len: 32}\n")  # builds on a built-in preset
-    config = build_config("gdlt", "fisv-pcs", "fisv", {"train.batch_size": 8}, preset=str(own))
+    config = build_config("gdlt", "fisv-pcs", {"train.batch_size": 8}, preset=str(own))
     assert (config.train.epochs, config.train.crop_len, config.train.batch_size) == (100, 32, 8)
     with pytest.raises(ConfigError, match="unknown preset 'gdlt-fisv-xyz'; built-in presets: .*gdlt-fisv-tes"):
-        build_config("gdlt", "fisv-pcs", "fisv", preset="gdlt-fisv-xyz")
+        build_config("gdlt", "fisv-pcs", preset="gdlt-fisv-xyz")
     with pytest.raises(ConfigError, match="preset file .*missing.yaml not found"):
-        build_config("gdlt", "fisv-pcs", "fisv", preset=str(tmp_path / "missing.yaml"))
+        build_config("gdlt", "fisv-pcs", preset=str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="is for model 'cofinal', not 'gdlt'"):
-        build_config("gdlt", "fisv-pcs", "fisv", preset="cofinal-fisv")
+        build_config("gdlt", "fisv-pcs", preset="cofinal-fisv")
 
 
 def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
@@ -429,7 +429,7 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
 def test_every_built_in_preset_builds_a_model_that_scores(preset):
     named = RunConfig()
     apply_preset(named, named_preset(preset))  # the preset (or its base) names its model
-    config = build_config(named.model.name, "synthetic", "synthetic", preset=preset)
+    config = build_config(named.model.name, "synthetic", preset=preset)
     torch.manual_seed(0)
     model = create_model(config.model.name, in_dim=16, score_scale=ScoreScale(0.0, 10.0), **config.model.args)
     if model.closed_form:

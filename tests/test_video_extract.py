@@ -15,9 +15,10 @@ from videos import write_frame_folder, write_random_i3d_weights, write_video  # 
 
 from aqakit.data.features import load_feature_file  # noqa: E402
 from aqakit.errors import ConfigError  # noqa: E402
-from aqakit.video.backbones import I3DBackbone, load_backbone  # noqa: E402
+from aqakit.video.i3d import I3DBackbone  # noqa: E402
 from aqakit.video.decode import DecodeOptions, iter_frames  # noqa: E402
 from aqakit.video.extract import _EvenlySpaced, extract_folder, extract_video, find_videos  # noqa: E402
+from aqakit.video.registry import load_backbone  # noqa: E402
 
 SMALL = DecodeOptions(size=32)
 
@@ -307,7 +308,7 @@ def test_short_side_and_crop_are_set_apart(backbone, tmp_path):
 def test_score_extracts_as_the_checkpoints_record_says(tmp_path):
     """The record of a checkpoint (a manifest's extraction) gives score's decoding: uniform sample, short side, crop;
     an old record (no revision, no frames_per_video) of i3d is refused, naming the fix."""
-    from aqakit.explain.scoring import extraction_plan
+    from aqakit.pipeline.score_video import extraction_plan
 
     record = {"backbone": "i3d", "clip_len": 16, "fps": None, "crop_size": 224, "short_side": 256, "upright": True,
               "folder_fps": 25.0, "frames_per_video": 160, "backbone_revision": 2}

@@ -11,7 +11,8 @@ from conftest import DATA
 from videos import i3d_flax_arrays
 
 from aqakit.errors import ConfigError, DataError
-from aqakit.video.i3d import I3D, REVISION, I3DWeights, MaxPool3dSame, same_padding
+from aqakit.video.i3d import I3D, REVISION, MaxPool3dSame, class_names, load_i3d, same_padding
+from aqakit.video.manifest import file_sha256
 
 I3D_DIR = DATA / "i3d"
 WEIGHTS = I3D_DIR / "i3d_kinetics400_rgb.npz"
@@ -96,30 +97,30 @@ def test_weights_round_trip_from_the_flax_layout(tmp_path):
     arrays = i3d_flax_arrays(I3D())
     path = tmp_path / "w.npz"
     np.savez(path, **arrays)
-    model = I3DWeights(path).build()
+    model = load_i3d(path)
     unit = dict(model.units())["Mixed_4c/Branch_2/Conv3d_0b_3x3"]
     kernel = arrays["params/Mixed_4c/Branch_2/Conv3d_0b_3x3/Conv_0/kernel"]  # (D, H, W, I, O)
     assert torch.equal(unit.conv.weight[5, 3, 2, 1, 0], torch.tensor(kernel[2, 1, 0, 3, 5]))
     mean = arrays["batch_stats/Mixed_4c/Branch_2/Conv3d_0b_3x3/BatchNorm_0/mean"].reshape(-1)
     assert torch.equal(unit.norm.running_mean, torch.from_numpy(mean))
     assert torch.equal(model.classifier.bias, torch.from_numpy(arrays["params/Logits/Conv3d_0c_1x1/Conv_0/bias"]))
-    assert I3DWeights(path).class_names()[3] == "class_3"
+    assert class_names(path)[3] == "class_3"
 
     del arrays["params/Mixed_5c/Branch_3/Conv3d_0b_1x1/BatchNorm_0/bias"]
     np.savez(path, **arrays)
     with pytest.raises(DataError, match=r"w\.npz: missing array 'params/Mixed_5c/Branch_3/Conv3d_0b_1x1"):
-        I3DWeights(path).build()
+        load_i3d(path)
 
 
 def test_missing_or_unreadable_weights(tmp_path):
     with pytest.raises(ConfigError, match="nope.npz: I3D weights file not found"):
-        I3DWeights(tmp_path / "nope.npz").build()
+        load_i3d(tmp_path / "nope.npz")
     (tmp_path / "bad.npz").write_text("not an archive")
     with pytest.raises(DataError, match=r"bad\.npz: not an \.npz archive"):
-        I3DWeights(tmp_path / "bad.npz").build()
+        load_i3d(tmp_path / "bad.npz")
     (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 and then nothing")
     with pytest.raises(DataError, match=r"cut\.npz: not a readable \.npz"):
-        I3DWeights(tmp_path / "cut.npz").build()
+        load_i3d(tmp_path / "cut.npz")
 
 
 @pytest.fixture(scope="module")
@@ -133,18 +134,17 @@ def cricket_logits() -> torch.Tensor:
     frames = np.stack(list(iter_frames(CRICKET)))  # (79, 224, 224, 3) uint8
     clip = torch.from_numpy(frames).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
     with torch.inference_mode():
-        return I3DWeights(WEIGHTS).build()(clip).logits[0]
+        return load_i3d(WEIGHTS)(clip).logits[0]
 
 
 @pytest.mark.slow
 def test_kinetics_weights_recognise_the_cricket_clip(cricket_logits):
     """Top-1 is 'playing cricket'."""
-    weights = I3DWeights(WEIGHTS)
     probabilities = cricket_logits.softmax(-1)
-    names = weights.class_names()
+    names = class_names(WEIGHTS)
     assert len(names) == 400 and names[int(probabilities.argmax())] == "playing cricket"
     assert float(probabilities.max()) > 0.9
-    assert len(weights.sha256()) == 64
+    assert len(file_sha256(WEIGHTS)) == 64
 
 
 @pytest.mark.slow

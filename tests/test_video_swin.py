@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("torchvision", reason="torchvision is not installed (optional: pip install 'aqakit[swin]')")
 
 from aqakit.errors import ConfigError, DataError  # noqa: E402
-from aqakit.video.backbones import load_backbone  # noqa: E402
+from aqakit.video.registry import load_backbone  # noqa: E402
 from aqakit.video.swin import IMAGENET_MEAN, build_swin3d_b  # noqa: E402
 
 

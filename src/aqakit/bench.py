@@ -36,7 +36,6 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
-from aqakit.data.benchmarks import get_benchmark
 from aqakit.errors import ConfigError
 from aqakit.models import AQAModel, create_model, is_closed_form
 from aqakit.train.config import RunConfig, build_config
@@ -288,14 +287,13 @@ def run_bench(models: list[str], settings: BenchSettings) -> dict[str, Any]:
     settings.check()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    adapter = get_benchmark(settings.benchmark)
     overrides = dict(settings.overrides or {})
     overrides["train.epochs"] = settings.train_epochs
     overrides["train.select"] = "final"
     if settings.data_root is not None:
         overrides["data_root"] = str(Path(settings.data_root).resolve())
-    configs = [build_config(name, settings.benchmark, adapter.family,
-                            {**overrides, "train.epochs": 1} if is_closed_form(name) else overrides) for name in models]
+    configs = [build_config(name, settings.benchmark, {**overrides, "train.epochs": 1} if is_closed_form(name) else overrides)
+               for name in models]
     splits = read_data(configs[0], with_test=True)  # every preset reads the same benchmark
     lengths = np.concatenate([splits.train.lengths, splits.test.lengths])
     peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),

@@ -1,50 +1,37 @@
 """The ``aqakit`` command line: train, eval, predict, datasets, bench, results, extract, score, suite.
 
-Every user-caused error (an :class:`~aqakit.errors.AqakitError`) is printed as one line
-``error: ...`` and exits with status 2; anything else is a bug and keeps its traceback.
+Each command parses its arguments, calls the library (:mod:`aqakit.train`, :mod:`aqakit.pipeline`,
+:mod:`aqakit.video` ...) and prints. Every user-caused error (an :class:`~aqakit.errors.AqakitError`)
+is printed as one line ``error: ...`` and exits with status 2; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aqakit.errors import AqakitError, ConfigError, DataError
+from aqakit.errors import AqakitError, ConfigError
 from aqakit.metrics import format_mean_std
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.")
 console = Console()
 err_console = Console(stderr=True)
 
-DATA_ENV = "AQAKIT_DATA"
-
-
-def _resolve_data_root(data_root: Optional[Path], benchmark: Any) -> Optional[Path]:
-    """--data-root, else ``$AQAKIT_DATA/<family>`` when that folder exists, else an error."""
-    if not benchmark.needs_data:
-        return None
-    if data_root is not None:
-        return data_root
-    env = os.environ.get(DATA_ENV)
-    if env and (Path(env) / benchmark.data_family).is_dir():
-        return Path(env) / benchmark.data_family
-    raise ConfigError(
-        f"benchmark {benchmark.name!r} needs its data: pass --data-root DIR "
-        f"(or set {DATA_ENV} to a folder holding {benchmark.data_family}/); "
-        "run `aqakit train` with no arguments for the built-in synthetic benchmark"
-    )
+def check_new_file(path: Path, overwrite: bool) -> None:
+    """ConfigError unless ``path`` can be written: absent (or ``overwrite``), in a folder that exists."""
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: the folder {path.parent} does not exist")
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -146,9 +133,8 @@ def train(
     With no arguments: GDLT on the built-in synthetic benchmark (no data needed). MODEL `auto`
     chooses the model and preset by k-fold validation on the training split (docs/auto.md).
     """
-    from aqakit.data.benchmarks import get_benchmark
     from aqakit.models import is_closed_form
-    from aqakit.train.config import build_config, parse_override
+    from aqakit.train.config import build_config, parse_override, require_data_root, resolve_benchmark
     from aqakit.train.precision import describe_precision
     from aqakit.train.runner import default_device, train_run
 
@@ -159,24 +145,20 @@ def train(
         values["train.epochs"] = epochs
     if ensemble:
         values["train.ensemble"] = True
-    benchmark_args = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("benchmark_args.")}
-    adapter = get_benchmark(benchmark, **benchmark_args)
-    for key, kind in adapter.option_types.items():  # saved absolute, so eval and resume work from anywhere
-        if kind is Path and benchmark_args.get(key) is not None:
-            values[f"benchmark_args.{key}"] = str(Path(benchmark_args[key]).resolve())
-    root = _resolve_data_root(data_root, adapter)
-    if root is not None:
-        values["data_root"] = str(root.resolve())
+    if data_root is not None:
+        values["data_root"] = str(data_root)
+    adapter, values = resolve_benchmark(benchmark, values)
+    require_data_root(adapter, values.get("data_root"))
     run_name = name or f"{model}-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = runs_dir / run_name
     seed_list = list(range(seed_base, seed_base + seeds))
     if model == "auto":
         if select is not None or epochs is not None or preset is not None or ensemble:
             raise ConfigError("aqakit train auto chooses the model and its preset: --select, --epochs, --preset and --ensemble do not apply")
-        _train_auto(benchmark, adapter.family, run_dir, values, seed_list, budget_minutes, folds, rule, candidates,
+        _train_auto(benchmark, run_dir, values, seed_list, budget_minutes, folds, rule, candidates,
                     overwrite=overwrite, resume=resume, as_json=as_json)
         return
-    config = build_config(model, benchmark, adapter.family, values, preset=preset)
+    config = build_config(model, benchmark, values, preset=preset)
     if not as_json:
         how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
                else describe_precision(config.train.precision, default_device()))
@@ -195,7 +177,7 @@ def train(
 
 
 def _train_auto(
-    benchmark: str, family: str, run_dir: Path, values: dict[str, Any], seeds: list[int], budget_minutes: float,
+    benchmark: str, run_dir: Path, values: dict[str, Any], seeds: list[int], budget_minutes: float,
     folds: int, rule: str, candidates: Optional[str], *, overwrite: bool, resume: bool, as_json: bool,
 ) -> None:
     """``aqakit train auto``: the search, a table of every candidate's validation figure, the winner's test figures."""
@@ -215,7 +197,7 @@ def _train_auto(
 
     try:
         with EpochProgress(0) as progress:
-            record = run_auto(benchmark, family, run_dir, overrides=values, candidates=chosen, folds=folds, rule=rule,
+            record = run_auto(benchmark, run_dir, overrides=values, candidates=chosen, folds=folds, rule=rule,
                               budget_minutes=budget_minutes, seeds=seeds, resume=resume, overwrite=overwrite,
                               on_epoch_end=progress.update, on_run_start=progress.restart, on_candidate=report)
     except KeyboardInterrupt:
@@ -244,42 +226,19 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """Evaluate a trained checkpoint on its benchmark (every clip, deterministic)."""
-    from aqakit.data.benchmarks import get_benchmark
-    from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
-    from aqakit.train.evaluate import predict_videos, score_metrics
-    from aqakit.train.runner import CONFIG_FILE
+    from aqakit.pipeline.evaluate import evaluate_checkpoint
 
-    folder = find_checkpoint(checkpoint)
-    model, meta = load_checkpoint(folder)
-    info = meta["info"]
-    adapter = get_benchmark(info["benchmark"], **info.get("benchmark_args", {}))
-    if data_root is None and adapter.needs_data:
-        run_config = next((p / CONFIG_FILE for p in folder.parents if (p / CONFIG_FILE).is_file()), None)
-        saved_root = _read_yaml(run_config).get("data_root") if run_config else None
-        data_root = Path(saved_root) if saved_root else None
-    videos = adapter.load(_resolve_data_root(data_root, adapter), split)
-    if videos.feature_dim != model.in_dim:
-        raise DataError(
-            f"{videos.source}: features have dimension {videos.feature_dim}, "
-            f"the model at {folder} expects {model.in_dim}"
-        )
-    predicted = predict_videos(model, videos)
-    result = {"checkpoint": str(folder), "benchmark": adapter.name, "split": split,
-              "selection": info.get("selection"), "epoch": info.get("epoch"),
-              **score_metrics(predicted, videos.scores, model)}
+    result = evaluate_checkpoint(checkpoint, data_root, split)
     if as_json:
-        console.print_json(json.dumps(result))
+        console.print_json(json.dumps(result.to_json()))
         return
-    table = Table(title=f"{meta['model']} on {adapter.name} ({split}, {len(videos)} videos)")
+    metrics = result.metrics
+    table = Table(title=f"{result.model} on {result.benchmark} ({split}, {result.n_videos} videos)")
     for key in ("spearman", "pearson", "rl2", "mse", "mae"):
         table.add_column(key, justify="right")
-    table.add_row(*(f"{result[k]:.4f}" for k in ("spearman", "pearson", "rl2", "mse", "mae")))
+    table.add_row(*(f"{metrics[k]:.4f}" for k in ("spearman", "pearson", "rl2", "mse", "mae")))
     console.print(table)
-    console.print(f"checkpoint {folder} (selection {info.get('selection')}, epoch {info.get('epoch')})")
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text()) or {}
+    console.print(f"checkpoint {result.checkpoint} (selection {result.selection}, epoch {result.epoch})")
 
 
 @app.command()
@@ -297,44 +256,12 @@ def predict(
     when its seeds start at 0); give a seed folder for another seed. The output names the
     checkpoint that scored the videos.
     """
-    from aqakit.data.features import load_videoset
-    from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
-    from aqakit.train.evaluate import predict_videos
+    from aqakit.pipeline.predict import predict_folder
 
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out}: the folder {out.parent} does not exist")
-    if not feature_dir.is_dir():
-        raise ConfigError(f"{feature_dir}: not a folder of .npy feature files")
-    folder = find_checkpoint(checkpoint)
-    model, meta = load_checkpoint(folder)
-    _check_backbone_revision(meta["info"].get("features"), feature_dir, folder)
-    ids = sorted(path.stem for path in feature_dir.glob("*.npy"))
-    if not ids:
-        raise ConfigError(f"{feature_dir}: no .npy feature files found")
-    videos = load_videoset(feature_dir, ids, np.zeros(len(ids)), source=str(feature_dir), expected_dim=model.in_dim)
-    scores = predict_videos(model, videos)
-    with open(out, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "score"])
-        writer.writerows((vid, f"{score:.6f}") for vid, score in zip(ids, scores))
-    console.print(f"scored {len(ids)} videos with {folder} -> {out}", highlight=False, soft_wrap=True)
-
-
-def _check_backbone_revision(trained: Optional[dict[str, Any]], feature_dir: Path, checkpoint: Path) -> None:
-    """ConfigError when FEATURE_DIR's manifest and the checkpoint's record name one backbone in two revisions."""
-    from aqakit.video.manifest import read_manifest, with_legacy_settings
-
-    manifest = read_manifest(feature_dir)
-    if trained is None or manifest is None:
-        return
-    trained, given = with_legacy_settings(trained), manifest["extraction"]
-    if trained.get("backbone") == given.get("backbone") and trained["backbone_revision"] != given["backbone_revision"]:
-        raise ConfigError(
-            f"{feature_dir}: {given['backbone']} features of backbone revision {given['backbone_revision']}, but {checkpoint} "
-            f"was trained on revision {trained['backbone_revision']}; extract both with one aqakit version (aqakit extract --force)"
-        )
+    check_new_file(out, overwrite)
+    scored = predict_folder(checkpoint, feature_dir)
+    scored.write_csv(out)
+    console.print(f"scored {len(scored.ids)} videos with {scored.checkpoint} -> {out}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -381,9 +308,9 @@ def bench(
     from aqakit.bench import BenchSettings, append_result, render_bench, run_bench
     from aqakit.data.benchmarks import get_benchmark
     from aqakit.models import list_models
-    from aqakit.train.config import parse_override
+    from aqakit.train.config import parse_override, require_data_root
 
-    root = _resolve_data_root(data_root, get_benchmark(benchmark))
+    root = require_data_root(get_benchmark(benchmark), data_root)
     settings = BenchSettings(
         benchmark=benchmark, data_root=root, device=device, threads=threads, repeats=repeats,
         train_epochs=train_epochs, clips=clips, overrides=dict(parse_override(text) for text in overrides),
@@ -465,7 +392,7 @@ def extract(
     short_side: Optional[int] = typer.Option(
         None, "--short-side", min=1, help="Resize the short side to this before the centre crop (default: --size; "
         "MUSDL, CoRe and TPT use 256 with --size 224)."),
-    size: int = typer.Option(224, "--size", min=1, help="Side of the square centre crop."),
+    size: Optional[int] = typer.Option(None, "--size", min=1, help="Side of the square centre crop (default: the weights', 224)."),
     upright: bool = typer.Option(True, "--upright/--no-upright",
                                  help="Apply the video's display rotation and pixel aspect ratio (as players do)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass."),
@@ -477,13 +404,13 @@ def extract(
     Resumable: videos already extracted with the same settings are skipped. A video that fails
     is reported and the others continue; the exit status is 1 if any failed.
     """
-    from aqakit.video.backbones import load_backbone
-    from aqakit.video.decode import DecodeOptions
     from aqakit.video.extract import extract_folder, find_videos
+    from aqakit.video.registry import load_backbone
 
     files = find_videos(videos)
-    options = DecodeOptions(fps=fps, size=size, short_side=short_side, upright=upright, folder_fps=folder_fps, frames=frames)
     model = load_backbone(backbone, weights, device)
+    options = model.weights.transform.decode_options(fps=fps, size=size, short_side=short_side, upright=upright,
+                                                     folder_fps=folder_fps, frames=frames)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
     with Progress(*columns, console=err_console) as progress:
@@ -530,12 +457,10 @@ def score(
 ) -> None:
     """Score VIDEO with a trained checkpoint: extract features as the checkpoint's were, predict, explain."""
     from aqakit.explain import render_html
-    from aqakit.explain.scoring import score_video
+    from aqakit.pipeline.score_video import score_video
 
-    if report is not None and report.exists() and not overwrite:
-        raise ConfigError(f"{report} already exists; pass --overwrite to replace it")
-    if report is not None and not report.parent.is_dir():
-        raise ConfigError(f"{report}: the folder {report.parent} does not exist")
+    if report is not None:
+        check_new_file(report, overwrite)
     result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
                          folder_fps=folder_fps, batch_size=batch_size, device=device)
     if report is not None:
@@ -562,7 +487,7 @@ app.add_typer(suite_app, name="suite")
 @suite_app.command("list")
 def suite_list(
     data: Optional[Path] = typer.Option(
-        None, "--data", help=f"The data folder holding fisv/, mtl-aqa/, ... (default: ${DATA_ENV}, else ../shared/data)."
+        None, "--data", help="The data folder holding fisv/, mtl-aqa/, ... (default: $AQAKIT_DATA, else ../shared/data)."
     ),
     sizes: bool = typer.Option(True, "--sizes/--no-sizes", help="Load each available set to show its sizes (seconds per set)."),
     as_json: bool = typer.Option(False, "--json", help="Print the sets as JSON."),
@@ -600,7 +525,7 @@ def suite_run(
     variants: str = typer.Argument(..., help="Comma-separated MODEL (its generic preset), MODEL@PRESET or auto."),
     sets: Optional[str] = typer.Option(None, "--sets", help="Comma-separated suite sets (default: every available one)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per run (0..N-1)."),
-    data: Optional[Path] = typer.Option(None, "--data", help=f"The data folder (default: ${DATA_ENV}, else ../shared/data)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="The data folder (default: $AQAKIT_DATA, else ../shared/data)."),
     runs_dir: Path = typer.Option(Path("runs") / "suite", "--runs-dir", help="Where the run folders go."),
     records: Path = typer.Option(Path("docs") / "results" / "records" / "suite", "--records", help="Where each finished run's record is copied."),
     overrides: list[str] = typer.Option([], "--set", help="Override a setting of every run, e.g. --set train.precision=32-true."),

@@ -127,12 +127,11 @@ def _run_one(
     if data["data_root"] is not None:
         settings["data_root"] = data["data_root"]
     run_dir = runs_dir / name
-    family = entry.set.build().family
     if variant.model == AUTO:
-        run_auto(data["benchmark"], family, run_dir, overrides=settings, budget_minutes=budget_minutes,
+        run_auto(data["benchmark"], run_dir, overrides=settings, budget_minutes=budget_minutes,
                  seeds=list(range(seeds)), resume=run_dir.exists())
     else:
-        config = build_config(variant.model, data["benchmark"], family, settings, preset=variant.preset)
+        config = build_config(variant.model, data["benchmark"], settings, preset=variant.preset)
         train_run(config, run_dir, list(range(seeds)), resume=(run_dir / CONFIG_FILE).is_file())
     copy_record(run_dir, records_dir / name)
     return "trained"

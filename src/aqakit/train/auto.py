@@ -110,9 +110,9 @@ def choose(results: Sequence[CandidateResult], rule: str) -> CandidateResult:
     return next(r for r in validated if fisher_transform(r.validation) >= floor)
 
 
-def candidate_config(candidate: Candidate, benchmark: str, family: str, base: dict[str, Any]) -> RunConfig:
+def candidate_config(candidate: Candidate, benchmark: str, base: dict[str, Any]) -> RunConfig:
     """The candidate's run configuration: its preset, the user's overrides, then its own."""
-    return build_config(candidate.model, benchmark, family, {**base, **candidate.overrides}, preset=candidate.preset)
+    return build_config(candidate.model, benchmark, {**base, **candidate.overrides}, preset=candidate.preset)
 
 
 def tuning_config(config: RunConfig, folds: int, epochs: int | None = None) -> RunConfig:
@@ -135,7 +135,6 @@ def estimate_minutes(config: RunConfig, folds: int, probe_dir: Path, device: str
 
 def run_auto(
     benchmark: str,
-    family: str,
     run_dir: Path,
     *,
     overrides: dict[str, Any] | None = None,
@@ -164,7 +163,7 @@ def run_auto(
     if budget_minutes <= 0:
         raise ConfigError(f"--budget-minutes must be positive, got {budget_minutes}")
     base = dict(overrides or {})
-    configs = [candidate_config(c, benchmark, family, base) for c in candidates]  # every config error before any run
+    configs = [candidate_config(c, benchmark, base) for c in candidates]  # every config error before any run
     if run_dir.exists() and any(run_dir.iterdir()):
         if not (run_dir / AUTO_FILE).is_file() and not any(run_dir.glob("cv-*")):
             raise RunDirectoryError(f"{run_dir} exists and is not an aqakit auto run; refusing to use it")

@@ -18,6 +18,7 @@ is an error, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from aqakit.data.benchmarks import Benchmark, get_benchmark
 from aqakit.errors import ConfigError
 from aqakit.models import is_closed_form, model_defaults
 
@@ -293,19 +295,75 @@ def apply_preset(config: RunConfig, path: Path) -> None:
     apply_overrides(config, _flatten(data), str(path))
 
 
-def build_config(
-    model: str, benchmark: str, family: str, overrides: dict[str, Any] | None = None, preset: str | None = None
-) -> RunConfig:
-    """The preset for (model, benchmark family) with ``overrides`` applied, checked.
+#: The environment variable naming the folder that holds each benchmark family's data (``fisv/``, ``rg/`` ...).
+DATA_ENV = "AQAKIT_DATA"
 
-    ``preset`` (a built-in preset's name or a YAML file) replaces the one chosen by name.
+
+def find_data_root(benchmark: Benchmark, data_root: Path | str | None = None) -> Path | None:
+    """The benchmark's data folder: ``data_root`` as given, else ``$AQAKIT_DATA/<family>`` when that
+    folder exists, else None (always None for a benchmark that needs no data)."""
+    if not benchmark.needs_data:
+        return None
+    if data_root is not None:
+        return Path(data_root)
+    env = os.environ.get(DATA_ENV)
+    if env and (Path(env) / benchmark.data_family).is_dir():
+        return Path(env) / benchmark.data_family
+    return None
+
+
+def require_data_root(benchmark: Benchmark, data_root: Path | str | None = None) -> Path | None:
+    """:func:`find_data_root`, or a ConfigError saying how to give the data when it needs some and none is found."""
+    root = find_data_root(benchmark, data_root)
+    if root is None and benchmark.needs_data:
+        raise ConfigError(
+            f"benchmark {benchmark.name!r} needs its data: pass --data-root DIR "
+            f"(or set {DATA_ENV} to a folder holding {benchmark.data_family}/); "
+            "run `aqakit train` with no arguments for the built-in synthetic benchmark"
+        )
+    return root
+
+
+def resolve_benchmark(benchmark: str, overrides: dict[str, Any] | None = None) -> tuple[Benchmark, dict[str, Any]]:
+    """The benchmark ``benchmark`` with the options in ``overrides``, and ``overrides`` made to run from anywhere.
+
+    The options are ``benchmark_args`` (a mapping) and ``benchmark_args.X`` keys; in the returned
+    overrides, path options and ``data_root`` are absolute, and a ``data_root`` not given is
+    ``$AQAKIT_DATA/<family>`` when that folder exists (see :func:`find_data_root`).
     """
+    values = dict(overrides or {})
+    given = values.get("benchmark_args") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"benchmark_args must be a mapping of options, got {given!r}")
+    options = dict(given)
+    options.update({key.split(".", 1)[1]: value for key, value in values.items() if key.startswith("benchmark_args.")})
+    adapter = get_benchmark(benchmark, **options)
+    for key, kind in adapter.option_types.items():  # saved absolute, so eval and resume work from anywhere
+        if kind is Path and options.get(key) is not None:
+            values[f"benchmark_args.{key}"] = str(Path(options[key]).resolve())
+    root = find_data_root(adapter, values.get("data_root"))
+    if root is not None:
+        values["data_root"] = str(root.resolve())
+    return adapter, values
+
+
+def build_config(
+    model: str, benchmark: str, overrides: dict[str, Any] | None = None, preset: str | None = None
+) -> RunConfig:
+    """The preset for (model, benchmark) with ``overrides`` applied, checked.
+
+    The benchmark and its data folder are resolved as :func:`resolve_benchmark` does (the
+    ``aqakit train`` command line does nothing more), so the preset is chosen by the benchmark's
+    family and a run of it finds its data under ``$AQAKIT_DATA``. ``preset`` (a built-in preset's
+    name or a YAML file) replaces the one chosen by name.
+    """
+    adapter, values = resolve_benchmark(benchmark, overrides)
     config = RunConfig(model=ModelConfig(name=model), benchmark=benchmark)
-    path = preset_path(model, benchmark, family) if preset is None else named_preset(preset)
+    path = preset_path(model, benchmark, adapter.family) if preset is None else named_preset(preset)
     if path is not None:
         apply_preset(config, path)
     if config.model.name != model:
         raise ConfigError(f"preset {path} is for model {config.model.name!r}, not {model!r}")
-    apply_overrides(config, overrides or {})
+    apply_overrides(config, values)
     config.check()
     return config

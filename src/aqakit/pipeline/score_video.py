@@ -1,5 +1,5 @@
 """Score one video with a trained checkpoint: extract its features the way the training features
-were made, predict, and collect everything a report shows."""
+were made, predict, and collect everything a report shows (a :class:`~aqakit.explain.ScoreReport`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from aqakit.errors import ConfigError, DataError
 from aqakit.explain.parts import INFLUENCE_NAME, PartView, clip_influence, view_parts
 from aqakit.explain.report import MAX_THUMBNAILS, ScoreReport
 from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
-from aqakit.video.backbones import backbone_class, load_backbone
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
 from aqakit.video.manifest import with_legacy_settings
+from aqakit.video.registry import backbone_class, load_backbone
 
 
 def extraction_plan(
@@ -39,8 +39,9 @@ def extraction_plan(
                 "feature folder without an aqakit manifest); pass --backbone and --weights, and --clip-len/--fps "
                 "as used for its training features"
             )
-        options = DecodeOptions(fps=fps, folder_fps=folder_fps or DecodeOptions.folder_fps)
-        return backbone, clip_len or backbone_class(backbone).default_clip_len, options
+        transform = backbone_class(backbone).default_weights().transform
+        options = transform.decode_options(fps=fps, folder_fps=folder_fps or DecodeOptions.folder_fps)
+        return backbone, clip_len or transform.clip_len, options
     recorded = with_legacy_settings(recorded)
     stale = backbone_class(recorded["backbone"]).stale_features(recorded)
     if stale:
