@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aqakit.errors import DataError
+from aqakit.errors import ConfigError, DataError
 from aqakit.results_table import END_MARKER, START_MARKER, read_table, write_into
 from runs import write_run
 
@@ -77,3 +77,20 @@ def test_the_committed_tables_are_the_generated_one(page):
     found = re.search(re.escape(START_MARKER) + r"\n(.*?)\n" + re.escape(END_MARKER), text, re.DOTALL)
     assert found is not None, f"{page} has no generated results table"
     assert found.group(1) == generated
+
+
+def test_the_command_line_writes_the_table_between_the_markers(tmp_path):
+    from typer.testing import CliRunner
+
+    from aqakit.cli import app
+
+    (tmp_path / "runs").mkdir()
+    write_run(tmp_path / "runs", "d-tes", "fisv-tes", [0.3])
+    spec = _spec(tmp_path, [{"label": "d", "runs": {"fisv-tes": "d-tes"}}], average=None)
+    page = tmp_path / "page.md"
+    page.write_text(f"{START_MARKER}\n{END_MARKER}\n")
+    result = CliRunner().invoke(app, ["results", "--table", str(spec), "--write", str(page)])
+    assert result.exit_code == 0, result.output
+    assert "| d | 0.300 (one seed) | – | 1 × 200 | – |" in page.read_text()
+    refused = CliRunner().invoke(app, ["results", str(tmp_path / "runs"), "--table", str(spec)])
+    assert isinstance(refused.exception, ConfigError) and "give no RUNS" in str(refused.exception)

@@ -326,16 +326,39 @@ def bench(
 
 @app.command()
 def results(
-    runs: list[Path] = typer.Argument(
-        ..., help="Run directories written by `aqakit train`, or folders of them (finished seeds are used)."
+    runs: Optional[list[Path]] = typer.Argument(
+        None, help="Run directories written by `aqakit train`, or folders of them (finished seeds are used)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows and averages as JSON."),
+    table: Optional[Path] = typer.Option(
+        None, "--table", help="Instead of RUNS: the one models x benchmarks table of a spec (docs/results/table.yaml)."
+    ),
+    write: Optional[list[Path]] = typer.Option(
+        None, "--write", help="With --table: put the table between the results-table markers of this file (repeatable)."
+    ),
 ) -> None:
     """Tabulate finished runs (markdown): test Spearman and R-l2 over seeds, Fisher-z averages.
 
     Tuning runs (trained with train.evaluate_test=false) have no test figures: in a folder of runs
-    they are named under the table; named on their own they are an error.
+    they are named under the table; named on their own they are an error. ``--table SPEC`` renders
+    the results table of the README and docs from the run records a spec names.
     """
+    if table is not None:
+        if runs or as_json:
+            raise ConfigError("--table renders the runs its spec names: give no RUNS and no --json with it")
+        from aqakit.results_table import read_table, write_into
+
+        rendered = read_table(table).render()
+        for path in write or []:
+            write_into(path, rendered)
+            console.print(f"table written into {path}")
+        if not write:
+            print(rendered)
+        return
+    if write:
+        raise ConfigError("--write needs --table SPEC")
+    if not runs:
+        raise ConfigError("give run directories (or folders of them) to tabulate, or --table SPEC")
     from aqakit.results import read_runs, render_markdown, results_json
 
     rows, tuning = read_runs(runs)
