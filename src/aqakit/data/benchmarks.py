@@ -82,7 +82,7 @@ class Benchmark(ABC):
 
         Raises:
             DataError: unknown split, missing data folder, label file or feature file, or any
-            malformed input (the message names the file and line).
+                malformed input (the message names the file and line).
         """
 
     def score_scale(self, train: VideoSet) -> ScoreScale:
@@ -413,7 +413,7 @@ class DivingPickles(FileBenchmark):
         """The judged score and the degree of difficulty of one annotation.
 
         Raises:
-            KeyError, IndexError, TypeError or ValueError: the annotation lacks them.
+                KeyError, IndexError, TypeError or ValueError: the annotation lacks them.
         """
 
     def layout(self) -> str:

@@ -32,8 +32,8 @@ def load_feature_file(path: Path, expected_dim: int | None = None) -> np.ndarray
 
     Raises:
         DataError: the file is missing, unreadable, truncated, not a ``.npy`` array, holds
-        pickled/object data, is not a float array, is not 2-D, has no clips (T == 0) or
-        D == 0, contains NaN or inf (the first bad row is named), or D != ``expected_dim``.
+            pickled/object data, is not a float array, is not 2-D, has no clips (T == 0) or
+            D == 0, contains NaN or inf (the first bad row is named), or D != ``expected_dim``.
     """
     path = Path(path)
     if not path.exists():
@@ -130,8 +130,8 @@ def load_videoset(
 
     Raises:
         DataError: the folder is missing, an id is repeated, a labelled id has no feature file (naming the id,
-        the expected path and the label line), any file is bad (see :func:`load_feature_file`),
-        or feature dimensions differ (naming the first file that differs and both dims).
+            the expected path and the label line), any file is bad (see :func:`load_feature_file`),
+            or feature dimensions differ (naming the first file that differs and both dims).
     """
     feature_dir = Path(feature_dir)
     ids = list(ids)

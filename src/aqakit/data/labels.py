@@ -131,7 +131,7 @@ def read_csv_table(path: Path) -> LabelTable:
 
     Raises:
         DataError: missing/unreadable file, malformed CSV, no rows, or a row whose number of
-        cells differs from the header's.
+            cells differs from the header's.
     """
     path = Path(path)
     text = _read_text(path)

@@ -31,7 +31,7 @@ def carve_validation(
     Raises:
         ConfigError: ``fraction`` is not in (0, 1).
         DataError: scores are not 1-D or not finite, or the set is too small to leave at least
-        one training and ``min_val`` validation videos.
+            one training and ``min_val`` validation videos.
     """
     fraction = float(fraction)
     if not 0.0 < fraction < 1.0:

@@ -94,8 +94,9 @@ def make_synthetic(
     Args:
         n_videos: number of videos (>= 1).
         dim: feature dimension D.
-        min_clips, max_clips: each video has T ~ U{min_clips..max_clips} clips
-            (``min_clips >= n_procedures`` so every procedure has at least one clip).
+        min_clips: each video has T ~ U{min_clips..max_clips} clips (``min_clips >= n_procedures``
+            so every procedure has at least one clip).
+        max_clips: the most clips a video has.
         n_procedures: procedures per video, P.
         noise: judge-noise standard deviation, as a fraction of the score range.
         seed: seed of this set (videos, lengths, qualities, nuisance); an int or a sequence of

@@ -29,8 +29,8 @@ def extraction_plan(
 
     Raises:
         ConfigError: the checkpoint records nothing and no ``backbone`` is given, a flag
-        contradicts the record, or the training features came from an older revision of the
-        backbone than aqakit computes now (the model would see features unlike its training ones).
+            contradicts the record, or the training features came from an older revision of the
+            backbone than aqakit computes now (the model would see features unlike its training ones).
     """
     if recorded is None:
         if backbone is None:
@@ -80,7 +80,9 @@ def score_video(
     Args:
         video: a video file or a frame folder (one image per frame).
         weights: the backbone's weights file (never stored in checkpoints, never downloaded).
-        backbone, clip_len, fps: only for checkpoints that do not record their extraction.
+        backbone: the backbone's name, only for checkpoints that do not record their extraction.
+        clip_len: frames per clip, likewise only for such checkpoints.
+        fps: the frame rate clips are sampled at, likewise only for such checkpoints.
         folder_fps: the frame rate of a frame folder ``video`` (default: as recorded, else 25).
 
     Raises:

@@ -262,7 +262,7 @@ def extract_folder(
 
     Raises:
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
-        or another revision of the backbone (without ``force``).
+            or another revision of the backbone (without ``force``).
     """
     if isinstance(videos, Mapping):
         ids = {vid: Path(path) for vid, path in videos.items()}
