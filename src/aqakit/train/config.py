@@ -12,7 +12,9 @@ sections that map onto the dataclasses here::
     train: {epochs: 200, batch_size: 32, crop_len: 68}
 
 Overrides use dotted keys (``train.epochs=5``, ``model.args.dropout=0.5``); an unknown key
-is an error, never silently ignored.
+is an error, never silently ignored. ``model.args`` are checked against the model's config
+dataclass (:mod:`aqakit.models.config`); presets state only what differs from its defaults, and a
+built configuration states every hyper-parameter.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import yaml
 
 from aqakit.errors import ConfigError
-from aqakit.models import is_closed_form, model_defaults
+from aqakit.models import HParams, is_closed_form, model_config, model_defaults
 
 SELECTION_RULES = ("final", "best-val", "best-test")
 OPTIMISERS = ("sgd", "adam", "adamw")
@@ -121,6 +123,8 @@ class TrainConfig:
 
 @dataclass
 class ModelConfig:
+    """The model's registered name and its hyper-parameters (the fields of its config dataclass)."""
+
     name: str = "gdlt"
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -137,9 +141,15 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def model_config(self) -> HParams:
+        """The model's typed config from ``model.args``; a bad or unknown entry is a one-line
+        ConfigError naming ``model.args.NAME`` and what it may be."""
+        return model_config(self.model.name, self.model.args, key_prefix="model.args.")
+
     def check(self) -> None:
         self.optim.check()
         self.train.check()
+        self.model_config()
         if is_closed_form(self.model.name) and (self.train.epochs != 1 or self.train.ensemble):
             raise ConfigError(
                 f"model {self.model.name!r} is fitted in closed form, in one step: it needs train.epochs=1 "
@@ -296,7 +306,8 @@ def apply_preset(config: RunConfig, path: Path) -> None:
 def build_config(
     model: str, benchmark: str, family: str, overrides: dict[str, Any] | None = None, preset: str | None = None
 ) -> RunConfig:
-    """The preset for (model, benchmark family) with ``overrides`` applied, checked.
+    """The preset for (model, benchmark family) with ``overrides`` applied, checked, with every
+    hyper-parameter of the model in ``model.args`` (defaults filled in).
 
     ``preset`` (a built-in preset's name or a YAML file) replaces the one chosen by name.
     """
@@ -308,4 +319,5 @@ def build_config(
         raise ConfigError(f"preset {path} is for model {config.model.name!r}, not {model!r}")
     apply_overrides(config, overrides or {})
     config.check()
+    config.model.args = config.model_config().to_dict()
     return config
