@@ -1,19 +1,9 @@
 """Ridge regression on temporally pooled clip features: the floor every deep model must clear.
 
-A video's clips (T, D) are pooled over the real clips into one vector (``mean``, optionally
-followed by ``max`` and ``std``: (len(pooling) * D,)), each pooled feature is standardised with the
-training videos' mean and standard deviation, and the normalised score is
-
-    score = intercept + coef . standardised_pooled_features
-
-fitted in closed form (no epochs, no learning rate). The penalty is chosen among ``alphas`` by
-k-fold cross-validation on the training videos it is given (score-stratified folds, seed 0, each
-fold standardised with its own training part), by the mean squared error of the normalised score
-(``cv_metric="mse"``, default) or by the mean fold Spearman (``"spearman"``); ties go to the larger
-penalty. The chosen penalty is then refitted on every training video.
-
-With ``pooling=["mean"]`` the score is the mean over clips of one linear score per clip, returned
-as the part ``clip_scores`` (T,) on the original scale: which clips raised or lowered the score.
+A video's real clips are pooled (``mean``, optionally ``max`` and ``std``), standardised with the
+training videos' statistics, and ``score = intercept + coef . pooled`` is fitted in closed form, the
+penalty chosen by k-fold cross-validation on the training videos (docs/models/ridge.md). With mean
+pooling alone the part ``clip_scores`` (T,) says which clips raised or lowered the score.
 """
 
 from __future__ import annotations
