@@ -12,7 +12,8 @@ from torch import nn
 
 from aqakit.errors import ConfigError
 from aqakit.models.blocks import (
-    ClipProjection, MaskedBatchNorm1d, cosine_distance_matrix, hardest_triplet_loss, sinusoidal_positions,
+    ClipProjection, MaskedBatchNorm1d, cosine_distance_matrix, hardest_triplet_loss, masked_attention,
+    sinusoidal_positions,
 )
 from conftest import padded_batch
 
@@ -176,3 +177,17 @@ def test_sinusoidal_positions_values_and_odd_widths() -> None:
     torch.testing.assert_close(sinusoidal_positions(3, 5)[2, 4], torch.tensor(math.sin(2 * 10000 ** (-4 / 5))))
     with pytest.raises(ConfigError, match="positive sizes"):
         sinusoidal_positions(0, 4)
+
+
+def test_masked_attention_is_scaled_dot_product_attention_over_the_real_keys():
+    torch.manual_seed(0)
+    queries, keys, values = torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 4)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    attended, attention = masked_attention(queries, keys, values, mask)
+    assert attended.shape == (2, 3, 4) and attention.shape == (2, 3, 5)
+    assert torch.all(attention[1, :, 2:] == 0)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 3))
+    reference = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask[:, None, :])
+    torch.testing.assert_close(attended, reference)
+    shared, _ = masked_attention(queries[0], keys, values, mask)  # one (Q, d) set of queries for the batch
+    torch.testing.assert_close(shared[0], attended[0])

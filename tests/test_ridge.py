@@ -10,7 +10,7 @@ from aqakit.data.scale import ScoreScale
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError
 from aqakit.models import create_model
-from aqakit.train.checkpoint import load_checkpoint, save_checkpoint
+from aqakit.models.loading import load_checkpoint, save_checkpoint
 from aqakit.train.config import build_config
 from aqakit.train.evaluate import predict_videos
 from aqakit.train.runner import train_run

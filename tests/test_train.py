@@ -12,7 +12,7 @@ import yaml
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError, RunDirectoryError, TrainingDivergedError
 from aqakit.models import create_model, model_defaults
-from aqakit.train.checkpoint import load_checkpoint
+from aqakit.models.loading import load_checkpoint
 from aqakit.train.config import RunConfig, apply_preset, build_config, list_presets, named_preset
 from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train import precision

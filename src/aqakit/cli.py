@@ -264,6 +264,15 @@ def predict(
     console.print(f"scored {len(scored.ids)} videos with {scored.checkpoint} -> {out}", highlight=False, soft_wrap=True)
 
 
+def _setting_text(value: Any) -> str:
+    """A hyper-parameter's default as YAML would spell it; a long list as its ends and length."""
+    if isinstance(value, list) and len(value) > 3:
+        return f"[{_setting_text(value[0])}, ..., {_setting_text(value[-1])}] ({len(value)} values)"
+    if isinstance(value, list):
+        return "[" + ", ".join(_setting_text(item) for item in value) + "]"
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 @app.command()
 def datasets(
     folder: Optional[Path] = typer.Argument(None, help="A feature folder or benchmark folder to inspect."),
@@ -272,7 +281,9 @@ def datasets(
     """List benchmark adapters and models, or inspect FOLDER (counts, lengths, dims, scores, problems)."""
     from aqakit.data.benchmarks import list_benchmarks
     from aqakit.data.inspect import inspect_feature_folder
-    from aqakit.models import list_models
+    from rich.markup import escape
+
+    from aqakit.models import list_models, model_defaults
 
     if folder is None:
         table = Table(title="benchmarks")
@@ -282,7 +293,13 @@ def datasets(
         for adapter in list_benchmarks():
             table.add_row(adapter.name, "yes" if adapter.needs_data else "no", adapter.description)
         console.print(table)
-        console.print("models: " + ", ".join(list_models()))
+        models = Table(title="models (their hyper-parameters: --set model.args.NAME=VALUE)")
+        models.add_column("name")
+        models.add_column("hyper-parameters and defaults")
+        for name in list_models():
+            settings = ", ".join(f"{key}={_setting_text(value)}" for key, value in model_defaults(name).items())
+            models.add_row(name, escape(settings))
+        console.print(models)
         return
     report = inspect_feature_folder(folder, benchmark)
     console.print(report.render(), markup=False, highlight=False)

@@ -1,58 +1,33 @@
-"""Model registry: ``create_model(name, in_dim=..., score_scale=..., **hparams)``."""
+"""aqakit's models behind one interface: ``create_model(name, in_dim=..., score_scale=..., **config)``.
 
-from __future__ import annotations
+Each model file defines the model and its typed config (a frozen dataclass of its hyper-parameters);
+:mod:`~aqakit.models.registry` builds them by name, :mod:`~aqakit.models.loading` saves and loads
+checkpoints (safetensors + JSON, no pickle).
+"""
 
-import inspect
-from typing import Any, Callable
-
-from aqakit.data.scale import ScoreScale
-from aqakit.errors import ConfigError
+from aqakit.models import cofinal, cofinal_official, gdlt, query_decoder, ridge  # noqa: F401  (registers them)
 from aqakit.models.base import AQAModel, Prediction
+from aqakit.models.cofinal import CoFInAl, CoFInAlConfig
+from aqakit.models.cofinal_official import CoFInAlOfficial, CoFInAlOfficialConfig
+from aqakit.models.config import HParams
+from aqakit.models.gdlt import GDLT, GDLTConfig
+from aqakit.models.loading import find_checkpoint, load_checkpoint, load_model, save_checkpoint
+from aqakit.models.query_decoder import QueryDecoder, QueryDecoderConfig
+from aqakit.models.registry import (
+    config_class,
+    create_model,
+    is_closed_form,
+    list_models,
+    model_class,
+    model_config,
+    model_defaults,
+    register_model,
+)
+from aqakit.models.ridge import RidgeConfig, RidgeRegression
 
-_REGISTRY: dict[str, type[AQAModel]] = {}
-
-
-def register_model(cls: type[AQAModel]) -> type[AQAModel]:
-    """Class decorator: make ``cls`` creatable by its ``name``."""
-    if cls.name in _REGISTRY:
-        raise ValueError(f"model name {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def list_models() -> list[str]:
-    """Names of every registered model."""
-    return sorted(_REGISTRY)
-
-
-def is_closed_form(name: str) -> bool:
-    """Whether model ``name`` is fitted in one closed-form step (ridge) rather than by epochs (False if unknown)."""
-    return name in _REGISTRY and _REGISTRY[name].closed_form
-
-
-def model_defaults(name: str) -> dict[str, Any]:
-    """The hyper-parameters of model ``name`` that have a default, with it ({} for an unknown name)."""
-    if name not in _REGISTRY:
-        return {}
-    parameters = inspect.signature(_REGISTRY[name]).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
-def create_model(name: str, *, in_dim: int, score_scale: ScoreScale, **hparams: Any) -> AQAModel:
-    """Build the registered model ``name``; unknown hyper-parameters are an error."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    cls: Callable[..., AQAModel] = _REGISTRY[name]
-    try:
-        return cls(in_dim=in_dim, score_scale=score_scale, **hparams)
-    except TypeError as exc:  # an unknown keyword argument in a config
-        raise ConfigError(f"model {name!r}: {exc}") from None
-
-
-from aqakit.models import gdlt  # noqa: E402,F401  (registers the built-in models)
-from aqakit.models import cofinal  # noqa: E402,F401
-from aqakit.models import cofinal_official  # noqa: E402,F401
-from aqakit.models import query_decoder  # noqa: E402,F401
-from aqakit.models import ridge  # noqa: E402,F401
-
-__all__ = ["AQAModel", "Prediction", "create_model", "is_closed_form", "list_models", "model_defaults", "register_model"]
+__all__ = [
+    "AQAModel", "CoFInAl", "CoFInAlConfig", "CoFInAlOfficial", "CoFInAlOfficialConfig", "GDLT", "GDLTConfig",
+    "HParams", "Prediction", "QueryDecoder", "QueryDecoderConfig", "RidgeConfig", "RidgeRegression",
+    "config_class", "create_model", "find_checkpoint", "is_closed_form", "list_models", "load_checkpoint",
+    "load_model", "model_class", "model_config", "model_defaults", "register_model", "save_checkpoint",
+]  # fmt: skip

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
+from aqakit.models.config import HParams
 
 if TYPE_CHECKING:
     from aqakit.data.videoset import VideoSet
@@ -40,22 +41,32 @@ class Prediction:
 class AQAModel(nn.Module):
     """Base class of aqakit models.
 
-    Subclasses set ``name``, implement :meth:`predict_normalised` and :meth:`loss`, and pass
-    every constructor argument that defines their architecture to ``super().__init__`` via
-    ``hparams`` so a checkpoint can rebuild them with :func:`aqakit.models.create_model`.
+    A model is built as ``Model(in_dim, score_scale, config)``, ``config`` an instance of its
+    ``config_class`` (a frozen :class:`~aqakit.models.config.HParams` dataclass holding every
+    hyper-parameter; None means all defaults). Subclasses set ``name`` and ``config_class`` and
+    implement :meth:`predict_normalised` and :meth:`loss`.
     """
 
     name: ClassVar[str] = "base"
+    config_class: ClassVar[type[HParams]] = HParams
     #: True for a model fitted in one closed-form step (:meth:`fit_closed_form`) rather than by epochs of gradient steps.
     closed_form: ClassVar[bool] = False
 
-    def __init__(self, in_dim: int, score_scale: ScoreScale, hparams: dict[str, Any]) -> None:
+    def __init__(self, in_dim: int, score_scale: ScoreScale, config: HParams | None = None) -> None:
         super().__init__()
         if in_dim < 1:
             raise ConfigError(f"in_dim must be positive, got {in_dim}")
+        config = self.config_class() if config is None else config
+        if not isinstance(config, self.config_class):
+            raise ConfigError(f"{self.name} needs a {self.config_class.__name__}, got a {type(config).__name__}")
         self.in_dim = int(in_dim)
         self.score_scale = score_scale
-        self.hparams: dict[str, Any] = dict(hparams)
+        self.config = config
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The config's fields as JSON values: what a checkpoint records to rebuild the model."""
+        return self.config.to_dict()
 
     def forward(self, features: Tensor, mask: Tensor | None = None, *, check_clips: bool = True) -> Prediction:
         """Score a batch: features (B, T, D) float, mask (B, T) bool or None (all real).

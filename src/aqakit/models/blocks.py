@@ -1,4 +1,5 @@
-"""Building blocks shared by aqakit models: mask-aware clip projection, masked mean and softmax, metric losses, sinusoidal positions."""
+"""Building blocks shared by aqakit models: mask-aware clip projection, masked mean, softmax and attention,
+metric losses, sinusoidal positions."""
 
 from __future__ import annotations
 
@@ -129,6 +130,17 @@ def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
     Every softmax row needs at least one True position (else the row is NaN).
     """
     return scores.masked_fill(~mask, float("-inf")).softmax(dim)
+
+
+def masked_attention(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Single-head scaled dot-product attention over the real positions of ``keys``.
+
+    queries (B, Q, d) or (Q, d) shared by the batch, keys (B, N, d), values (B, N, d_v), mask (B, N)
+    bool (True = real) -> attended values (B, Q, d_v) and the attention (B, Q, N), exactly 0 on padding.
+    """
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(keys.shape[-1])  # (B, Q, N)
+    attention = masked_softmax(scores, mask.unsqueeze(-2))  # rows sum to 1 over the real keys
+    return attention @ values, attention
 
 
 def sinusoidal_positions(length: int, dim: int) -> Tensor:

@@ -1,26 +1,16 @@
-"""GDLT: Likert scoring with grade decoupling.
+"""GDLT: Likert scoring with grade decoupling (Xu et al., CVPR 2022), as its released code behaves.
 
-Xu, Rao, Zhou, Lu. "Likert Scoring with Grade Decoupling for Long-term Action Assessment",
-CVPR 2022 (https://github.com/xuangch/CVPR22_GDLT).
-
-Clip features are projected (``in_dim -> proj_dim -> hidden_dim``, BatchNorm), encoded by a small
-post-norm transformer encoder, and ``G`` learnable *grade queries* read the encoded clips through a
-transformer decoder. Each query ``g`` gets a weight ``sigmoid(w_g . q_g + b_g)`` (the diagonal of a
-``Linear(hidden, G)`` over the G outputs), the weights are normalised to sum to one, and the score is
-their weighted mean of fixed grade anchors ``linspace(0, 1, G)`` (Likert scoring). A batch-hard
-triplet loss (cosine distance) on the query embeddings keeps the grades apart.
-
-What follows the released code: layer sizes and defaults, post-norm layers with dropout 0.3 also in
-attention, final LayerNorms after encoder and decoder, no positional encoding, xavier-uniform
-re-initialisation of every transformer matrix, N(0, 1) query init, the diagonal head.
-What differs: padded batches are masked everywhere (the projection's BatchNorm statistics, the
-encoder's self-attention and the decoder's cross-attention); the released code trains on
-fixed-length crops and never masks.
+Clip features are projected (``in_dim -> proj_dim -> hidden_dim``, BatchNorm over real clips),
+encoded by a small post-norm transformer encoder, and ``G`` learnable grade queries read them
+through a transformer decoder; each query's weight ``sigmoid(w_g . q_g + b_g)`` (normalised to
+sum 1) weighs fixed grade anchors ``linspace(0, 1, G)``. A batch-hard triplet loss keeps the
+grades apart. What follows the released code and what differs: docs/models/gdlt.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +18,31 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
-from aqakit.models import register_model
 from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.blocks import ClipProjection, hardest_triplet_loss
+from aqakit.models.config import DropoutRate, HParams, NonNegative, PositiveInt, Range
+from aqakit.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class GDLTConfig(HParams):
+    """GDLT's hyper-parameters (the released defaults); ``proj_dim`` None is ``in_dim // 2``."""
+
+    hidden_dim: PositiveInt = 256
+    proj_dim: PositiveInt | None = None
+    n_heads: PositiveInt = 1
+    n_encoder_layers: PositiveInt = 1
+    n_decoder_layers: PositiveInt = 2
+    n_queries: Annotated[int, Range(low=2)] = 4  # one grade per anchor
+    ffn_mult: PositiveInt = 3
+    dropout: DropoutRate = 0.3
+    triplet_weight: NonNegative = 1.0
+    triplet_margin: NonNegative = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hidden_dim % self.n_heads:
+            raise ConfigError(f"hidden_dim ({self.hidden_dim}) must be divisible by n_heads ({self.n_heads})")
 
 
 @register_model
@@ -39,45 +51,28 @@ class GDLT(AQAModel):
     ``query_embeddings`` (B, G, H)."""
 
     name = "gdlt"
+    config_class = GDLTConfig
+    config: GDLTConfig
 
-    def __init__(
-        self,
-        in_dim: int,
-        score_scale: ScoreScale,
-        hidden_dim: int = 256,
-        proj_dim: int | None = None,
-        n_heads: int = 1,
-        n_encoder_layers: int = 1,
-        n_decoder_layers: int = 2,
-        n_queries: int = 4,
-        ffn_mult: int = 3,
-        dropout: float = 0.3,
-        triplet_weight: float = 1.0,
-        triplet_margin: float = 1.0,
-    ) -> None:
-        hparams: dict[str, Any] = dict(
-            hidden_dim=hidden_dim, proj_dim=proj_dim, n_heads=n_heads,
-            n_encoder_layers=n_encoder_layers, n_decoder_layers=n_decoder_layers,
-            n_queries=n_queries, ffn_mult=ffn_mult, dropout=dropout,
-            triplet_weight=triplet_weight, triplet_margin=triplet_margin,
-        )  # fmt: skip
-        super().__init__(in_dim, score_scale, hparams)
-        _validate(hparams, self.name)
-        proj_dim = max(in_dim // 2, 1) if proj_dim is None else proj_dim
-        self.triplet_weight = float(triplet_weight)
-        self.triplet_margin = float(triplet_margin)
+    def __init__(self, in_dim: int, score_scale: ScoreScale, config: GDLTConfig | None = None) -> None:
+        super().__init__(in_dim, score_scale, config)
+        config = self.config
+        hidden_dim, n_queries = config.hidden_dim, config.n_queries
+        proj_dim = max(in_dim // 2, 1) if config.proj_dim is None else config.proj_dim
+        self.triplet_weight = config.triplet_weight
+        self.triplet_margin = config.triplet_margin
 
         self.clip_projection = ClipProjection(in_dim, [proj_dim, hidden_dim])
         layer_kwargs = dict(
-            d_model=hidden_dim, nhead=n_heads, dim_feedforward=ffn_mult * hidden_dim,
-            dropout=dropout, activation="relu", batch_first=True, norm_first=False,
+            d_model=hidden_dim, nhead=config.n_heads, dim_feedforward=config.ffn_mult * hidden_dim,
+            dropout=config.dropout, activation="relu", batch_first=True, norm_first=False,
         )  # fmt: skip
         self.encoder = nn.TransformerEncoder(
-            nn.TransformerEncoderLayer(**layer_kwargs), n_encoder_layers,
+            nn.TransformerEncoderLayer(**layer_kwargs), config.n_encoder_layers,
             norm=nn.LayerNorm(hidden_dim), enable_nested_tensor=False,
         )  # fmt: skip
         self.decoder = nn.TransformerDecoder(
-            nn.TransformerDecoderLayer(**layer_kwargs), n_decoder_layers, norm=nn.LayerNorm(hidden_dim)
+            nn.TransformerDecoderLayer(**layer_kwargs), config.n_decoder_layers, norm=nn.LayerNorm(hidden_dim)
         )
         for module in (self.encoder, self.decoder):  # as the released Transformer._reset_parameters
             for param in module.parameters():
@@ -121,34 +116,3 @@ def likert_weights(head: nn.Linear, query_embeddings: Tensor) -> Tensor:
     weights = torch.sigmoid(logits)
     return weights / weights.sum(dim=1, keepdim=True)
 
-
-def _validate(hp: dict[str, Any], model: str) -> None:
-    """Raise ConfigError on a GDLT (trunk) hyper-parameter that cannot build a model."""
-
-    def positive_int(key: str) -> None:
-        value = hp[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{model}: {key} must be a positive integer, got {value!r}")
-
-    for key in ("hidden_dim", "n_heads", "n_encoder_layers", "n_decoder_layers", "n_queries", "ffn_mult"):
-        positive_int(key)
-    if hp["proj_dim"] is not None:
-        positive_int("proj_dim")
-    if hp["hidden_dim"] % hp["n_heads"]:
-        raise ConfigError(
-            f"{model}: hidden_dim ({hp['hidden_dim']}) must be divisible by n_heads ({hp['n_heads']})"
-        )
-    if hp["n_queries"] < 2:
-        raise ConfigError(f"{model}: n_queries must be at least 2 (one grade per anchor), got {hp['n_queries']}")
-    if not 0.0 <= _number(hp, "dropout", model) < 1.0:
-        raise ConfigError(f"{model}: dropout must be in [0, 1), got {hp['dropout']!r}")
-    for key in ("triplet_weight", "triplet_margin"):
-        if not _number(hp, key, model) >= 0.0:
-            raise ConfigError(f"{model}: {key} must be a non-negative number, got {hp[key]!r}")
-
-
-def _number(hp: dict[str, Any], key: str, model: str) -> float:
-    value = hp[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{model}: {key} must be a number, got {value!r}")
-    return float(value)

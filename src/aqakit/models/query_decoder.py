@@ -18,45 +18,15 @@ Shapes (B videos, T clips, D = ``in_dim``, d = ``width``, K = ``n_queries``, N =
     score = sum_k w_k s_k  (Eq. 4), in the [0, 1] space of the dataset's ScoreScale
     loss = lambda_reg MSE + lambda_att sum_n KL(softmax(A_S A_S^T) || softmax(A_C A_C^T))  (Eqs. 1-3, 6)
 
-Choices where the paper is silent or ambiguous (docs/models/query-decoder.md):
-
-- **Width.** The paper's decoder is 1024 wide on 1024-d features with no projection. ``width``
-  (default 1024) is the decoder width; features of another dimension go through one Linear
-  ``in_dim -> width`` (no projection when they match).
-- **Layer layout** follows the released code: pre-norm layers, FFN width = ``ffn_mult * width``
-  (released: 1024, ``ffn_mult=1``), dropout also on the attention weights, a final LayerNorm,
-  ReLU MLP heads ``d -> d/2 -> d/4 -> 1`` (released 1024 -> 512 -> 256 -> 1).
-- **Query positions.** ``query_position="attention"`` (default) adds the sinusoidal code to the
-  queries' attention inputs in every layer, as DETR and the released code do; ``"input"`` adds it
-  once to the query content; ``"none"`` is Table 4's ablation. ``clip_position=True`` also adds a
-  sinusoidal code to the cross-attention keys (Table 4's "memory" encoding; off by default).
-- **Query initialisation.** The paper speaks of the *variance* (best 5); ``query_init_variance`` is
-  the variance (std = its square root). The released code passes the value as a *std*
-  (``init.normal_(std=query_var)``, 5 for Fis-V, 2 for RG).
-- **Attention loss.** A_S, A_C are the sub-layer *outputs* (K x d) as the paper defines them.
-  ``gram_scale="dim"`` (default) divides A A^T by d before the row softmax, as the released code
-  does; ``"none"`` is Eq. 1-2 taken literally (the Gram entries grow with d and the softmax
-  saturates). KL(L_S || L_C) (Eq. 3, ``attention_kl="self||cross"``) is summed over the K rows
-  (the KL of two row-stochastic matrices), over layers, and averaged over videos
-  (``attention_batch_reduction="mean"``). The released code computes KL(L_C || L_S)
-  (``"cross||self"``: ``nn.KLDivLoss(log L_S, L_C)``) and sums over videos (``"sum"``).
-- **Padding.** Padded clips are masked out of the cross-attention keys (the released code pads
-  its 136-clip crops with zeros and never masks), so a padded clip never changes a score.
-
-Legacy flags (default off) reproduce what the released code does differently:
-``legacy_resample_queries`` draws the queries afresh from N(0, query_init_variance) for every video
-on every forward pass, evaluation included (the learnable queries are unused, predictions are
-random); ``legacy_drop_self_attention_residual`` makes the self-attention sub-layer return
-``A_S + Dropout(A_S)`` instead of ``x + Dropout(A_S)``; ``legacy_prediction_noise_std`` (released:
-0.05) adds N(0, std^2) noise to the predictions before the MSE (in aqakit's [0, 1] score space; the
-released code works on Fis-V scores / 43). The released per-iteration learning-rate decay is a
-training setting: ``optim.scheduler=step``, ``optim.scheduler_interval=step``.
+The choices where the paper is silent or ambiguous and the ``legacy_*`` flags that reproduce the
+released code: docs/models/query-decoder.md.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -64,23 +34,55 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
-from aqakit.models import register_model
 from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.blocks import sinusoidal_positions
+from aqakit.models.config import DropoutRate, HParams, NonNegative, Positive, PositiveInt
+from aqakit.models.registry import register_model
 
-QUERY_POSITIONS = ("attention", "input", "none")
-GRAM_SCALES = ("dim", "none")
-ATTENTION_KLS = ("self||cross", "cross||self")
-BATCH_REDUCTIONS = ("mean", "sum")
+QueryPosition = Literal["attention", "input", "none"]
+GramScale = Literal["dim", "none"]
+AttentionKL = Literal["self||cross", "cross||self"]
+BatchReduction = Literal["mean", "sum"]
 
 
-def gram_similarity_logits(outputs: Tensor, gram_scale: str) -> Tensor:
+@dataclass(frozen=True)
+class QueryDecoderConfig(HParams):
+    """The query decoder's hyper-parameters (the paper's Fis-V settings) and the ``legacy_*`` flags
+    that reproduce what the released code does differently (docs/models/query-decoder.md)."""
+
+    width: PositiveInt = 1024
+    n_heads: PositiveInt = 4
+    n_layers: PositiveInt = 2
+    n_queries: PositiveInt = 136
+    ffn_mult: PositiveInt = 1
+    dropout: DropoutRate = 0.7
+    query_init_variance: Positive = 5.0
+    query_position: QueryPosition = "attention"
+    clip_position: bool = False
+    lambda_reg: NonNegative = 1.0
+    lambda_att: NonNegative = 1.0
+    gram_scale: GramScale = "dim"
+    attention_kl: AttentionKL = "self||cross"
+    attention_batch_reduction: BatchReduction = "mean"
+    legacy_resample_queries: bool = False
+    legacy_drop_self_attention_residual: bool = False
+    legacy_prediction_noise_std: NonNegative = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.width % self.n_heads:
+            raise ConfigError(f"width ({self.width}) must be divisible by n_heads ({self.n_heads})")
+
+
+def gram_similarity_logits(outputs: Tensor, gram_scale: GramScale) -> Tensor:
     """(..., K, d) sub-layer outputs -> (..., K, K) logits ``A A^T`` (divided by d for ``"dim"``)."""
     gram = outputs @ outputs.transpose(-1, -2)
     return gram / outputs.shape[-1] if gram_scale == "dim" else gram
 
 
-def attention_kl(self_outputs: Tensor, cross_outputs: Tensor, gram_scale: str = "dim", direction: str = "self||cross") -> Tensor:
+def attention_kl(
+    self_outputs: Tensor, cross_outputs: Tensor, gram_scale: GramScale = "dim", direction: AttentionKL = "self||cross"
+) -> Tensor:
     """Eq. 3 for one layer: row-wise KL between softmax(A_S A_S^T) and softmax(A_C A_C^T).
 
     Args:
@@ -150,55 +152,30 @@ class QueryDecoder(AQAModel):
     """
 
     name = "query-decoder"
+    config_class = QueryDecoderConfig
+    config: QueryDecoderConfig
 
-    def __init__(
-        self,
-        in_dim: int,
-        score_scale: ScoreScale,
-        width: int = 1024,
-        n_heads: int = 4,
-        n_layers: int = 2,
-        n_queries: int = 136,
-        ffn_mult: int = 1,
-        dropout: float = 0.7,
-        query_init_variance: float = 5.0,
-        query_position: str = "attention",
-        clip_position: bool = False,
-        lambda_reg: float = 1.0,
-        lambda_att: float = 1.0,
-        gram_scale: str = "dim",
-        attention_kl: str = "self||cross",
-        attention_batch_reduction: str = "mean",
-        legacy_resample_queries: bool = False,
-        legacy_drop_self_attention_residual: bool = False,
-        legacy_prediction_noise_std: float = 0.0,
-    ) -> None:
-        hparams: dict[str, Any] = dict(
-            width=width, n_heads=n_heads, n_layers=n_layers, n_queries=n_queries, ffn_mult=ffn_mult,
-            dropout=dropout, query_init_variance=query_init_variance, query_position=query_position,
-            clip_position=clip_position, lambda_reg=lambda_reg, lambda_att=lambda_att,
-            gram_scale=gram_scale, attention_kl=attention_kl,
-            attention_batch_reduction=attention_batch_reduction,
-            legacy_resample_queries=legacy_resample_queries,
-            legacy_drop_self_attention_residual=legacy_drop_self_attention_residual,
-            legacy_prediction_noise_std=legacy_prediction_noise_std,
-        )  # fmt: skip
-        super().__init__(in_dim, score_scale, hparams)
-        _validate(hparams)
-        self.query_position, self.clip_position = query_position, clip_position
-        self.lambda_reg, self.lambda_att = float(lambda_reg), float(lambda_att)
-        self.gram_scale, self.attention_kl_direction = gram_scale, attention_kl
-        self.attention_batch_reduction = attention_batch_reduction
-        self.legacy_resample_queries = legacy_resample_queries
-        self.legacy_prediction_noise_std = float(legacy_prediction_noise_std)
-        self.query_init_std = math.sqrt(float(query_init_variance))
+    def __init__(self, in_dim: int, score_scale: ScoreScale, config: QueryDecoderConfig | None = None) -> None:
+        super().__init__(in_dim, score_scale, config)
+        config = self.config
+        width, n_queries = config.width, config.n_queries
+        self.query_position, self.clip_position = config.query_position, config.clip_position
+        self.lambda_reg, self.lambda_att = config.lambda_reg, config.lambda_att
+        self.gram_scale, self.attention_kl_direction = config.gram_scale, config.attention_kl
+        self.attention_batch_reduction = config.attention_batch_reduction
+        self.legacy_resample_queries = config.legacy_resample_queries
+        self.legacy_prediction_noise_std = config.legacy_prediction_noise_std
+        self.query_init_std = math.sqrt(config.query_init_variance)
 
         self.input_projection = nn.Identity() if in_dim == width else nn.Linear(in_dim, width)
         self.queries = nn.Parameter(torch.randn(n_queries, width) * self.query_init_std)  # Q (K, d)
         self.register_buffer("query_positions", sinusoidal_positions(n_queries, width), persistent=False)
         self.layers = nn.ModuleList(
-            QueryDecoderLayer(width, n_heads, ffn_mult * width, dropout, not legacy_drop_self_attention_residual)
-            for _ in range(n_layers)
+            QueryDecoderLayer(
+                width, config.n_heads, config.ffn_mult * width, config.dropout,
+                not config.legacy_drop_self_attention_residual,
+            )  # fmt: skip
+            for _ in range(config.n_layers)
         )
         self.final_norm = nn.LayerNorm(width)
         self.weight_head, self.score_head = _mlp(width), _mlp(width)
@@ -250,39 +227,3 @@ class QueryDecoder(AQAModel):
         attention = kl.mean() if self.attention_batch_reduction == "mean" else kl.sum()
         return {"mse": self.lambda_reg * F.mse_loss(predicted, target), "attention": self.lambda_att * attention}
 
-
-def _validate(hp: dict[str, Any]) -> None:
-    """Raise ConfigError on a query-decoder hyper-parameter that cannot build a model."""
-    for key in ("width", "n_heads", "n_layers", "n_queries", "ffn_mult"):
-        value = hp[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"query-decoder: {key} must be a positive integer, got {value!r}")
-    if hp["width"] % hp["n_heads"]:
-        raise ConfigError(
-            f"query-decoder: width ({hp['width']}) must be divisible by n_heads ({hp['n_heads']})"
-        )
-    if not 0.0 <= _number(hp, "dropout") < 1.0:
-        raise ConfigError(f"query-decoder: dropout must be in [0, 1), got {hp['dropout']!r}")
-    if not _number(hp, "query_init_variance") > 0.0:
-        raise ConfigError(f"query-decoder: query_init_variance must be positive, got {hp['query_init_variance']!r}")
-    for key in ("lambda_reg", "lambda_att", "legacy_prediction_noise_std"):
-        if not _number(hp, key) >= 0.0:
-            raise ConfigError(f"query-decoder: {key} must be a non-negative number, got {hp[key]!r}")
-    for key in ("clip_position", "legacy_resample_queries", "legacy_drop_self_attention_residual"):
-        if not isinstance(hp[key], bool):
-            raise ConfigError(f"query-decoder: {key} must be true or false, got {hp[key]!r}")
-    for key, allowed in (
-        ("query_position", QUERY_POSITIONS),
-        ("gram_scale", GRAM_SCALES),
-        ("attention_kl", ATTENTION_KLS),
-        ("attention_batch_reduction", BATCH_REDUCTIONS),
-    ):
-        if hp[key] not in allowed:
-            raise ConfigError(f"query-decoder: {key} must be one of {', '.join(allowed)}, got {hp[key]!r}")
-
-
-def _number(hp: dict[str, Any], key: str) -> float:
-    value = hp[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"query-decoder: {key} must be a number, got {value!r}")
-    return float(value)

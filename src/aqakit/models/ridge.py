@@ -1,24 +1,15 @@
 """Ridge regression on temporally pooled clip features: the floor every deep model must clear.
 
-A video's clips (T, D) are pooled over the real clips into one vector (``mean``, optionally
-followed by ``max`` and ``std``: (len(pooling) * D,)), each pooled feature is standardised with the
-training videos' mean and standard deviation, and the normalised score is
-
-    score = intercept + coef . standardised_pooled_features
-
-fitted in closed form (no epochs, no learning rate). The penalty is chosen among ``alphas`` by
-k-fold cross-validation on the training videos it is given (score-stratified folds, seed 0, each
-fold standardised with its own training part), by the mean squared error of the normalised score
-(``cv_metric="mse"``, default) or by the mean fold Spearman (``"spearman"``); ties go to the larger
-penalty. The chosen penalty is then refitted on every training video.
-
-With ``pooling=["mean"]`` the score is the mean over clips of one linear score per clip, returned
-as the part ``clip_scores`` (T,) on the original scale: which clips raised or lowered the score.
+A video's real clips are pooled (``mean``, optionally ``max`` and ``std``), standardised with the
+training videos' statistics, and ``score = intercept + coef . pooled`` is fitted in closed form, the
+penalty chosen by k-fold cross-validation on the training videos (docs/models/ridge.md). With mean
+pooling alone the part ``clip_scores`` (T,) says which clips raised or lowered the score.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
@@ -30,23 +21,22 @@ from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_fold
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
-from aqakit.models import register_model
 from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.blocks import masked_mean
+from aqakit.models.config import Distinct, HParams, Positive, Range
+from aqakit.models.registry import register_model
 
-POOLINGS = ("mean", "max", "std")
-CV_METRICS = ("mse", "spearman")
+Pooling = Literal["mean", "max", "std"]
+CVMetric = Literal["mse", "spearman"]
 #: Default penalty grid (features are standardised, so it does not depend on their scale).
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))
 
 
-@register_model
-class RidgeRegression(AQAModel):
-    """Closed-form ridge regression on pooled clip features.
+@dataclass(frozen=True)
+class RidgeConfig(HParams):
+    """Ridge's settings.
 
-    Args:
-        in_dim: feature dimension D of a clip.
-        score_scale: the training scores' scale (learning happens on [0, 1]).
+    Attributes:
         pooling: temporal statistics concatenated per video, from ``mean``, ``max``, ``std``.
         alphas: candidate penalties, chosen by ``cv_folds``-fold cross-validation.
         cv_folds: folds of the penalty's cross-validation (fewer when there are fewer than
@@ -54,23 +44,28 @@ class RidgeRegression(AQAModel):
         cv_metric: ``mse`` (normalised score) or ``spearman``: what the folds compare.
     """
 
+    pooling: Annotated[tuple[Pooling, ...], Distinct()] = ("mean",)
+    alphas: tuple[Positive, ...] = DEFAULT_ALPHAS
+    cv_folds: Annotated[int, Range(low=2)] = 5
+    cv_metric: CVMetric = "mse"
+
+
+@register_model
+class RidgeRegression(AQAModel):
+    """Closed-form ridge regression on pooled clip features of dimension ``in_dim``; learning happens
+    on the [0, 1] space of ``score_scale`` (the training scores' scale)."""
+
     name = "ridge"
+    config_class = RidgeConfig
+    config: RidgeConfig
     closed_form: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        in_dim: int,
-        score_scale: ScoreScale,
-        pooling: Sequence[str] = ("mean",),
-        alphas: Sequence[float] = DEFAULT_ALPHAS,
-        cv_folds: int = 5,
-        cv_metric: str = "mse",
-    ) -> None:
-        pooling, alphas = [str(p) for p in pooling], [float(a) for a in alphas]
-        _validate(pooling, alphas, cv_folds, cv_metric)
-        super().__init__(in_dim, score_scale, dict(pooling=pooling, alphas=alphas, cv_folds=cv_folds, cv_metric=cv_metric))
-        self.pooling, self.alphas, self.cv_folds, self.cv_metric = pooling, alphas, int(cv_folds), cv_metric
-        pooled_dim = len(pooling) * self.in_dim
+    def __init__(self, in_dim: int, score_scale: ScoreScale, config: RidgeConfig | None = None) -> None:
+        super().__init__(in_dim, score_scale, config)
+        config = self.config
+        self.pooling, self.alphas = list(config.pooling), list(config.alphas)
+        self.cv_folds, self.cv_metric = config.cv_folds, config.cv_metric
+        pooled_dim = len(self.pooling) * self.in_dim
         self.register_buffer("feature_mean", torch.zeros(pooled_dim))  # (F,)
         self.register_buffer("feature_scale", torch.ones(pooled_dim))  # (F,)
         self.register_buffer("coef", torch.zeros(pooled_dim))  # (F,)
@@ -182,13 +177,3 @@ def _spearman(predicted: np.ndarray, true: np.ndarray) -> float:
         return -1.0  # constant predictions rank nothing: the worst value
     return float(spearmanr(predicted, true).statistic)
 
-
-def _validate(pooling: list[str], alphas: list[float], cv_folds: int, cv_metric: str) -> None:
-    if not pooling or any(p not in POOLINGS for p in pooling) or len(set(pooling)) != len(pooling):
-        raise ConfigError(f"ridge: pooling must be distinct names from {', '.join(POOLINGS)}, got {pooling}")
-    if not alphas or any(not np.isfinite(a) or a <= 0 for a in alphas):
-        raise ConfigError(f"ridge: alphas must be positive numbers, got {alphas}")
-    if isinstance(cv_folds, bool) or not isinstance(cv_folds, int) or cv_folds < 2:
-        raise ConfigError(f"ridge: cv_folds must be an integer of at least 2, got {cv_folds!r}")
-    if cv_metric not in CV_METRICS:
-        raise ConfigError(f"ridge: cv_metric must be one of {', '.join(CV_METRICS)}, got {cv_metric!r}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.errors import DataError
-from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
+from aqakit.models.loading import find_checkpoint, load_checkpoint
 from aqakit.train.config import load_yaml, require_data_root
 from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train.runner import CONFIG_FILE

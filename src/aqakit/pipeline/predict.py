@@ -11,7 +11,7 @@ import numpy as np
 
 from aqakit.data.features import load_videoset
 from aqakit.errors import ConfigError
-from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
+from aqakit.models.loading import find_checkpoint, load_checkpoint
 from aqakit.train.evaluate import predict_videos
 from aqakit.video.manifest import read_manifest, with_legacy_settings
 

@@ -11,7 +11,7 @@ import torch
 from aqakit.errors import ConfigError, DataError
 from aqakit.explain.parts import INFLUENCE_NAME, PartView, clip_influence, view_parts
 from aqakit.explain.report import MAX_THUMBNAILS, ScoreReport
-from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
+from aqakit.models.loading import find_checkpoint, load_checkpoint
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
 from aqakit.video.manifest import with_legacy_settings

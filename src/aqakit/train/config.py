@@ -12,7 +12,9 @@ sections that map onto the dataclasses here::
     train: {epochs: 200, batch_size: 32, crop_len: 68}
 
 Overrides use dotted keys (``train.epochs=5``, ``model.args.dropout=0.5``); an unknown key
-is an error, never silently ignored.
+is an error, never silently ignored. ``model.args`` are checked against the model's config
+dataclass (:mod:`aqakit.models.config`); presets state only what differs from its defaults, and a
+built configuration states every hyper-parameter.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import yaml
 
 from aqakit.data.benchmarks import Benchmark, get_benchmark
 from aqakit.errors import ConfigError
-from aqakit.models import is_closed_form, model_defaults
+from aqakit.models import HParams, is_closed_form, model_config, model_defaults
 
 SELECTION_RULES = ("final", "best-val", "best-test")
 OPTIMISERS = ("sgd", "adam", "adamw")
@@ -123,6 +125,8 @@ class TrainConfig:
 
 @dataclass
 class ModelConfig:
+    """The model's registered name and its hyper-parameters (the fields of its config dataclass)."""
+
     name: str = "gdlt"
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -139,9 +143,15 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def model_config(self) -> HParams:
+        """The model's typed config from ``model.args``; a bad or unknown entry is a one-line
+        ConfigError naming ``model.args.NAME`` and what it may be."""
+        return model_config(self.model.name, self.model.args, key_prefix="model.args.")
+
     def check(self) -> None:
         self.optim.check()
         self.train.check()
+        self.model_config()
         if is_closed_form(self.model.name) and (self.train.epochs != 1 or self.train.ensemble):
             raise ConfigError(
                 f"model {self.model.name!r} is fitted in closed form, in one step: it needs train.epochs=1 "
@@ -350,7 +360,8 @@ def resolve_benchmark(benchmark: str, overrides: dict[str, Any] | None = None) -
 def build_config(
     model: str, benchmark: str, overrides: dict[str, Any] | None = None, preset: str | None = None
 ) -> RunConfig:
-    """The preset for (model, benchmark) with ``overrides`` applied, checked.
+    """The preset for (model, benchmark) with ``overrides`` applied, checked, with every
+    hyper-parameter of the model in ``model.args`` (defaults filled in).
 
     The benchmark and its data folder are resolved as :func:`resolve_benchmark` does (the
     ``aqakit train`` command line does nothing more), so the preset is chosen by the benchmark's
@@ -366,4 +377,5 @@ def build_config(
         raise ConfigError(f"preset {path} is for model {config.model.name!r}, not {model!r}")
     apply_overrides(config, values)
     config.check()
+    config.model.args = config.model_config().to_dict()
     return config

@@ -44,7 +44,7 @@ from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError, RunDirectoryError
 from aqakit.models import AQAModel, create_model
-from aqakit.train.checkpoint import load_checkpoint
+from aqakit.models.loading import load_checkpoint
 from aqakit.train.config import RunConfig, TrainConfig, changed_settings
 from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics

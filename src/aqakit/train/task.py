@@ -34,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from aqakit.data.batches import Batch, EvalBatches, TrainBatches
 from aqakit.errors import TrainingDivergedError
 from aqakit.models import AQAModel
-from aqakit.train.checkpoint import save_checkpoint
+from aqakit.models.loading import save_checkpoint
 from aqakit.train.config import OptimConfig
 from aqakit.train.evaluate import predict_bank, score_metrics
 
