@@ -247,14 +247,14 @@ def evaluate(
     from aqakit.data.benchmarks import get_benchmark
     from aqakit.train.checkpoint import find_checkpoint, load_checkpoint
     from aqakit.train.evaluate import predict_videos, score_metrics
-    from aqakit.train.runner import CONFIG_FILE
+    from aqakit.rundir import RunDir
 
     folder = find_checkpoint(checkpoint)
     model, meta = load_checkpoint(folder)
     info = meta["info"]
     adapter = get_benchmark(info["benchmark"], **info.get("benchmark_args", {}))
     if data_root is None and adapter.needs_data:
-        run_config = next((p / CONFIG_FILE for p in folder.parents if (p / CONFIG_FILE).is_file()), None)
+        run_config = next((RunDir(p).config_path for p in folder.parents if RunDir(p).is_run), None)
         saved_root = _read_yaml(run_config).get("data_root") if run_config else None
         data_root = Path(saved_root) if saved_root else None
     videos = adapter.load(_resolve_data_root(data_root, adapter), split)
