@@ -16,7 +16,8 @@ from aqakit.models.loading import load_checkpoint
 from aqakit.train.config import RunConfig, apply_preset, build_config, list_presets, named_preset
 from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train import precision
-from aqakit.train.runner import read_data, seed_splits, train_run
+from aqakit.train.data import read_data, seed_splits
+from aqakit.train.runner import train_run
 from conftest import random_videos
 
 TINY = {
@@ -278,7 +279,7 @@ def test_adam_and_gradient_clipping_train(tmp_path):
 
 
 def test_nan_spearman_ranks_below_every_number():
-    from aqakit.train.task import is_improvement
+    from aqakit.train.selection import is_improvement
 
     nan = float("nan")
     assert is_improvement(0.1, nan) and is_improvement(0.5, 0.3)

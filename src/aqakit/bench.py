@@ -39,8 +39,9 @@ from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
 from aqakit.errors import ConfigError
 from aqakit.models import AQAModel, create_model, is_closed_form
 from aqakit.train.config import RunConfig, build_config
+from aqakit.train.data import Splits, read_data
 from aqakit.train.evaluate import predict_bank
-from aqakit.train.runner import Splits, read_data, train_run
+from aqakit.train.runner import train_run
 
 DEVICES = ("cpu", "cuda")
 MIB = 2**20

@@ -244,7 +244,7 @@ def evaluate(
 @app.command()
 def predict(
     checkpoint: Path = typer.Argument(
-        ..., help="A checkpoint folder, a seed folder (runs/x/seed-2), or a run folder: then its first seed folder by name."
+        ..., help="A checkpoint folder, a seed folder (runs/x/seed-2), or a run folder: then its lowest seed."
     ),
     feature_dir: Path = typer.Argument(..., help="A folder of <video_id>.npy clip features (T, D)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id, score)."),
@@ -252,8 +252,8 @@ def predict(
 ) -> None:
     """Score every <video_id>.npy in FEATURE_DIR with a trained model and write a CSV.
 
-    A run folder of several seeds means the checkpoint of its first seed folder by name (seed-0
-    when its seeds start at 0); give a seed folder for another seed. The output names the
+    A run folder of several seeds means the checkpoint of its lowest seed (seed-0 when its seeds
+    start at 0); give a seed folder for another seed. The output names the
     checkpoint that scored the videos.
     """
     from aqakit.pipeline.predict import predict_folder

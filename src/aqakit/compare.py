@@ -28,7 +28,6 @@ data set pairs with B's run on the same one.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,8 @@ import numpy as np
 
 from aqakit.errors import DataError
 from aqakit.metrics import check_bootstrap_settings, fisher_z_nested, resampled_spearman
-from aqakit.results import read_config, read_run
-from aqakit.train.runner import PREDICTIONS_FILE
+from aqakit.results import read_run
+from aqakit.rundir import RunDir
 
 #: Label of the Fisher-z row when the models cover two or more benchmarks.
 AVERAGE_LABEL = "Fisher-z average"
@@ -59,30 +58,6 @@ class RunTestPredictions:
     predicted: np.ndarray  # (S seeds, V)
 
 
-def _read_seed(path: Path) -> dict[str, tuple[float, float]]:
-    """id -> (true, predicted) of the test rows of one ``predictions.csv``."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing (the seed finished without writing its predictions?)")
-    rows: dict[str, tuple[float, float]] = {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"split", "id", "true_score", "predicted_score"} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{path}: no column {', '.join(sorted(missing))} (not written by aqakit train?)")
-        for line, row in enumerate(reader, start=2):
-            if row["split"] != "test":
-                continue
-            if row["id"] in rows:
-                raise DataError(f"{path}, line {line}: test video {row['id']!r} appears twice")
-            try:
-                rows[row["id"]] = (float(row["true_score"]), float(row["predicted_score"]))
-            except ValueError as exc:
-                raise DataError(f"{path}, line {line}: {exc}") from exc
-    if len(rows) < 2:
-        raise DataError(f"{path}: {len(rows)} test video(s); a Spearman needs at least 2")
-    return rows
-
-
 def read_test_predictions(run_dir: Path) -> RunTestPredictions:
     """The test predictions of a run directory's finished seeds (those with a summary).
 
@@ -92,14 +67,15 @@ def read_test_predictions(run_dir: Path) -> RunTestPredictions:
     row = read_run(run_dir)
     if not row.seeds:
         raise DataError(f"{run_dir}: no finished seed (no seed-<k>/summary.json)")
-    first_path = run_dir / f"seed-{row.seeds[0]}" / PREDICTIONS_FILE
-    first = _read_seed(first_path)
+    run = RunDir(run_dir)
+    first_path = run.seed(row.seeds[0]).predictions_path
+    first = run.seed(row.seeds[0]).read_test_predictions()
     ids = tuple(sorted(first))
     true = np.array([first[i][0] for i in ids])
     predicted = []
     for seed in row.seeds:
-        path = run_dir / f"seed-{seed}" / PREDICTIONS_FILE
-        rows = first if seed == row.seeds[0] else _read_seed(path)
+        path = run.seed(seed).predictions_path
+        rows = first if seed == row.seeds[0] else run.seed(seed).read_test_predictions()
         if tuple(sorted(rows)) != ids or any(rows[i][0] != first[i][0] for i in ids):
             raise DataError(f"{path}: its test videos or true scores differ from {first_path}")
         scores = np.array([rows[i][1] for i in ids])
@@ -107,7 +83,7 @@ def read_test_predictions(run_dir: Path) -> RunTestPredictions:
             raise DataError(f"{path}: the predictions are not finite or all equal (a diverged seed?); "
                             "its Spearman is undefined, so the runs cannot be compared")
         predicted.append(scores)
-    return RunTestPredictions(Path(run_dir), row.benchmark, data_source(read_config(run_dir)), ids, true,
+    return RunTestPredictions(Path(run_dir), row.benchmark, data_source(run.read_config()), ids, true,
                               np.stack(predicted))
 
 

@@ -17,8 +17,6 @@ each benchmark's seeds are first z-averaged, then the benchmarks are.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -26,12 +24,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 from aqakit.errors import DataError
 from aqakit.metrics import fisher_z_nested, format_mean_std, mean_std
-from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE
-from aqakit.train.task import METRICS_FILE
+from aqakit.rundir import RunDir
 from aqakit.train.stability import MIN_WINDOW, SWING_THRESHOLD, late_swing
 
 BEST_TEST_HEADER = "best test epoch (papers' rule, chosen on test)"
@@ -90,24 +86,6 @@ class RunRow:
         }  # fmt: skip
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """A run directory's ``config.yaml``; DataError if it is not a run directory."""
-    config_path = Path(run_dir) / CONFIG_FILE
-    if not config_path.is_file():
-        raise DataError(f"{run_dir}: not an aqakit run directory (no {CONFIG_FILE})")
-    config = yaml.safe_load(config_path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise DataError(f"{config_path}: not a mapping of settings (not written by aqakit train?)")
-    return config
-
-
 def is_tuning_run(config: dict[str, Any]) -> bool:
     """Whether a run's configuration kept it off the test split (``train.evaluate_test=false``)."""
     train = config.get("train")
@@ -120,9 +98,9 @@ def read_runs(paths: Sequence[Path]) -> tuple[list[RunRow], list[str]]:
     named directly is a DataError (:func:`read_run`)."""
     rows, tuning = [], []
     for path in map(Path, paths):
-        named = (path / CONFIG_FILE).is_file()
+        named = RunDir(path).is_run
         for run_dir in run_directories([path]):
-            if not named and is_tuning_run(read_config(run_dir)):
+            if not named and is_tuning_run(RunDir(run_dir).read_config()):
                 tuning.append(run_dir.name)
             else:
                 rows.append(read_run(run_dir))
@@ -134,16 +112,17 @@ def run_directories(paths: Sequence[Path]) -> list[Path]:
     of runs (``--runs-dir``) for every run directly inside it, in name order. DataError names a
     path that is neither, or a folder that holds no runs."""
     runs = []
+    config_file = RunDir.CONFIG_FILE
     for path in map(Path, paths):
-        if (path / CONFIG_FILE).is_file():
+        if RunDir(path).is_run:
             runs.append(path)
         elif path.is_dir():
-            inside = sorted(child for child in path.iterdir() if (child / CONFIG_FILE).is_file())
+            inside = sorted(child for child in path.iterdir() if RunDir(child).is_run)
             if not inside:
-                raise DataError(f"{path}: not an aqakit run directory (no {CONFIG_FILE}), and no run directory inside it")
+                raise DataError(f"{path}: not an aqakit run directory (no {config_file}), and no run directory inside it")
             runs.extend(inside)
         else:
-            raise DataError(f"{path}: not an aqakit run directory (no {CONFIG_FILE})")
+            raise DataError(f"{path}: not an aqakit run directory (no {config_file})")
     return runs
 
 
@@ -151,57 +130,42 @@ def read_run(run_dir: Path) -> RunRow:
     """One row from an ``aqakit train`` run directory; DataError if it is not one, or if it is a
     tuning run (no test figures)."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    run = RunDir(run_dir)
+    config = run.read_config()
     try:
         model, benchmark, train = config["model"]["name"], config["benchmark"], config["train"]
     except (KeyError, TypeError) as exc:
-        raise DataError(f"{run_dir / CONFIG_FILE}: missing {exc} (not written by aqakit train?)") from exc
+        raise DataError(f"{run.config_path}: missing {exc} (not written by aqakit train?)") from exc
     if is_tuning_run(config):
         raise DataError(f"{run_dir}: a tuning run (trained with train.evaluate_test=false: its test split was never "
                         "scored), so it has no test figures; leave it out (`aqakit results` on its folder of runs "
                         "names it under the table), or train it again without that setting")
     finished, unfinished, swings = [], [], []
-    for seed_dir in sorted(run_dir.glob("seed-*"), key=_seed_number):
-        if (seed_dir / SUMMARY_FILE).is_file():
-            finished.append(_read_json(seed_dir / SUMMARY_FILE))
-            swings.append(late_swing(read_history(seed_dir / METRICS_FILE)))
+    for seed_dir in run.seed_dirs():
+        if seed_dir.finished:
+            finished.append(seed_dir.read_summary())
+            swings.append(late_swing(seed_dir.read_history()))
         else:
-            unfinished.append(_seed_number(seed_dir))
+            unfinished.append(seed_dir.seed)
     for summary in finished:
-        if "test" not in summary:
-            raise DataError(f"{run_dir}: seed {summary.get('seed')} has no test metrics in its {SUMMARY_FILE} "
+        if summary.test is None:
+            raise DataError(f"{run_dir}: seed {summary.seed} has no test metrics in its {RunDir.SUMMARY_FILE} "
                             "(a tuning run, trained with train.evaluate_test=false?)")
-    best = [s["best_test_epoch_spearman"]["spearman"] for s in finished if "best_test_epoch_spearman" in s]
+    best = [s.best_test_epoch_spearman["spearman"] for s in finished if s.best_test_epoch_spearman is not None]
     return RunRow(
         name=run_dir.name,
         model=str(model),
         benchmark=str(benchmark),
         selection=str(train.get("select", "final")),
         epochs=int(train.get("epochs", 0)),
-        seeds=tuple(int(s["seed"]) for s in finished),
+        seeds=tuple(int(s.seed) for s in finished),
         unfinished=tuple(unfinished),
-        spearman=tuple(float(s["test"]["spearman"]) for s in finished),
-        rl2=tuple(float(s["test"]["rl2"]) for s in finished),
+        spearman=tuple(float(s.test["spearman"]) for s in finished),  # type: ignore[index]
+        rl2=tuple(float(s.test["rl2"]) for s in finished),  # type: ignore[index]
         best_test=tuple(float(v) for v in best) if len(best) == len(finished) else (),
-        precisions=tuple(str(s.get("precision", PRECISION_NOT_RECORDED)) for s in finished),
+        precisions=tuple(str(s.precision or PRECISION_NOT_RECORDED) for s in finished),
         swings=tuple(swings),
     )
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """A seed's ``metrics.csv`` as rows of numbers ([] when it is missing); empty cells are NaN."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return [{key: float(value) if value not in ("", None) else math.nan for key, value in row.items()}
-                for row in csv.DictReader(handle)]
-
-
-def _seed_number(seed_dir: Path) -> int:
-    suffix = seed_dir.name.removeprefix("seed-")
-    if not suffix.isdigit():
-        raise DataError(f"{seed_dir}: seed folders are named seed-<number>")
-    return int(suffix)
 
 
 @dataclass(frozen=True)

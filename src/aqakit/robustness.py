@@ -23,18 +23,17 @@ from typing import Any, Callable, Sequence
 
 from aqakit.errors import ConfigError, DataError
 from aqakit.metrics import format_mean_std, mean_std
-from aqakit.results import read_history
+from aqakit.rundir import RunDir, RunSummary
 from aqakit.suite import SUITE, SuiteEntry, suite_sets
 from aqakit.train.auto import AUTO_FILE, run_auto
 from aqakit.train.config import build_config
-from aqakit.train.runner import CONFIG_FILE, DATA_FILE, SUMMARY_FILE, train_run
+from aqakit.train.runner import train_run
 from aqakit.train.stability import late_swing
-from aqakit.train.task import METRICS_FILE
 
 AUTO = "auto"
 RIDGE = "ridge"
-RECORD_FILES = (CONFIG_FILE, SUMMARY_FILE, DATA_FILE, AUTO_FILE)
-SEED_RECORD_FILES = (SUMMARY_FILE, METRICS_FILE)
+RECORD_FILES = (RunDir.CONFIG_FILE, RunDir.SUMMARY_FILE, RunDir.DATA_FILE, AUTO_FILE)
+SEED_RECORD_FILES = (RunDir.SUMMARY_FILE, RunDir.METRICS_FILE)
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def run_name(set_name: str, variant: Variant) -> str:
 
 def record_complete(record_dir: Path) -> bool:
     """Whether a record holds a finished run (its across-seed summary, or an auto search's result)."""
-    return (record_dir / SUMMARY_FILE).is_file() or (record_dir / AUTO_FILE).is_file()
+    return RunDir(record_dir).finished or (record_dir / AUTO_FILE).is_file()
 
 
 def copy_record(run_dir: Path, record_dir: Path) -> None:
@@ -74,12 +73,12 @@ def copy_record(run_dir: Path, record_dir: Path) -> None:
     for name in RECORD_FILES:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, record_dir / name)
-    for seed_dir in sorted(run_dir.glob("seed-*")):
+    for seed_dir in RunDir(run_dir).seed_dirs():
         for name in SEED_RECORD_FILES:
-            if (seed_dir / name).is_file():
-                (record_dir / seed_dir.name).mkdir(exist_ok=True)
-                shutil.copy2(seed_dir / name, record_dir / seed_dir.name / name)
-    for inner in sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()):
+            if (seed_dir.path / name).is_file():
+                (record_dir / seed_dir.path.name).mkdir(exist_ok=True)
+                shutil.copy2(seed_dir.path / name, record_dir / seed_dir.path.name / name)
+    for inner in sorted(p for p in run_dir.iterdir() if p.is_dir() and RunDir(p).is_run):
         copy_record(inner, record_dir / inner.name)
 
 
@@ -132,7 +131,7 @@ def _run_one(
                  seeds=list(range(seeds)), resume=run_dir.exists())
     else:
         config = build_config(variant.model, data["benchmark"], settings, preset=variant.preset)
-        train_run(config, run_dir, list(range(seeds)), resume=(run_dir / CONFIG_FILE).is_file())
+        train_run(config, run_dir, list(range(seeds)), resume=RunDir(run_dir).is_run)
     copy_record(run_dir, records_dir / name)
     return "trained"
 
@@ -148,11 +147,11 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _seed_cell(record_dir: Path) -> tuple[str, float | None]:
     """'mean ± std' of a record's test Spearman (⚠ if unstable) and its mean."""
-    summary = _read(record_dir / SUMMARY_FILE)
-    values = [float(s["test"]["spearman"]) for s in summary["per_seed"]]
+    record = RunDir(record_dir)
+    summary = RunSummary.from_json(_read(record.summary_path), record.summary_path)
+    values = [float(s.test["spearman"]) for s in summary.per_seed]  # type: ignore[index]
     unstable = any(
-        (swing := late_swing(read_history(record_dir / f"seed-{s['seed']}" / METRICS_FILE))) and swing["unstable"]
-        for s in summary["per_seed"]
+        (swing := late_swing(record.seed(s.seed).read_history())) and swing["unstable"] for s in summary.per_seed
     )
     return format_mean_std(mean_std(values), len(values)) + (" ⚠" if unstable else ""), mean_std(values)["mean"]
 
@@ -192,8 +191,8 @@ def suite_curves(records_dir: Path) -> str:
     (validation when carved, else test: descriptive only) and its late swing, as a markdown table."""
     lines = ["| run | curve | seeds | best epoch's Spearman | last epoch's | best − last (max over seeds) | late swing (max) |",
              "|---|---|---|---|---|---|---|"]
-    for path in sorted(p for p in Path(records_dir).iterdir() if (p / SUMMARY_FILE).is_file() and "--" in p.name):
-        histories = [read_history(seed / METRICS_FILE) for seed in sorted(path.glob("seed-*"))]
+    for path in sorted(p for p in Path(records_dir).iterdir() if RunDir(p).finished and "--" in p.name):
+        histories = [seed_dir.read_history() for seed_dir in RunDir(path).seed_dirs()]
         histories = [h for h in histories if len(h) > 1]
         if not histories:
             continue  # closed-form fits have one epoch

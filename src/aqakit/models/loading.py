@@ -19,6 +19,7 @@ from aqakit.data.scale import ScoreScale
 from aqakit.errors import AqakitError, RunDirectoryError
 from aqakit.models.base import AQAModel
 from aqakit.models.registry import create_model
+from aqakit.rundir import RunDir
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
@@ -50,7 +51,8 @@ def find_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file() and path.name in (WEIGHTS_FILE, META_FILE):
         path = path.parent
-    for candidate in (path, path / "checkpoint", *sorted(path.glob("seed-*/checkpoint"))):
+    run = RunDir(path)
+    for candidate in (path, path / run.CHECKPOINT_DIR, *(seed.checkpoint_dir for seed in run.seed_dirs())):
         if (candidate / WEIGHTS_FILE).is_file() and (candidate / META_FILE).is_file():
             return candidate
     raise RunDirectoryError(f"{path}: no checkpoint found (expected {WEIGHTS_FILE} and {META_FILE})")

@@ -9,9 +9,9 @@ from typing import Any
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.errors import DataError
 from aqakit.models.loading import find_checkpoint, load_checkpoint
-from aqakit.train.config import load_yaml, require_data_root
+from aqakit.rundir import RunDir
+from aqakit.train.config import require_data_root
 from aqakit.train.evaluate import predict_videos, score_metrics
-from aqakit.train.runner import CONFIG_FILE
 
 
 @dataclass
@@ -35,8 +35,8 @@ class Evaluation:
 
 def saved_data_root(checkpoint: Path) -> Path | None:
     """The ``data_root`` of the run that holds ``checkpoint`` (its ``config.yaml`` above it), or None."""
-    config = next((folder / CONFIG_FILE for folder in checkpoint.parents if (folder / CONFIG_FILE).is_file()), None)
-    saved = load_yaml(config).get("data_root") if config else None
+    run = RunDir.holding(checkpoint)
+    saved = run.read_config().get("data_root") if run is not None else None
     return Path(saved) if saved else None
 
 

@@ -38,8 +38,9 @@ import numpy as np
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.metrics import fisher_transform, fisher_z_mean
 from aqakit.models import is_closed_form
+from aqakit.rundir import RunDir
 from aqakit.train.config import RunConfig, build_config
-from aqakit.train.runner import CONFIG_FILE, SUMMARY_FILE, train_run
+from aqakit.train.runner import train_run
 
 AUTO_FILE = "auto.json"
 RULES = ("one-se", "max")
@@ -176,7 +177,7 @@ def run_auto(
     results: list[CandidateResult] = []
     for candidate, config in zip(candidates, configs):
         cv_dir = run_dir / f"cv-{candidate.label}"
-        done = (cv_dir / SUMMARY_FILE).is_file()
+        done = RunDir(cv_dir).finished
         result = CandidateResult(candidate.label, candidate.model, status="validated")
         left = budget_minutes - (time.perf_counter() - started) / 60.0
         if not done:
@@ -191,7 +192,7 @@ def run_auto(
         candidate_start = time.perf_counter()
         if on_run_start is not None:
             on_run_start(f"{candidate.label} validation", config.train.epochs)
-        resume_cv = (cv_dir / CONFIG_FILE).is_file()
+        resume_cv = RunDir(cv_dir).is_run
         summary = train_run(tuning_config(config, folds), cv_dir, list(range(folds)), resume=resume_cv,
                             device=device, on_epoch_end=on_epoch_end)
         result.minutes = (time.perf_counter() - candidate_start) / 60.0
@@ -205,7 +206,7 @@ def run_auto(
     final_dir = run_dir / "final"
     if on_run_start is not None:
         on_run_start(f"final {chosen.label}", winner.train.epochs)
-    final = train_run(winner, final_dir, list(seeds), resume=(final_dir / CONFIG_FILE).is_file(), device=device,
+    final = train_run(winner, final_dir, list(seeds), resume=RunDir(final_dir).is_run, device=device,
                       on_epoch_end=on_epoch_end)
     record = {
         "benchmark": benchmark,

@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from functools import partial
 from typing import Callable
 
 import lightning.pytorch as pl
@@ -55,20 +56,21 @@ from aqakit.errors import ConfigError, DataError
 from aqakit.models import AQAModel, create_model
 from aqakit.train.config import RunConfig
 from aqakit.train.precision import resolve_precision
-from aqakit.train.task import SeedRecord, build_optimiser, held_out_metrics
+from aqakit.train.selection import SeedRecord
+from aqakit.train.step import EpochLosses, batch_loss, build_optimiser, epoch_record
 
 
 class MemberStep(nn.Module):
     """One member's training step as a module (so ``functional_call`` swaps in its weights):
-    forward pass and loss terms on its batch."""
+    :func:`~aqakit.train.step.batch_loss` on its batch."""
 
     def __init__(self, model: AQAModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, features: Tensor, mask: Tensor, score: Tensor) -> dict[str, Tensor]:
-        prediction = self.model(features, mask, check_clips=False)  # checked before vmap
-        return self.model.loss(prediction, {"features": features, "mask": mask, "score": score})
+    def forward(self, features: Tensor, mask: Tensor, score: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        batch = {"features": features, "mask": mask, "score": score}
+        return batch_loss(self.model, batch, partial(self.model, check_clips=False))  # clips checked before vmap
 
 
 def check_ensemble_config(config: RunConfig) -> None:
@@ -145,7 +147,9 @@ def train_ensemble(
         raise ConfigError(f"train.ensemble: precision {precision!r} is not supported (use 32-true or bf16-mixed)")
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
 
-    def member_losses(p: dict[str, Tensor], b: dict[str, Tensor], features: Tensor, mask: Tensor, score: Tensor) -> dict[str, Tensor]:
+    def member_losses(
+        p: dict[str, Tensor], b: dict[str, Tensor], features: Tensor, mask: Tensor, score: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor]:
         return functional_call(step, (p, b), (features, mask, score))
 
     batched_losses = vmap(member_losses, randomness="different")
@@ -158,32 +162,24 @@ def train_ensemble(
             stream.set_epoch(epoch)
         started = time.perf_counter()
         lr = optimiser.param_groups[0]["lr"]
-        loss_sums: dict[str, Tensor] = {}
-        samples = 0
+        losses = EpochLosses()
         for member_batches in zip(*streams):
             batch = stack_batches(list(member_batches), device)
             optimiser.zero_grad(set_to_none=True)
             with autocast, warnings.catch_warnings():
                 # CPU attention has no vmap rule yet: torch loops over the members (correct, slower)
                 warnings.filterwarnings("ignore", ".*have not yet implemented the batching rule.*")
-                terms = batched_losses(params, buffers, batch["features"], batch["mask"], batch["score"])  # name -> (N,)
-            total = torch.stack(list(terms.values())).sum(0)  # (N,) each member's loss
+                terms, total = batched_losses(params, buffers, batch["features"], batch["mask"], batch["score"])  # (N,) each
             total.sum().backward()
             optimiser.step()
-            size = batch["score"].shape[1]
-            for name, value in {**terms, "loss": total}.items():
-                loss_sums[name] = loss_sums.get(name, 0) + value.detach().float() * size
-            samples += size
+            losses.add(terms, total, batch["score"].shape[1])
         if scheduler is not None:
             scheduler.step()
         train_seconds = time.perf_counter() - started
         for index, (member, record) in enumerate(zip(members, records)):
             load_member(member, params, buffers, index)
-            row: dict[str, float] = {"epoch": epoch, "lr": lr}
-            row.update({f"train_{name}": float(value[index]) / max(samples, 1) for name, value in loss_sums.items()})
-            row["train_seconds"] = train_seconds
-            row.update(held_out_metrics(member, eval_sets, device))
-            row["epoch_seconds"] = time.perf_counter() - started
+            row = epoch_record(member, eval_sets, device, epoch=epoch, lr=lr, losses=losses.means(index),
+                               train_seconds=train_seconds, started=started)
             record.add_epoch(member, row)
             if on_epoch_end is not None:
                 on_epoch_end(seeds[index], row)

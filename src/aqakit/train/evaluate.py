@@ -36,3 +36,14 @@ def score_metrics(predicted: np.ndarray, true: np.ndarray, model: AQAModel) -> d
     """Spearman, Pearson, R-l2 (x100, over the model's score range), MSE and MAE."""
     scale = model.score_scale
     return metrics.evaluate(predicted, true, scale.lo, scale.hi)
+
+
+def held_out_metrics(
+    model: AQAModel, eval_sets: dict[str, tuple[EvalBatches, np.ndarray]], device: torch.device | str
+) -> dict[str, float]:
+    """``<set>_<metric>`` of ``model`` on every held-out set (every clip, deterministic)."""
+    row: dict[str, float] = {}
+    for name, (batches, true) in eval_sets.items():
+        predicted = predict_bank(model, batches, device)
+        row.update({f"{name}_{k}": v for k, v in score_metrics(predicted, true, model).items()})
+    return row
