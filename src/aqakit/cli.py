@@ -244,7 +244,7 @@ def evaluate(
 @app.command()
 def predict(
     checkpoint: Path = typer.Argument(
-        ..., help="A checkpoint folder, a seed folder (runs/x/seed-2), or a run folder: then its lowest seed."
+        ..., help="A checkpoint folder, a seed folder (runs/x/seed-2), or a run folder: then its first seed folder (the lowest seed)."
     ),
     feature_dir: Path = typer.Argument(..., help="A folder of <video_id>.npy clip features (T, D)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id, score)."),

@@ -47,7 +47,7 @@ def check_backbone_revision(trained: dict[str, Any] | None, feature_dir: Path, c
 
 def predict_folder(checkpoint: Path, feature_dir: Path) -> FolderScores:
     """Score every ``<video_id>.npy`` of ``feature_dir`` with ``checkpoint`` (a run, seed or checkpoint folder;
-    a run of several seeds means its first seed folder by name).
+    a run of several seeds means its lowest seed).
 
     Raises:
         ConfigError: not a folder of features, none in it, or features of another backbone revision
