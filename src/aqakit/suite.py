@@ -23,11 +23,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from aqakit.data.benchmarks import Benchmark, TransformedBenchmark, get_benchmark
+from aqakit.data.benchmarks import DATA_ENV, Benchmark, TransformedBenchmark, get_benchmark
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import AqakitError, ConfigError
 
-DATA_ENV = "AQAKIT_DATA"
 #: Where the data folder is looked for when ``$AQAKIT_DATA`` is not set (the project's layout).
 DEFAULT_DATA = Path("..") / "shared" / "data"
 

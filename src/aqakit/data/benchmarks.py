@@ -40,6 +40,8 @@ from aqakit.data.transforms import Transform
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
 
+#: The environment variable naming the folder that holds each benchmark family's data (``fisv/``, ``rg/`` ...).
+DATA_ENV = "AQAKIT_DATA"
 #: The splits every benchmark provides.
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Options every benchmark takes besides its own (see :class:`TransformedBenchmark`).

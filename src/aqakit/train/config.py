@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from aqakit.data.benchmarks import Benchmark, get_benchmark
+from aqakit.data.benchmarks import DATA_ENV, Benchmark, get_benchmark
 from aqakit.errors import ConfigError
 from aqakit.models import HParams, is_closed_form, model_config, model_defaults
 
@@ -303,10 +303,6 @@ def apply_preset(config: RunConfig, path: Path) -> None:
             raise ConfigError(f"{path}: base preset {base!r} not found (next to it or built in)")
         apply_preset(config, base_path)
     apply_overrides(config, _flatten(data), str(path))
-
-
-#: The environment variable naming the folder that holds each benchmark family's data (``fisv/``, ``rg/`` ...).
-DATA_ENV = "AQAKIT_DATA"
 
 
 def find_data_root(benchmark: Benchmark, data_root: Path | str | None = None) -> Path | None:

@@ -16,7 +16,7 @@ from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import DataError
-from aqakit.train.config import RunConfig, TrainConfig
+from aqakit.train.config import RunConfig, TrainConfig, require_data_root
 from aqakit.video.manifest import read_manifest
 
 
@@ -37,7 +37,7 @@ def read_data(config: RunConfig, *, with_test: bool | None = None) -> Splits:
     test features from disk. The score scale comes from the training set (or ``score_range``).
     """
     benchmark = get_benchmark(config.benchmark, **config.benchmark_args)
-    root = Path(config.data_root) if config.data_root else None
+    root = require_data_root(benchmark, config.data_root)
     with_test = config.train.evaluate_test if with_test is None else with_test
     train = benchmark.load(root, "train")
     test = benchmark.load(root, "test") if with_test else None
