@@ -1,38 +1,10 @@
 """Train several seeds of one configuration together, as one batched ensemble (``train.ensemble: true``).
 
-Models this small leave most of a GPU idle, so N seeds cost little more than one when their
-parameters are stacked on a leading axis and every step runs all members at once:
-``torch.func.stack_module_state`` stacks the N freshly initialised models, and
-``torch.func.vmap`` over ``torch.func.functional_call`` runs forward pass and loss of every member
-on its own batch in one call; one backward pass fills every member's gradient (the members share
-nothing, so the gradient of the summed losses is each member's own gradient).
-
-What equals N separate runs (``aqakit train --seeds N`` without ensemble), up to float rounding:
-
-- each member's initial weights (the model is created right after seeding with its seed, as in
-  a separate run) and its data: order and random crops come from its own
-  :class:`~aqakit.data.batches.TrainBatches` stream (seed, epoch);
-- the optimiser: SGD, Adam and AdamW are element-wise, so one optimiser over the stacked
-  parameters performs each member's own update; the cosine schedule is shared (identical);
-- BatchNorm statistics: each member normalises its own batch and updates its own running
-  statistics (the stacked buffers; :class:`~aqakit.models.blocks.MaskedBatchNorm1d` has no
-  data-dependent shapes, so it runs under vmap);
-- per-epoch evaluation, selection, checkpoints, ``metrics.csv``, ``predictions.csv`` and summaries:
-  every member is copied into an ordinary model and goes through the same code as a separate run.
-
-What differs:
-
-- **dropout**: the members draw their masks from one stream (``vmap(randomness="different")``):
-  independent per member, as in separate runs, but not the same numbers, so with dropout > 0 the
-  results are statistically, not numerically, those of separate runs. Bit-for-bit dropout would
-  need each member's generator inside vmap, which torch.func does not offer;
-- the batched matrix products sum in a different order: results agree to about 1e-5, and such
-  differences can grow over many epochs as in any two runs on different hardware;
-- ``train_seconds`` in each member's ``metrics.csv`` is the whole ensemble's epoch time;
-- not supported (a ConfigError says so): ``best-val`` selection (every seed carves its own
-  validation split, so the training sets differ), gradient clipping (Lightning clips the global
-  norm), ``train.compile``, a weight moving average (``train.ema_decay``), a schedule stepped per
-  optimiser step, resuming an interrupted ensemble.
+The N freshly initialised models are stacked on a leading axis (``torch.func.stack_module_state``)
+and every step runs forward pass and loss of all members on their own batches in one
+``vmap``-ed ``functional_call``; one backward pass fills each member's gradient. Each member is then
+evaluated, selected and saved as a separate run. What equals N separate runs, what differs
+(dropout masks, rounding) and what is not supported: docs/performance.md, "Many seeds at once".
 """
 
 from __future__ import annotations
