@@ -1,11 +1,13 @@
 """What every registered model promises (DESIGN.md): same input, same Prediction, clear errors.
 
-A new model is covered by adding its tiny hyper-parameters to TINY_HPARAMS.
+A new model is covered by adding its tiny hyper-parameters to TINY_HPARAMS. Every call passes
+exemplars (padded ones among them): pair models use them, the others must ignore them.
 """
 
 import pytest
 import torch
 
+from aqakit.data.exemplars import Exemplars
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import DataError
 from aqakit.models import create_model, list_models
@@ -18,7 +20,18 @@ TINY_HPARAMS = {
     "cofinal-official": dict(hidden_dim=16, n_heads=2, digit_hidden_dim=12),
     "query-decoder": dict(width=16, n_heads=2, n_queries=5),
     "ridge": dict(cv_folds=3),
+    "tpt": dict(hidden_dim=16, n_heads=2, n_parts=3, ffn_dim=16, n_intervals=4, head_hidden=8),
 }
+
+
+def exemplars_for(n_queries: int, dim: int = 8, per_query: int = 3) -> Exemplars:
+    """The same exemplars at every call: lengths 4, 1 and 7 (padded to 7 with a large value), each
+    query paired with all three."""
+    features = torch.randn(3, 7, dim, generator=torch.Generator().manual_seed(1))
+    mask = torch.arange(7)[None, :] < torch.tensor([4, 1, 7])[:, None]
+    features[~mask] = 50.0
+    index = torch.arange(per_query).repeat(n_queries, 1)  # (B, M)
+    return Exemplars(features, mask, index, torch.tensor([11.0, 20.0, 28.0]).repeat(n_queries, 1))
 
 
 def test_every_registered_model_is_covered():
@@ -30,6 +43,7 @@ def tiny_model(name, in_dim=8, score_scale=SCALE):
     model = create_model(name, in_dim=in_dim, score_scale=score_scale, **TINY_HPARAMS[name])
     if model.closed_form:
         model.fit_closed_form(random_videos(12, in_dim))
+    model.prepare(random_videos(12, in_dim))
     return model
 
 
@@ -41,7 +55,7 @@ def model(request):
 
 def test_prediction_is_on_the_original_scale_with_batch_first_parts(model):
     features, mask = padded_batch([5, 1, 9], 8)
-    prediction = model.eval()(features, mask)
+    prediction = model.eval()(features, mask, exemplars_for(3))
     assert prediction.score.shape == (3,) and torch.isfinite(prediction.score).all()
     torch.testing.assert_close(prediction.score, SCALE.denormalise(prediction.normalised_score))
     assert all(part.shape[0] == 3 for part in prediction.parts.values())
@@ -50,25 +64,27 @@ def test_prediction_is_on_the_original_scale_with_batch_first_parts(model):
 def test_padding_does_not_change_a_score(model):
     model.eval()
     features, mask = padded_batch([4, 11], 8, pad_value=50.0)
-    alone = model(features[:1, :4], mask[:1, :4]).score
-    batched = model(features, mask).score
+    alone = model(features[:1, :4], mask[:1, :4], exemplars_for(1)).score
+    batched = model(features, mask, exemplars_for(2)).score
     torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=0)
 
 
 def test_loss_terms_are_named_finite_scalars(model):
     features, mask = padded_batch([6, 6, 3, 8], 8)
-    batch = {"features": features, "mask": mask, "score": torch.tensor([12.0, 18.0, 25.0, 29.0])}
-    terms = model.train().loss(model(features, mask), batch)
+    exemplars = exemplars_for(4)
+    batch = {"features": features, "mask": mask, "score": torch.tensor([12.0, 18.0, 25.0, 29.0]),
+             "exemplar_mask": exemplars.mask, "exemplar_score": exemplars.score}
+    terms = model.train().loss(model(features, mask, exemplars), batch)
     assert terms and all(value.dim() == 0 and torch.isfinite(value) for value in terms.values())
 
 
 def test_wrong_feature_dimension_is_a_data_error(model):
     with pytest.raises(DataError, match="feature dimension 7 does not match the model's input dimension 8"):
-        model(torch.randn(2, 5, 7))
+        model(torch.randn(2, 5, 7), None, exemplars_for(2))
 
 
 def test_a_video_without_real_clips_is_a_data_error(model):
     features, mask = padded_batch([3, 2], 8)
     mask[1] = False
     with pytest.raises(DataError, match="no real clip"):
-        model(features, mask)
+        model(features, mask, exemplars_for(2))

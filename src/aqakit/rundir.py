@@ -48,7 +48,7 @@ class SeedSummary:
     """A seed's ``summary.json``: its metrics, all from the selected checkpoint.
 
     ``val``/``test`` map metric names to values; ``timing`` is seconds per epoch and samples/s;
-    ``closed_form_fit`` and ``ensemble`` are set for ridge and ensemble runs. ``extra`` keeps the
+    ``closed_form_fit``, ``ensemble`` and ``exemplars`` are set for ridge, ensemble and pair-model runs. ``extra`` keeps the
     keys this version does not know, so a summary reads and writes back unchanged.
     """
 
@@ -68,11 +68,12 @@ class SeedSummary:
     timing: dict[str, float] | None = None
     closed_form_fit: dict[str, Any] | None = None
     ensemble: dict[str, Any] | None = None
+    exemplars: dict[str, Any] | None = None  # pair models: how exemplars were drawn, the score intervals
     extra: dict[str, Any] = field(default_factory=dict)
 
     _ORDER = ("model", "benchmark", "seed", "selection", "selected_epoch", "epochs", "precision", "val", "test",
               "test_spearman_ci95", "note", "best_test_epoch_spearman", "late_swing", "timing", "closed_form_fit",
-              "ensemble")
+              "ensemble", "exemplars")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], source: Path | str = "summary") -> "SeedSummary":

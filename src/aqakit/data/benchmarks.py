@@ -506,6 +506,8 @@ class SyntheticBenchmark(Benchmark):
 
     Train and test are drawn from different seeds (``[seed, 0]`` and ``[seed, 1]``) over the
     same structure, so a model that learns the structure on train generalises to test.
+    ``length_concentration`` sets how equal the procedures' lengths are (8: similar; 1: uniformly
+    random cuts, where only a model that reads the clips can tell where a procedure is).
 
     With ``scores_from=<benchmark>`` (``finediving``, ``mtl-aqa``, ``fisv-pcs``, any benchmark read
     from label files; also named ``synthetic-<benchmark>``) each split has the size and the scores
@@ -528,6 +530,7 @@ class SyntheticBenchmark(Benchmark):
         "max_clips": 60,
         "n_procedures": 4,
         "noise": 0.03,
+        "length_concentration": 8.0,
         "scores_from": None,
     }
     option_types: ClassVar[dict[str, type]] = {"scores_from": str}
@@ -585,6 +588,7 @@ class SyntheticBenchmark(Benchmark):
             max_clips=o["max_clips"],
             n_procedures=o["n_procedures"],
             noise=o["noise"],
+            length_concentration=o["length_concentration"],
             seed=[o["seed"], SPLITS.index(split)],
             source=f"synthetic/{split}",
             id_prefix=f"{split}-",

@@ -116,7 +116,7 @@ def make_synthetic(
     Raises:
         ConfigError: an argument out of range.
     """
-    _check_args(n_videos, dim, min_clips, max_clips, n_procedures, noise)
+    _check_args(n_videos, dim, min_clips, max_clips, n_procedures, noise, length_concentration)
     structure = SyntheticStructure.create(dim, n_procedures, structure_seed)
     identity, quality_dirs, scene_basis = structure.identity, structure.quality_dirs, structure.scene_basis
 
@@ -162,7 +162,9 @@ def _segment_lengths(rng: np.random.Generator, n_clips: int, n_procedures: int, 
     return extra + 1
 
 
-def _check_args(n_videos: int, dim: int, min_clips: int, max_clips: int, n_procedures: int, noise: float) -> None:
+def _check_args(
+    n_videos: int, dim: int, min_clips: int, max_clips: int, n_procedures: int, noise: float, length_concentration: float
+) -> None:
     if int(n_videos) < 1:
         raise ConfigError(f"synthetic: n_videos must be >= 1, got {n_videos}")
     if int(dim) < 1:
@@ -177,3 +179,5 @@ def _check_args(n_videos: int, dim: int, min_clips: int, max_clips: int, n_proce
         raise ConfigError(f"synthetic: max_clips ({max_clips}) must be >= min_clips ({min_clips})")
     if not float(noise) >= 0.0:
         raise ConfigError(f"synthetic: noise must be >= 0, got {noise}")
+    if not float(length_concentration) > 0.0:
+        raise ConfigError(f"synthetic: length_concentration must be > 0, got {length_concentration}")

@@ -5,7 +5,7 @@ Each model file defines the model and its typed config (a frozen dataclass of it
 checkpoints (safetensors + JSON, no pickle).
 """
 
-from aqakit.models import cofinal, cofinal_official, gdlt, query_decoder, ridge  # noqa: F401  (registers them)
+from aqakit.models import cofinal, cofinal_official, gdlt, query_decoder, ridge, tpt  # noqa: F401  (registers them)
 from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.cofinal import CoFInAl, CoFInAlConfig
 from aqakit.models.cofinal_official import CoFInAlOfficial, CoFInAlOfficialConfig
@@ -24,10 +24,11 @@ from aqakit.models.registry import (
     register_model,
 )
 from aqakit.models.ridge import RidgeConfig, RidgeRegression
+from aqakit.models.tpt import TPT, TPTConfig
 
 __all__ = [
     "AQAModel", "CoFInAl", "CoFInAlConfig", "CoFInAlOfficial", "CoFInAlOfficialConfig", "GDLT", "GDLTConfig",
-    "HParams", "Prediction", "QueryDecoder", "QueryDecoderConfig", "RidgeConfig", "RidgeRegression",
+    "HParams", "Prediction", "QueryDecoder", "QueryDecoderConfig", "RidgeConfig", "RidgeRegression", "TPT", "TPTConfig",
     "config_class", "create_model", "find_checkpoint", "is_closed_form", "list_models", "load_checkpoint",
     "load_model", "model_class", "model_config", "model_defaults", "register_model", "save_checkpoint",
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from aqakit.errors import ConfigError, DataError
 from aqakit.models.config import HParams
 
 if TYPE_CHECKING:
+    from aqakit.data.exemplars import Exemplars
     from aqakit.data.videoset import VideoSet
 
 
@@ -31,11 +32,14 @@ class Prediction:
         normalised_score: (B,) the same in the model's [0, 1] space (what losses compare).
         parts: named interpretable parts, each with the batch on its first axis
             (for GDLT: ``grade_weights`` (B, G) and ``query_embeddings`` (B, G, H)).
+        internals: what the loss needs beyond the parts, not indexed by the batch (a pair model's
+            exemplar attention, for instance).
     """
 
     score: Tensor
     normalised_score: Tensor
     parts: dict[str, Tensor] = field(default_factory=dict)
+    internals: dict[str, Tensor] = field(default_factory=dict)
 
 
 class AQAModel(nn.Module):
@@ -51,6 +55,8 @@ class AQAModel(nn.Module):
     config_class: ClassVar[type[HParams]] = HParams
     #: True for a model fitted in one closed-form step (:meth:`fit_closed_form`) rather than by epochs of gradient steps.
     closed_form: ClassVar[bool] = False
+    #: True for a model that scores a video against exemplars of known score (:mod:`aqakit.models.pair`).
+    needs_exemplars: ClassVar[bool] = False
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: HParams | None = None) -> None:
         super().__init__()
@@ -68,8 +74,14 @@ class AQAModel(nn.Module):
         """The config's fields as JSON values: what a checkpoint records to rebuild the model."""
         return self.config.to_dict()
 
-    def forward(self, features: Tensor, mask: Tensor | None = None, *, check_clips: bool = True) -> Prediction:
+    def forward(
+        self, features: Tensor, mask: Tensor | None = None, exemplars: "Exemplars | None" = None, *,
+        check_clips: bool = True,
+    ) -> Prediction:
         """Score a batch: features (B, T, D) float, mask (B, T) bool or None (all real).
+
+        ``exemplars`` (the batch's, :class:`~aqakit.data.exemplars.Exemplars`) are used by pair
+        models (``needs_exemplars``) and ignored by the others.
 
         ``check_clips=False`` skips the check that every video has a real clip: a data-dependent
         test that ``torch.func.vmap`` cannot run (the batched ensemble checks its batches first).
@@ -85,6 +97,15 @@ class AQAModel(nn.Module):
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named loss terms (each a scalar) whose sum is optimised; ``batch['score']`` is original-scale."""
         raise NotImplementedError
+
+    def prepare(self, train: "VideoSet") -> dict[str, Any]:
+        """Fix what the model derives from its training set before training (a pair model's score
+        intervals); returns what it fixed (recorded in the summary). Nothing by default."""
+        return {}
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups at base learning rate ``lr`` (one group by default)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
 
     def fit_closed_form(self, videos: "VideoSet") -> dict[str, Any]:
         """Fit a ``closed_form`` model on the training ``videos``; returns what the fit chose (recorded in the summary)."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from aqakit.data.batches import ClipBank, EvalBatches
 from aqakit.data.benchmarks import FileBenchmark, get_benchmark
+from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, HeldOutBatches
 from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.data.videoset import VideoSet
@@ -127,12 +128,24 @@ def data_fingerprint(data: Splits) -> dict[str, Any]:
 
 
 def held_out_sets(
-    splits: Splits, train_cfg: TrainConfig
-) -> tuple[dict[str, tuple[EvalBatches, VideoSet]], dict[str, tuple[EvalBatches, np.ndarray]]]:
+    splits: Splits, train_cfg: TrainConfig, exemplars: tuple[ExemplarPool, int, int] | None = None
+) -> tuple[dict[str, tuple[HeldOutBatches, VideoSet]], dict[str, tuple[HeldOutBatches, np.ndarray]]]:
     """Batches of the val/test sets, built once: every held-out set (for the final evaluation)
-    and those evaluated after every epoch (with their true scores)."""
+    and those evaluated after every epoch (with their true scores).
+
+    ``exemplars`` (pool, M, seed) attaches M exemplars from the training pool to every video, for
+    a pair model.
+    """
+
+    def batches(videos: VideoSet) -> HeldOutBatches:
+        plain = EvalBatches(ClipBank(videos), train_cfg.eval_batch_size)
+        if exemplars is None:
+            return plain
+        pool, m, seed = exemplars
+        return ExemplarBatches(plain, pool, seed, m=m, videos=videos)
+
     held_out = {
-        name: (EvalBatches(ClipBank(videos), train_cfg.eval_batch_size), videos)
+        name: (batches(videos), videos)
         for name, videos in (("val", splits.val), ("test", splits.test))
         if videos is not None
     }

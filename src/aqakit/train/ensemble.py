@@ -21,11 +21,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from aqakit.data.batches import Batch, ClipBank, EvalBatches, TrainBatches
+from aqakit.data.batches import Batch, ClipBank, TrainBatches
+from aqakit.data.exemplars import HeldOutBatches
 from aqakit.data.scale import ScoreScale
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
-from aqakit.models import AQAModel, create_model
+from aqakit.models import AQAModel, create_model, model_class
 from aqakit.train.config import RunConfig
 from aqakit.train.precision import resolve_precision
 from aqakit.train.selection import SeedRecord
@@ -48,6 +49,11 @@ class MemberStep(nn.Module):
 def check_ensemble_config(config: RunConfig) -> None:
     """Raise ConfigError for settings the ensemble cannot train like separate runs."""
     train_cfg = config.train
+    if model_class(config.model.name).needs_exemplars:
+        raise ConfigError(
+            f"train.ensemble: {config.model.name} scores videos against exemplars, which the batched ensemble "
+            "does not draw; train separately"
+        )
     if train_cfg.carves_validation:
         raise ConfigError(
             "train.ensemble: best-val and train.val_folds carve a different validation split per seed; "
@@ -93,7 +99,7 @@ def train_ensemble(
     seeds: list[int],
     train: VideoSet,
     scale: ScoreScale,
-    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+    eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]],
     records: list[SeedRecord],
     *,
     device: str,

@@ -7,13 +7,15 @@ import torch
 
 from aqakit import metrics
 from aqakit.data.batches import ClipBank, EvalBatches
+from aqakit.data.exemplars import Exemplars, HeldOutBatches
 from aqakit.data.videoset import VideoSet
 from aqakit.models import AQAModel
 
 
 @torch.inference_mode()
-def predict_bank(model: AQAModel, batches: EvalBatches, device: torch.device | str = "cpu") -> np.ndarray:
-    """(N,) predicted scores (original scale) in the order of the bank's videos.
+def predict_bank(model: AQAModel, batches: HeldOutBatches, device: torch.device | str = "cpu") -> np.ndarray:
+    """(N,) predicted scores (original scale) in the order of the bank's videos (with their
+    exemplars when the batches carry them).
 
     The model is put in eval mode for the pass and restored to its previous mode after.
     """
@@ -21,7 +23,9 @@ def predict_bank(model: AQAModel, batches: EvalBatches, device: torch.device | s
     model.eval()
     scores = np.empty(len(batches.bank), dtype=np.float64)
     for batch in batches:
-        prediction = model(batch["features"].to(device), batch["mask"].to(device))
+        exemplars = Exemplars.from_batch(batch)
+        prediction = model(batch["features"].to(device), batch["mask"].to(device),
+                           exemplars.to(device) if exemplars is not None else None)
         scores[batch["index"].numpy()] = prediction.score.float().cpu().numpy()
     model.train(was_training)
     return scores
@@ -39,7 +43,7 @@ def score_metrics(predicted: np.ndarray, true: np.ndarray, model: AQAModel) -> d
 
 
 def held_out_metrics(
-    model: AQAModel, eval_sets: dict[str, tuple[EvalBatches, np.ndarray]], device: torch.device | str
+    model: AQAModel, eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]], device: torch.device | str
 ) -> dict[str, float]:
     """``<set>_<metric>`` of ``model`` on every held-out set (every clip, deterministic)."""
     row: dict[str, float] = {}

@@ -27,13 +27,14 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aqakit import metrics
-from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
+from aqakit.data.batches import ClipBank, TrainBatches
+from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, HeldOutBatches
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.models import AQAModel, create_model
-from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, SeedDir, SeedSummary
 from aqakit.models.loading import load_checkpoint
-from aqakit.train.config import RunConfig, changed_settings
+from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, SeedDir, SeedSummary
+from aqakit.train.config import RunConfig, TrainConfig, changed_settings
 from aqakit.train.data import Splits, checkpoint_info, data_fingerprint, held_out_sets, read_data, seed_splits
 from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
@@ -67,11 +68,12 @@ def train_seed(
     model = create_model(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     )
-    held_out, eval_sets = held_out_sets(splits, train_cfg)
+    prepared = model.prepare(splits.train)
     info = checkpoint_info(config, seed)
     if model.closed_form:
+        held_out, eval_sets = held_out_sets(splits, train_cfg)
         return fit_closed_form_seed(config, seed, seed_dir, model, splits, held_out, eval_sets, info, on_epoch_end, device)
-    train_batches = TrainBatches(ClipBank(splits.train), train_cfg.batch_size, train_cfg.crop_len, seed)
+    train_batches, held_out, eval_sets, pool = seed_batches(model, splits, train_cfg, seed)
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir.path,
         select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, compile=train_cfg.compile,
@@ -99,8 +101,35 @@ def train_seed(
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
         fit_reporting_interrupts(trainer, task, train_batches, str(last) if resume and last.is_file() else None)
     return finish_seed(
-        config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision
+        config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision,
+        exemplars=exemplar_report(model, pool, prepared),
     )
+
+
+def seed_batches(
+    model: AQAModel, splits: Splits, train_cfg: TrainConfig, seed: int
+) -> tuple[TrainBatches | ExemplarBatches, dict[str, tuple[HeldOutBatches, VideoSet]],
+           dict[str, tuple[HeldOutBatches, np.ndarray]], ExemplarPool | None]:
+    """A seed's training batches and held-out sets; for a pair model, with exemplars drawn from
+    the training split (one per training video, ``n_exemplars`` per held-out video) and their pool."""
+    bank = ClipBank(splits.train)
+    train_batches = TrainBatches(bank, train_cfg.batch_size, train_cfg.crop_len, seed)
+    if not model.needs_exemplars:
+        return (train_batches, *held_out_sets(splits, train_cfg), None)
+    config = model.config
+    pool = ExemplarPool(splits.train, config.exemplar_key, config.exemplar_fallback, bank=bank)
+    held_out, eval_sets = held_out_sets(splits, train_cfg, (pool, config.n_exemplars, seed))
+    return ExemplarBatches(train_batches, pool, seed, crop_len=train_cfg.crop_len), held_out, eval_sets, pool
+
+
+def exemplar_report(model: AQAModel, pool: ExemplarPool | None, prepared: dict[str, Any]) -> dict[str, Any] | None:
+    """What a pair model's summary records: how its exemplars were drawn and how often a video had
+    to be paired outside its group; None for other models."""
+    if pool is None:
+        return None
+    config = model.config
+    return {"per_held_out_video": config.n_exemplars, "key": config.exemplar_key,
+            "fallback": config.exemplar_fallback, "videos_paired_outside_their_group": dict(pool.fallbacks), **prepared}
 
 
 def fit_closed_form_seed(
@@ -109,8 +138,8 @@ def fit_closed_form_seed(
     seed_dir: SeedDir,
     model: AQAModel,
     splits: Splits,
-    held_out: dict[str, tuple[EvalBatches, VideoSet]],
-    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+    held_out: dict[str, tuple[HeldOutBatches, VideoSet]],
+    eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]],
     info: dict[str, Any],
     on_epoch_end: Callable[[dict[str, float]], None] | None,
     device: str | None,
@@ -131,7 +160,7 @@ def fit_closed_form_seed(
     )
 
 
-def fit_reporting_interrupts(trainer: pl.Trainer, task: AQATask, batches: TrainBatches, ckpt_path: str | None) -> None:
+def fit_reporting_interrupts(trainer: pl.Trainer, task: AQATask, batches: TrainBatches | ExemplarBatches, ckpt_path: str | None) -> None:
     """``trainer.fit``, with Ctrl-C raised as KeyboardInterrupt (Lightning turns it into ``sys.exit(1)``
     and leaves SIGINT ignored), so callers can report it and a later Ctrl-C still works."""
     try:
@@ -152,7 +181,7 @@ def finish_seed(
     config: RunConfig,
     seed: int,
     seed_dir: SeedDir,
-    held_out: dict[str, tuple[EvalBatches, VideoSet]],
+    held_out: dict[str, tuple[HeldOutBatches, VideoSet]],
     history: list[dict[str, float]],
     n_train: int,
     device: str | None = None,
@@ -160,11 +189,12 @@ def finish_seed(
     *,
     closed_form_fit: dict[str, Any] | None = None,
     ensemble: dict[str, Any] | None = None,
+    exemplars: dict[str, Any] | None = None,
 ) -> SeedSummary:
     """Evaluate the selected checkpoint on every held-out set; write predictions and summary.
 
-    ``precision`` (the one training used), ``closed_form_fit`` (ridge's fit) and ``ensemble``
-    (how the seeds trained together) are recorded in the summary.
+    ``precision`` (the one training used), ``closed_form_fit`` (ridge's fit), ``ensemble`` (how
+    the seeds trained together) and ``exemplars`` (a pair model's) are recorded in the summary.
     """
     model, meta = load_checkpoint(seed_dir.checkpoint_dir)
     device = device or default_device()
@@ -192,6 +222,7 @@ def finish_seed(
         timing=epoch_timing(history, n_train),
         closed_form_fit=closed_form_fit,
         ensemble=ensemble,
+        exemplars=exemplars,
     )
     seed_dir.write_predictions(rows)
     seed_dir.write_summary(summary)

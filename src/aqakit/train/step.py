@@ -9,27 +9,28 @@ configured optimiser and its schedule.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from aqakit.data.batches import Batch, EvalBatches
+from aqakit.data.batches import Batch
+from aqakit.data.exemplars import Exemplars, HeldOutBatches
 from aqakit.models import AQAModel, Prediction
 from aqakit.train.config import OptimConfig
 from aqakit.train.evaluate import held_out_metrics
 
 
 def batch_loss(
-    model: AQAModel, batch: Batch, forward: Callable[[Tensor, Tensor], Prediction] | None = None
+    model: AQAModel, batch: Batch, forward: Callable[..., Prediction] | None = None
 ) -> tuple[dict[str, Tensor], Tensor]:
     """``model``'s loss terms on ``batch`` and their sum (the loss that is optimised).
 
     ``forward`` replaces ``model.forward`` for the pass (a compiled forward, or one that skips
     the input checks under vmap).
     """
-    prediction = (forward or model.forward)(batch["features"], batch["mask"])
+    prediction = (forward or model.forward)(batch["features"], batch["mask"], Exemplars.from_batch(batch))
     terms = model.loss(prediction, batch)
     return terms, torch.stack(list(terms.values())).sum()
 
@@ -60,7 +61,7 @@ class EpochLosses:
 
 def epoch_record(
     model: AQAModel,
-    eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+    eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]],
     device: torch.device | str,
     *,
     epoch: int,
@@ -83,9 +84,10 @@ def epoch_record(
 
 
 def build_optimiser(
-    cfg: OptimConfig, params: Iterable[torch.Tensor], epochs: int, steps_per_epoch: int = 1
+    cfg: OptimConfig, params: Iterable[Any], epochs: int, steps_per_epoch: int = 1
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """The configured optimiser over ``params`` and its schedule (None for ``none``).
+    """The configured optimiser over ``params`` (tensors, or parameter groups as dicts that may
+    set their own ``lr``) and its schedule (None for ``none``).
 
     The schedule is stepped once per ``cfg.scheduler_interval`` (epoch or optimiser step); a cosine
     stepped per optimiser step spans ``epochs * steps_per_epoch`` steps.

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from aqakit.data.batches import Batch, EvalBatches, TrainBatches
+from aqakit.data.batches import Batch, TrainBatches
+from aqakit.data.exemplars import ExemplarBatches, HeldOutBatches
 from aqakit.models import AQAModel
 from aqakit.rundir import SeedDir
 from aqakit.train.config import OptimConfig
@@ -40,8 +41,8 @@ class AQATask(pl.LightningModule):
         model: AQAModel,
         optim: OptimConfig,
         epochs: int,
-        train_batches: TrainBatches,
-        eval_sets: dict[str, tuple[EvalBatches, np.ndarray]],
+        train_batches: TrainBatches | ExemplarBatches,
+        eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]],
         seed_dir: Path,
         select: str = "final",
         checkpoint_info: dict[str, Any] | None = None,
@@ -75,7 +76,9 @@ class AQATask(pl.LightningModule):
     # --- training -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         cfg = self.optim_config
-        optimiser, scheduler = build_optimiser(cfg, self.model.parameters(), self.epochs, len(self.train_batches))
+        optimiser, scheduler = build_optimiser(
+            cfg, self.model.parameter_groups(cfg.lr), self.epochs, len(self.train_batches)
+        )
         if scheduler is None:
             return optimiser
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": cfg.scheduler_interval}}
