@@ -34,7 +34,7 @@ from aqakit.models import AQAModel, create_model
 from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, SeedDir, SeedSummary
 from aqakit.models.loading import load_checkpoint
 from aqakit.train.config import RunConfig, changed_settings
-from aqakit.train.data import Splits, checkpoint_info, data_fingerprint, held_out_sets, read_data, seed_splits
+from aqakit.train.data import Splits, checkpoint_info, data_fingerprint, held_out_sets, left_out_videos, read_data, seed_splits
 from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
@@ -282,7 +282,7 @@ def train_run(
         seed_summaries = train_ensemble_run(config, run, seeds, data, device=device, on_epoch_end=on_epoch_end)
     else:
         seed_summaries = train_seeds(config, run, seeds, data, resume=resume, device=device, on_epoch_end=on_epoch_end)
-    summary = RunSummary.of_seeds(seed_summaries)
+    summary = RunSummary.of_seeds(seed_summaries, left_out=left_out_videos(data))
     run.write_summary(summary)
     return summary.to_json()
 
