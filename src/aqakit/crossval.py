@@ -65,10 +65,11 @@ class CrossValDir:
         return RunDir(self.path / f"{self.FOLD_PREFIX}{fold}")
 
     def read_plan(self) -> dict[str, Any]:
-        """``crossval.json``: model, benchmark, folds and seeds; DataError if it is not such a mapping."""
+        """``crossval.json``: model, benchmark, folds and seeds; DataError without the lists of folds and seeds."""
         plan = read_json(self.plan_path)
-        if not isinstance(plan, dict) or not isinstance(plan.get("folds"), list):
-            raise DataError(f"{self.plan_path}: no list of folds in it (not written by aqakit train --folds?)")
+        for key in ("folds", "seeds"):
+            if not isinstance(plan, dict) or not isinstance(plan.get(key), list):
+                raise DataError(f"{self.plan_path}: no list of {key} in it (not written by aqakit train --folds?)")
         return plan
 
     def write_plan(self, plan: Mapping[str, Any]) -> None:

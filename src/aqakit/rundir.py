@@ -4,7 +4,7 @@ Layout of ``runs/<name>/``::
 
     config.yaml            the resolved configuration (train.precision: auto saved as what it chose)
     data.json              per split its number of videos and a hash of ids and scores (checked on resume)
-    summary.json           test (and validation) metrics over seeds: mean, std, per seed
+    summary.json           test (and validation) metrics over seeds: mean, std, per seed; labelled videos left out (allow_missing)
     seed-<k>/metrics.csv   one row per epoch: learning rate, loss terms, held-out metrics, seconds
     seed-<k>/predictions.csv  split, video id, true and predicted score (selected checkpoint)
     seed-<k>/summary.json  the seed's metrics, all from the selected checkpoint
@@ -12,7 +12,8 @@ Layout of ``runs/<name>/``::
     seed-<k>/resume/last.ckpt  Lightning state to resume an interrupted seed
 
 :class:`RunDir` and :class:`SeedDir` know these paths and read and write these files;
-:class:`RunSummary` and :class:`SeedSummary` are the two ``summary.json`` files. Nothing here
+:class:`RunSummary` and :class:`SeedSummary` are the two ``summary.json`` files. A cross-validated
+run (``aqakit train --folds``) holds one such run folder per fold (:mod:`aqakit.crossval`). Nothing here
 imports the training engine, so reading results stays light.
 """
 
