@@ -238,10 +238,10 @@ def test_list_benchmarks_have_names_families_and_descriptions():
     benches = list_benchmarks()
     names = [b.name for b in benches]
     assert {"fisv-tes", "fisv-pcs", "rg-ball", "rg-clubs", "rg-hoop", "rg-ribbon", "mtl-aqa", "finediving", "csv",
-            "synthetic"} <= set(names)
+            "synthetic", "jigsaws-suturing", "jigsaws-knot-tying", "jigsaws-needle-passing"} <= set(names)
     for bench in benches:
         assert isinstance(bench, Benchmark) and bench.description
-        assert bench.family in ("fisv", "rg", "mtl-aqa", "finediving", "csv", "synthetic")
+        assert bench.family in ("fisv", "rg", "mtl-aqa", "finediving", "jigsaws", "csv", "synthetic")
         assert bench.describe().startswith(bench.name)
     assert isinstance(get_benchmark("RG-Clubs"), RhythmicGymnastics)
 

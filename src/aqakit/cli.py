@@ -43,6 +43,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(f"{summary['model']} on {summary['benchmark']}: test split not evaluated (train.evaluate_test=false)")
     if "val" in summary:
         console.print(f"validation Spearman (carved from train): {format_mean_std(summary['val']['spearman'], n_seeds)}")
+    _print_left_out(summary.get("left_out", {}))
     unstable = [s for s in summary.get("per_seed", []) if s.get("late_swing", {}).get("unstable")]
     if unstable:
         swing = unstable[0]["late_swing"]
@@ -53,6 +54,33 @@ def print_summary(summary: dict[str, Any]) -> None:
             "the final epoch is a draw from that swing; try --select best-val, --set train.ema_decay=0.99 or a lower optim.lr",
             soft_wrap=True,
         )
+
+
+def _print_left_out(left_out: dict[str, list[str]], where: str = "") -> None:
+    """One line per split that left labelled videos out (``allow_missing``), naming them."""
+    for split, ids in left_out.items():
+        console.print(f"[yellow]left out:[/] {where}{split}: {len(ids)} labelled video(s) without a feature file "
+                      f"(benchmark_args.allow_missing): {', '.join(ids)}", highlight=False, soft_wrap=True)
+
+
+def print_crossval_summary(summary: dict[str, Any]) -> None:
+    """The table of a cross-validated run: each fold's test metrics (over seeds), then the Fisher-z mean over folds."""
+    n_seeds = len(summary["seeds"])
+    label = "best-test (chosen on test!)" if summary["selection"] == "best-test" else summary["selection"]
+    table = Table(title=f"{summary['model']} on {summary['benchmark']} — {len(summary['folds'])} fold(s) × "
+                        f"{n_seeds} seed(s), {summary['epochs']} epochs, checkpoint {label}")
+    for column in ("fold", "test Spearman", "test R-l2 (x100)", "best test epoch (papers' rule)"):
+        table.add_column(column, justify="left" if column == "fold" else "right")
+    for entry in summary["per_fold"]:
+        best = entry.get("best_test_epoch_spearman")
+        table.add_row(str(entry["fold"]), *(format_mean_std(entry["test"][metric], n_seeds) for metric in ("spearman", "rl2")),
+                      format_mean_std(best, n_seeds) if best else "")
+    best = summary.get("best_test_epoch_spearman_fisher_z")
+    table.add_row("Fisher-z mean", format_mean_std(summary["test_spearman_fisher_z"], n_seeds), "",
+                  format_mean_std(best, n_seeds) if best else "")
+    console.print(table)
+    for entry in summary["per_fold"]:
+        _print_left_out(entry.get("left_out", {}), f"fold {entry['fold']} ")
 
 
 def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
@@ -124,7 +152,10 @@ def train(
     ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     budget_minutes: float = typer.Option(60.0, "--budget-minutes", help="auto: time for the whole search."),
-    folds: int = typer.Option(5, "--folds", help="auto: folds of the training split that validate each candidate."),
+    folds: Optional[str] = typer.Option(
+        None, "--folds", help="Train every official fold of the benchmark (all) or some (0,2), each its own run, and "
+        "report the Fisher-z mean over folds (docs/jigsaws.md). auto: the number of folds of the training split that "
+        "validate each candidate (default 5)."),
     rule: str = typer.Option("one-se", "--rule", help="auto: one-se (cheapest within one standard error of the best) | max."),
     candidates: Optional[str] = typer.Option(None, "--candidates", help="auto: comma-separated candidates (default: all, cheapest first)."),
 ) -> None:
@@ -155,25 +186,49 @@ def train(
     if model == "auto":
         if select is not None or epochs is not None or preset is not None or ensemble:
             raise ConfigError("aqakit train auto chooses the model and its preset: --select, --epochs, --preset and --ensemble do not apply")
-        _train_auto(benchmark, run_dir, values, seed_list, budget_minutes, folds, rule, candidates,
+        _train_auto(benchmark, run_dir, values, seed_list, budget_minutes, _auto_folds(folds), rule, candidates,
                     overwrite=overwrite, resume=resume, as_json=as_json)
         return
     config = build_config(model, benchmark, values, preset=preset)
+    if folds is not None:
+        from aqakit.train.folds import parse_folds
+
+        fold_list = parse_folds(folds, adapter)
     if not as_json:
         how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
                else describe_precision(config.train.precision, default_device()))
         console.print(how, highlight=False, soft_wrap=True)
     try:
         with EpochProgress(config.train.epochs) as progress:
-            summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume, on_epoch_end=progress.update)
+            if folds is None:
+                summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume,
+                                    on_epoch_end=progress.update)
+            else:
+                from aqakit.train.folds import train_folds
+
+                summary = train_folds(config, run_dir, fold_list, seed_list, overwrite=overwrite, resume=resume,
+                                      on_fold_start=lambda k: progress.restart(f"fold {k}", config.train.epochs),
+                                      on_epoch_end=progress.update)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: run the same command with --resume to continue {run_dir}", highlight=False, soft_wrap=True)
         raise
     if as_json:
         console.print_json(json.dumps(summary))
     else:
-        print_summary(summary)
+        (print_summary if folds is None else print_crossval_summary)(summary)
         console.print(f"run saved in {run_dir}")
+
+
+def _auto_folds(text: Optional[str]) -> int:
+    """``aqakit train auto --folds K``: K folds of the training split (5 when not given)."""
+    if text is None:
+        return 5
+    if not text.strip().isdigit():
+        raise ConfigError(
+            f"aqakit train auto: --folds is the number of folds of the training split (a whole number, default 5), "
+            f"got {text!r}"
+        )
+    return int(text)
 
 
 def _train_auto(

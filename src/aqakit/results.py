@@ -13,18 +13,24 @@ Averages over a dataset's scores or classes (Fis-V TES and PCS, the four RG appa
 papers: Fisher's z-transform. Runs are averaged together when their directory names differ only by
 the benchmark name (``cofinal-fisv-tes`` and ``cofinal-fisv-pcs`` form the variant ``cofinal``):
 each benchmark's seeds are first z-averaged, then the benchmarks are.
+
+A cross-validated run (``aqakit train ... --folds``, :mod:`aqakit.crossval`) gives one row per fold
+(``<run>/fold-<k>``) and then its own row: per seed the Fisher-z mean over folds of the test
+Spearman (R-l2: the plain mean over folds), mean ± std over the seeds finished in every fold. That
+row, not its folds, enters the averages over benchmarks (the three JIGSAWS tasks).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from aqakit.crossval import CrossValDir, over_folds
 from aqakit.errors import DataError
 from aqakit.metrics import fisher_z_nested, format_mean_std, mean_std
 from aqakit.rundir import RunDir
@@ -42,7 +48,9 @@ class RunRow:
     ``spearman``/``rl2`` are the selected checkpoint's test figures, one per finished seed;
     ``best_test`` the best per-epoch test Spearman of each seed (empty when the run did not
     evaluate the test set every epoch); ``precisions`` the numeric precision each seed trained in
-    (``train.precision: auto`` differs between machines, and so do the figures).
+    (``train.precision: auto`` differs between machines, and so do the figures). ``fold`` is set on
+    the row of one fold of a cross-validated run, ``folds`` on that run's own row (the folds it
+    averages by Fisher's z).
     """
 
     name: str
@@ -57,6 +65,8 @@ class RunRow:
     best_test: tuple[float, ...]
     precisions: tuple[str, ...] = ()
     swings: tuple[dict[str, Any] | None, ...] = ()  # per finished seed, :func:`aqakit.train.stability.late_swing`
+    fold: int | None = None
+    folds: tuple[int, ...] = ()
 
     @property
     def unstable_seeds(self) -> tuple[int, ...]:
@@ -83,6 +93,8 @@ class RunRow:
             "test_spearman": {**mean_std(self.spearman), "per_seed": list(self.spearman)},
             "test_rl2": {**mean_std(self.rl2), "per_seed": list(self.rl2)},
             "best_test_epoch_spearman": {**mean_std(self.best_test), "per_seed": list(self.best_test)} if self.best_test else None,
+            **({"fold": self.fold} if self.fold is not None else {}),
+            **({"fisher_z_over_folds": list(self.folds)} if self.folds else {}),
         }  # fmt: skip
 
 
@@ -100,7 +112,9 @@ def read_runs(paths: Sequence[Path]) -> tuple[list[RunRow], list[str]]:
     for path in map(Path, paths):
         named = RunDir(path).is_run
         for run_dir in run_directories([path]):
-            if not named and is_tuning_run(RunDir(run_dir).read_config()):
+            if CrossValDir(run_dir).is_crossval:
+                rows.extend(read_crossval(run_dir))
+            elif not named and is_tuning_run(RunDir(run_dir).read_config()):
                 tuning.append(run_dir.name)
             else:
                 rows.append(read_run(run_dir))
@@ -108,16 +122,20 @@ def read_runs(paths: Sequence[Path]) -> tuple[list[RunRow], list[str]]:
 
 
 def run_directories(paths: Sequence[Path]) -> list[Path]:
-    """The run directories named by ``paths``: a run directory stands for itself, and a folder
-    of runs (``--runs-dir``) for every run directly inside it, in name order. DataError names a
-    path that is neither, or a folder that holds no runs."""
+    """The run directories named by ``paths``: a run directory (or a cross-validated run) stands for
+    itself, and a folder of runs (``--runs-dir``) for every run directly inside it, in name order.
+    DataError names a path that is neither, or a folder that holds no runs."""
     runs = []
     config_file = RunDir.CONFIG_FILE
+
+    def is_run(path: Path) -> bool:
+        return RunDir(path).is_run or CrossValDir(path).is_crossval
+
     for path in map(Path, paths):
-        if RunDir(path).is_run:
+        if is_run(path):
             runs.append(path)
         elif path.is_dir():
-            inside = sorted(child for child in path.iterdir() if RunDir(child).is_run)
+            inside = sorted(child for child in path.iterdir() if is_run(child))
             if not inside:
                 raise DataError(f"{path}: not an aqakit run directory (no {config_file}), and no run directory inside it")
             runs.extend(inside)
@@ -168,6 +186,37 @@ def read_run(run_dir: Path) -> RunRow:
     )
 
 
+def read_crossval(path: Path) -> list[RunRow]:
+    """The rows of a cross-validated run: one per fold of its plan that has a run folder (named
+    ``<run>/fold-<k>``), then the run's own row (see the module); DataError if it is not one."""
+    cv = CrossValDir(path)
+    plan = cv.read_plan()
+    folds = [int(fold) for fold in plan["folds"]]
+    fold_rows = [replace(read_run(cv.fold(fold).path), name=f"{cv.name}/{cv.fold(fold).name}", fold=fold)
+                 for fold in folds if cv.fold(fold).is_run]
+    if not fold_rows:
+        raise DataError(f"{path}: no fold has started yet (folds {', '.join(map(str, folds))} planned)")
+    every_fold = len(fold_rows) == len(folds)
+    complete = [seed for seed in fold_rows[0].seeds if every_fold and all(seed in row.seeds for row in fold_rows)]
+
+    def over_seeds(figures: Callable[[RunRow], tuple[float, ...]]) -> np.ndarray:
+        """(F folds, S complete seeds) of one figure."""
+        return np.array([[figures(row)[row.seeds.index(seed)] for seed in complete] for row in fold_rows])
+
+    first = fold_rows[0]
+    return [*fold_rows, RunRow(
+        name=cv.name, model=first.model, benchmark=first.benchmark, selection=first.selection, epochs=first.epochs,
+        seeds=tuple(complete), unfinished=tuple(int(seed) for seed in plan["seeds"] if seed not in complete),
+        spearman=tuple(over_folds(over_seeds(lambda row: row.spearman)).tolist()) if complete else (),
+        rl2=tuple(over_seeds(lambda row: row.rl2).mean(axis=0).tolist()) if complete else (),
+        best_test=(tuple(over_folds(over_seeds(lambda row: row.best_test)).tolist())
+                   if complete and all(row.best_test for row in fold_rows) else ()),
+        precisions=tuple(", ".join(sorted({row.precisions[row.seeds.index(seed)] for row in fold_rows}))
+                         for seed in complete),
+        folds=tuple(folds),
+    )]
+
+
 @dataclass(frozen=True)
 class VariantAverage:
     """Fisher-z average over the benchmarks of one variant (e.g. Fis-V TES and PCS)."""
@@ -182,7 +231,7 @@ def variant_averages(rows: Sequence[RunRow]) -> list[VariantAverage]:
     """Fisher-z averages of the variants that have finished runs on two or more benchmarks."""
     groups: dict[str, dict[str, RunRow]] = {}
     for row in rows:
-        if row.seeds:
+        if row.seeds and row.fold is None:
             groups.setdefault(row.variant, {})[row.benchmark] = row
     averages = []
     for variant, by_benchmark in groups.items():
@@ -229,10 +278,15 @@ def render_markdown(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> str:
             seeds += f" (unfinished: {', '.join(map(str, row.unfinished))})"
         per_seed = ", ".join(f"{v:.3f}" for v in row.spearman) or "–"
         flag = " ⚠" if row.unstable_seeds else ""
+        name = f"{row.name} (Fisher-z mean over folds {', '.join(map(str, row.folds))})" if row.folds else row.name
         lines.append(
-            f"| {row.name} | {row.model} | {row.benchmark} | {row.selection} | {seeds} | {row.epochs} | {row.precision} | "
+            f"| {name} | {row.model} | {row.benchmark} | {row.selection} | {seeds} | {row.epochs} | {row.precision} | "
             f"{_cell(row.spearman)}{flag} | {per_seed} | {_cell(row.rl2)} | {_cell(row.best_test)} |"
         )
+    if any(row.folds for row in rows):
+        lines += ["", "A cross-validated run's row averages its folds per seed: the test Spearman and the best test "
+                  "epoch's by Fisher's z (as papers report JIGSAWS), the R-l2 by its plain mean; its seeds are those "
+                  "finished in every fold."]
     unstable = [row for row in rows if row.unstable_seeds]
     if unstable:
         lines += ["", f"⚠ unstable (the held-out Spearman swung by more than {SWING_THRESHOLD} over a seed's last "

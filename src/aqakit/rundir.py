@@ -4,7 +4,7 @@ Layout of ``runs/<name>/``::
 
     config.yaml            the resolved configuration (train.precision: auto saved as what it chose)
     data.json              per split its number of videos and a hash of ids and scores (checked on resume)
-    summary.json           test (and validation) metrics over seeds: mean, std, per seed
+    summary.json           test (and validation) metrics over seeds: mean, std, per seed; labelled videos left out (allow_missing)
     seed-<k>/metrics.csv   one row per epoch: learning rate, loss terms, held-out metrics, seconds
     seed-<k>/predictions.csv  split, video id, true and predicted score (selected checkpoint)
     seed-<k>/summary.json  the seed's metrics, all from the selected checkpoint
@@ -12,7 +12,8 @@ Layout of ``runs/<name>/``::
     seed-<k>/resume/last.ckpt  Lightning state to resume an interrupted seed
 
 :class:`RunDir` and :class:`SeedDir` know these paths and read and write these files;
-:class:`RunSummary` and :class:`SeedSummary` are the two ``summary.json`` files. Nothing here
+:class:`RunSummary` and :class:`SeedSummary` are the two ``summary.json`` files. A cross-validated
+run (``aqakit train --folds``) holds one such run folder per fold (:mod:`aqakit.crossval`). Nothing here
 imports the training engine, so reading results stays light.
 """
 
@@ -105,14 +106,18 @@ class RunSummary:
     val: dict[str, dict[str, float]] | None = None
     unstable_seeds: list[int] | None = None
     best_test_epoch_spearman: dict[str, Any] | None = None  # {"mean", "std", "note"}
+    left_out: dict[str, list[str]] | None = None  # split -> labelled videos without a feature file (allow_missing)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    _ORDER = ("model", "benchmark", "selection", "epochs", "seeds", "note", "test", "val", "unstable_seeds",
-              "best_test_epoch_spearman", "per_seed")
+    _ORDER = ("model", "benchmark", "selection", "epochs", "seeds", "note", "left_out", "test", "val",
+              "unstable_seeds", "best_test_epoch_spearman", "per_seed")
 
     @classmethod
-    def of_seeds(cls, seed_summaries: Sequence[SeedSummary]) -> "RunSummary":
-        """Mean and sample standard deviation (ddof=1; 0 for one seed) of each held-out metric."""
+    def of_seeds(
+        cls, seed_summaries: Sequence[SeedSummary], left_out: dict[str, list[str]] | None = None
+    ) -> "RunSummary":
+        """Mean and sample standard deviation (ddof=1; 0 for one seed) of each held-out metric;
+        ``left_out`` records the labelled videos the data lacked (split -> ids), when there are any."""
         first = seed_summaries[0]
         splits: dict[str, dict[str, dict[str, float]]] = {}
         for split in ("test", "val"):
@@ -130,7 +135,7 @@ class RunSummary:
             model=first.model, benchmark=first.benchmark, selection=first.selection, epochs=first.epochs,  # type: ignore[arg-type]
             seeds=[s.seed for s in seed_summaries], per_seed=list(seed_summaries),
             note=f"selection best-test: {BEST_TEST_NOTE}" if first.selection == "best-test" else None,
-            unstable_seeds=unstable or None, best_test_epoch_spearman=best, **splits,
+            unstable_seeds=unstable or None, best_test_epoch_spearman=best, left_out=left_out or None, **splits,
         )
 
     @classmethod
@@ -253,6 +258,26 @@ class SeedDir:
         return rows
 
 
+def check_folder_use(folder: Path, marker: str, *, overwrite: bool, resume: bool) -> bool:
+    """RunDirectoryError unless ``folder`` may be trained into as asked; True when an existing run is
+    to be replaced (``overwrite``). A run is recognised by its ``marker`` file (``config.yaml``).
+    Changes nothing on disk; see :meth:`RunDir.check_use`."""
+    is_run = (folder / marker).is_file()
+    if folder.exists() and any(folder.iterdir()):
+        if resume:
+            if not is_run:
+                raise RunDirectoryError(f"{folder}: cannot resume, it holds no {marker}")
+            return False
+        if not overwrite:
+            raise RunDirectoryError(f"{folder} already exists; pass --overwrite to replace it or --resume to continue it")
+        if not is_run:
+            raise RunDirectoryError(f"{folder} is not an aqakit run (no {marker}); refusing to delete it")
+        return True
+    if resume:
+        raise RunDirectoryError(f"{folder}: nothing to resume")
+    return False
+
+
 class RunDir:
     """A run folder of ``aqakit train`` (see the module's layout): its configuration, data
     fingerprint, seeds and summaries, and the rules for training into it."""
@@ -353,22 +378,7 @@ class RunDir:
         A non-empty folder is used only to ``resume`` it (it must be a run) or, with ``overwrite``,
         to replace it when it is recognisably an aqakit run.
         """
-        run_dir = self.path
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if resume:
-                if not self.is_run:
-                    raise RunDirectoryError(f"{run_dir}: cannot resume, it holds no {self.CONFIG_FILE}")
-                return False
-            if not overwrite:
-                raise RunDirectoryError(
-                    f"{run_dir} already exists; pass --overwrite to replace it or --resume to continue it"
-                )
-            if not self.is_run:
-                raise RunDirectoryError(f"{run_dir} is not an aqakit run (no {self.CONFIG_FILE}); refusing to delete it")
-            return True
-        if resume:
-            raise RunDirectoryError(f"{run_dir}: nothing to resume")
-        return False
+        return check_folder_use(self.path, self.CONFIG_FILE, overwrite=overwrite, resume=resume)
 
     def check_same_data(self, fingerprint: Mapping[str, Any]) -> None:
         """RunDirectoryError when the recorded data fingerprint differs from ``fingerprint`` (the

@@ -1,7 +1,8 @@
 """Benchmark adapters: each knows one benchmark's label format, score column, splits and layout.
 
 Use :func:`get_benchmark` to build one by name (``fisv-tes``, ``rg-ball-execution``, ``mtl-aqa``,
-``finediving``, ``csv``, ``synthetic``, ``synthetic-finediving`` ...) and :meth:`Benchmark.load` to
+``finediving``, ``jigsaws-suturing`` (:mod:`aqakit.data.jigsaws`), ``csv``, ``synthetic``,
+``synthetic-finediving`` ...) and :meth:`Benchmark.load` to
 read a split as a :class:`VideoSet`::
 
     bench = get_benchmark("fisv-pcs")
@@ -61,7 +62,8 @@ class Benchmark(ABC):
     Attributes:
         name: registry name, e.g. ``fisv-tes`` (includes the variant, so runs can be named by it).
         description: one line saying what is scored.
-        family: ``fisv``, ``rg``, ``mtl-aqa``, ``finediving``, ``csv`` or ``synthetic``; used to find config presets.
+        family: ``fisv``, ``rg``, ``mtl-aqa``, ``finediving``, ``jigsaws``, ``csv`` or ``synthetic``; used to find
+            config presets.
         needs_data: whether :meth:`load` needs a data folder (``root``).
         options: the effective options (defaults filled in).
     """
@@ -100,6 +102,13 @@ class Benchmark(ABC):
         """The folder name of its data under ``$AQAKIT_DATA`` (the family, unless the data is another's)."""
         return self.family
 
+    @property
+    def official_folds(self) -> tuple[int, ...]:
+        """The values of its ``fold`` option, one per official train/test split (JIGSAWS: 0-3), or ()
+        for a benchmark with one official split. ``aqakit train --folds`` trains each
+        (:mod:`aqakit.train.folds`)."""
+        return ()
+
     def describe(self) -> str:
         """A few lines for people: name, what is scored, file layout and options."""
         lines = [f"{self.name}: {self.description}", f"  layout: {self.layout()}"]
@@ -127,15 +136,21 @@ class Benchmark(ABC):
         return resolved
 
 
+#: How a boolean option may be spelled (``bool("false")`` is True, so strings are read by name).
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def _coerce(benchmark: str, key: str, value: Any, kind: type) -> Any:
     """Convert an option (possibly a string from the command line) to its type."""
     try:
+        if kind is bool and not isinstance(value, bool):
+            return _BOOLEANS[str(value).strip().lower()]
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         if kind is int and isinstance(value, bool):
             raise ValueError
         return kind(value)
-    except (TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         raise ConfigError(
             f"benchmark '{benchmark}': option {key}={value!r} is not a valid {kind.__name__}"
         ) from None
@@ -171,6 +186,10 @@ class FileBenchmark(Benchmark):
         feature_dir = self.feature_dir(root)
         if not feature_dir.is_dir():
             raise DataError(f"{feature_dir}: feature folder not found (expected {self.layout()})")
+        return self.read_features(feature_dir, labels)
+
+    def read_features(self, feature_dir: Path, labels: ScoredIds) -> VideoSet:
+        """The features of every labelled video; a labelled video without a feature file is a DataError."""
         return load_videoset(feature_dir, labels.ids, labels.scores, labels.source, labels.lines)
 
     def _root(self, root: Path | str | None) -> Path:
@@ -632,6 +651,10 @@ class TransformedBenchmark(Benchmark):
     @property
     def data_family(self) -> str:
         return self.base.data_family
+
+    @property
+    def official_folds(self) -> tuple[int, ...]:
+        return self.base.official_folds
 
     def layout(self) -> str:
         return self.base.layout()

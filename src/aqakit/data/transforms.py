@@ -231,7 +231,7 @@ def _per_video(function: Callable[[np.ndarray], np.ndarray], temporal: bool = Fa
         features = [np.ascontiguousarray(function(f), dtype=np.float32) for f in videos.features]
         extras = {k: v for k, v in videos.extras.items() if not (temporal and k in CLIP_INDEXED_EXTRAS)}
         return VideoSet(ids=list(videos.ids), features=features, scores=videos.scores.copy(),
-                        source=videos.source, extras=extras)
+                        source=videos.source, extras=extras, left_out=list(videos.left_out))
     return apply
 
 

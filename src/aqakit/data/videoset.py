@@ -18,6 +18,9 @@ class VideoSet:
         features: one float32 array of shape (T_i, D) per video; T_i >= 1 varies, D is shared.
         scores: (N,) float64 judge scores on the benchmark's original scale.
         source: where the set came from (label file or generator), used in error messages.
+        extras: per-video arrays a benchmark adds, (N, ...) each.
+        left_out: ids of labelled videos this set leaves out because they have no feature file
+            (only where the benchmark's ``allow_missing`` option allows it); a run records them.
     """
 
     ids: list[str]
@@ -25,6 +28,7 @@ class VideoSet:
     scores: np.ndarray
     source: str = "<memory>"
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float64)
@@ -52,7 +56,7 @@ class VideoSet:
         return np.array([f.shape[0] for f in self.features], dtype=np.int64)
 
     def subset(self, indices, source: str | None = None) -> "VideoSet":
-        """The videos at ``indices`` (in that order)."""
+        """The videos at ``indices`` (in that order); what the whole set left out stays recorded."""
         indices = [int(i) for i in indices]
         return VideoSet(
             ids=[self.ids[i] for i in indices],
@@ -60,4 +64,5 @@ class VideoSet:
             scores=self.scores[indices],
             source=source or self.source,
             extras={k: v[indices] for k, v in self.extras.items()},
+            left_out=list(self.left_out),
         )

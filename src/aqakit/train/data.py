@@ -127,6 +127,13 @@ def data_fingerprint(data: Splits) -> dict[str, Any]:
     return {"train": of(data.train), "test": of(data.test)}
 
 
+def left_out_videos(data: Splits) -> dict[str, list[str]]:
+    """Per split, the labelled videos its benchmark left out for want of a feature file (only with
+    the benchmark's ``allow_missing`` option); splits that left none out are not listed."""
+    sets = {"train": data.train, "test": data.test}
+    return {split: list(videos.left_out) for split, videos in sets.items() if videos is not None and videos.left_out}
+
+
 def held_out_sets(
     splits: Splits, train_cfg: TrainConfig, exemplars: tuple[ExemplarPool, int, int] | None = None
 ) -> tuple[dict[str, tuple[HeldOutBatches, VideoSet]], dict[str, tuple[HeldOutBatches, np.ndarray]]]:

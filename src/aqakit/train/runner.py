@@ -35,7 +35,15 @@ from aqakit.models import AQAModel, create_model
 from aqakit.models.loading import load_checkpoint
 from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, SeedDir, SeedSummary
 from aqakit.train.config import RunConfig, TrainConfig, changed_settings
-from aqakit.train.data import Splits, checkpoint_info, data_fingerprint, held_out_sets, read_data, seed_splits
+from aqakit.train.data import (
+    Splits,
+    checkpoint_info,
+    data_fingerprint,
+    held_out_sets,
+    left_out_videos,
+    read_data,
+    seed_splits,
+)
 from aqakit.train.ensemble import train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
@@ -128,7 +136,7 @@ def exemplar_report(model: AQAModel, pool: ExemplarPool | None, prepared: dict[s
     if pool is None:
         return None
     config = model.config
-    return {"per_held_out_video": config.n_exemplars, "key": config.exemplar_key,
+    return {"per_held_out_video": config.n_exemplars, "pool_size": len(pool.videos), "key": config.exemplar_key,
             "fallback": config.exemplar_fallback, "videos_paired_outside_their_group": dict(pool.fallbacks), **prepared}
 
 
@@ -313,7 +321,7 @@ def train_run(
         seed_summaries = train_ensemble_run(config, run, seeds, data, device=device, on_epoch_end=on_epoch_end)
     else:
         seed_summaries = train_seeds(config, run, seeds, data, resume=resume, device=device, on_epoch_end=on_epoch_end)
-    summary = RunSummary.of_seeds(seed_summaries)
+    summary = RunSummary.of_seeds(seed_summaries, left_out=left_out_videos(data))
     run.write_summary(summary)
     return summary.to_json()
 
