@@ -13,9 +13,13 @@ import yaml
 from conftest import run_cli
 
 from aqakit.errors import ConfigError
+from aqakit.models import load_model
 from aqakit.pipeline.evaluate import evaluate_checkpoint
 from aqakit.pipeline.predict import predict_folder
+from aqakit.pipeline.score_video import score_video
+from aqakit.rundir import RunDir
 from aqakit.train.config import build_config, require_data_root, resolve_benchmark
+from aqakit.train.evaluate import predict_videos
 from aqakit.train.runner import train_run
 
 SMALL = {"train.epochs": 2, "train.batch_size": 4, "train.crop_len": 4, "model.args.hidden_dim": 8}
@@ -83,3 +87,31 @@ def test_evaluate_and_predict_from_python(data_env, tmp_path):
     scored.write_csv(tmp_path / "scores.csv")
     rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
     assert [r["id"] for r in rows] == scored.ids and float(rows[0]["score"]) == pytest.approx(scored.scores[0], abs=1e-6)
+
+
+TINY_TPT = {**SMALL, "model.args.n_heads": 2, "model.args.n_parts": 2, "model.args.ffn_dim": 8,
+            "model.args.n_exemplars": 3, "model.args.n_intervals": 4}
+
+
+def test_a_pair_model_is_evaluated_and_predicts_against_its_training_exemplars(data_env, tmp_path):
+    """TPT's eval and predict read the run's training split as the exemplar pool and draw the same
+    exemplars per (seed, video) as training did: the recorded test predictions come back."""
+    train_run(build_config("tpt", "csv", TINY_TPT), tmp_path / "run", [0])
+    recorded = RunDir(tmp_path / "run").seed(0).read_test_predictions()  # id -> (true, predicted)
+    evaluation = evaluate_checkpoint(tmp_path / "run")
+    seed = json.loads((tmp_path / "run" / "seed-0" / "summary.json").read_text())
+    assert evaluation.metrics["spearman"] == pytest.approx(seed["test"]["spearman"], abs=1e-9)
+    folder = predict_folder(tmp_path / "run", data_env / "features")
+    scored = dict(zip(folder.ids, folder.scores))
+    assert len(recorded) == 3
+    for video_id, (_, predicted) in recorded.items():
+        assert scored[video_id] == pytest.approx(predicted, abs=1e-5)
+
+
+def test_a_pair_model_without_exemplars_is_a_clear_error(data_env, tmp_path):
+    train_run(build_config("tpt", "csv", TINY_TPT), tmp_path / "run", [0])
+    videos = resolve_benchmark("csv", {})[0].load(data_env, "test")
+    with pytest.raises(ConfigError, match="tpt scores a video against exemplars from its training videos"):
+        predict_videos(load_model(tmp_path / "run"), videos)
+    with pytest.raises(ConfigError, match="score the folder with aqakit predict"):
+        score_video(tmp_path / "clip.mp4", tmp_path / "run", None)

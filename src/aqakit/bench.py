@@ -3,7 +3,8 @@
 For every model (its preset for the benchmark, exactly as ``aqakit train`` builds it) one run measures:
 
 - **parameters** and **FLOPs per video** at the benchmark's median length (``torch.utils.flop_counter``:
-  matrix products and attention, 2 FLOPs per multiply-add; element-wise work is not counted);
+  matrix products and attention, 2 FLOPs per multiply-add; element-wise work is not counted); a
+  pair model (TPT) is measured as it scores at test time, against its ``n_exemplars`` exemplars;
 - **inference latency** per video: batch 1, every clip of the median-length video, the median and
   95th percentile of ``repeats`` timed calls after warm-up, at the stated thread count;
 - **batched inference throughput**: the whole test split scored as the engine scores it (videos
@@ -35,13 +36,15 @@ import torch
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
+from aqakit.data.batches import TrainBatches
+from aqakit.data.exemplars import ExemplarBatches, Exemplars
 from aqakit.errors import ConfigError
 from aqakit.models import AQAModel, create_model, is_closed_form
 from aqakit.train.config import RunConfig, build_config
 from aqakit.train.data import Splits, read_data
 from aqakit.train.evaluate import predict_bank
-from aqakit.train.runner import train_run
+from aqakit.train.runner import seed_batches, train_run
+from aqakit.train.step import batch_loss
 
 DEVICES = ("cpu", "cuda")
 MIB = 2**20
@@ -223,14 +226,22 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
     fitted = model.buffers() if model.closed_form else model.parameters()  # ridge's weights are buffers
     result: dict[str, Any] = {"model": config.model.name, "parameters": sum(p.numel() for p in fitted)}
 
-    # Inference: one video, batch 1, every clip.
+    model.prepare(splits.train)
+    train_batches, held_out, _, pool = seed_batches(model, splits, config.train, seed=0)
+    test_batches = held_out["test"][0]
+
+    # Inference: one video, batch 1, every clip (a pair model with its n_exemplars exemplars).
     features, video = median_video(splits, settings.clips)
     features = features.to(device)
+    exemplars = None
+    if pool is not None:  # the exemplars the first test video is scored with
+        exemplars = Exemplars.from_batch(test_batches.attach(test_batches.test_exemplars[:1], torch.Generator()))
+        exemplars = exemplars.to(device)
     model.eval()
-    flops = count_flops(lambda: model(features))
+    flops = count_flops(lambda: model(features, exemplars=exemplars))
     with torch.inference_mode():
         with PeakMemory(device) as memory:
-            seconds = time_calls(lambda: model(features), settings.repeats, device)
+            seconds = time_calls(lambda: model(features, exemplars=exemplars), settings.repeats, device)
     latency = float(np.median(seconds))
     result["inference"] = {
         "video": video, "clips": features.shape[1], "flops": flops,
@@ -239,10 +250,15 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
     }  # fmt: skip
 
     # Batched inference: the test split as the engine scores it.
-    batches = EvalBatches(ClipBank(splits.test), config.train.eval_batch_size)
-    pass_flops = count_flops(lambda: [model(b["features"].to(device), b["mask"].to(device)) for b in batches])
+    def scored_pass() -> None:
+        for batch in test_batches:
+            batch = {key: value.to(device) for key, value in batch.items()}
+            model(batch["features"], batch["mask"], Exemplars.from_batch(batch))
+
+    pass_flops = count_flops(scored_pass)
     with PeakMemory(device) as memory:
-        seconds = time_calls(lambda: predict_bank(model, batches, device), max(1, settings.repeats // 4), device, warmup=1)
+        seconds = time_calls(lambda: predict_bank(model, test_batches, device), max(1, settings.repeats // 4), device,
+                             warmup=1)
     pass_seconds = float(np.median(seconds))
     result["batched_inference"] = {
         "videos": len(splits.test), "batch_size": config.train.eval_batch_size,
@@ -252,7 +268,7 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
 
     # Training: FLOPs of one step (forward, loss, backward) on a real batch, then the engine itself.
     # A closed-form fit (ridge: numpy's SVD) is timed but its FLOPs are not counted.
-    flops_per_sample = None if model.closed_form else training_step_flops(model, config, splits, device)
+    flops_per_sample = None if model.closed_form else training_step_flops(model, train_batches, device)
     del model
     with PeakMemory(device) as memory, tempfile.TemporaryDirectory() as folder:
         seed_summary = train_run(config, Path(folder) / "run", [0], device=device)["per_seed"][0]
@@ -270,14 +286,13 @@ def bench_model(config: RunConfig, splits: Splits, settings: BenchSettings, peak
     return result
 
 
-def training_step_flops(model: AQAModel, config: RunConfig, splits: Splits, device: str) -> float:
+def training_step_flops(model: AQAModel, train_batches: TrainBatches | ExemplarBatches, device: str) -> float:
     """Counted FLOPs per training sample of one step (forward, loss, backward) on a real batch."""
-    train_batch = next(iter(TrainBatches(ClipBank(splits.train), config.train.batch_size, config.train.crop_len, 0)))
-    train_batch = {key: value.to(device) for key, value in train_batch.items()}
+    train_batch = {key: value.to(device) for key, value in next(iter(train_batches)).items()}
     model.train()
 
     def training_step() -> None:
-        sum(model.loss(model(train_batch["features"], train_batch["mask"]), train_batch).values()).backward()
+        batch_loss(model, train_batch)[1].backward()
 
     return count_flops(training_step) / len(train_batch["score"])
 

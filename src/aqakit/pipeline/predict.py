@@ -12,6 +12,7 @@ import numpy as np
 from aqakit.data.features import load_videoset
 from aqakit.errors import ConfigError
 from aqakit.models.loading import find_checkpoint, load_checkpoint
+from aqakit.pipeline.evaluate import training_exemplars
 from aqakit.train.evaluate import predict_videos
 from aqakit.video.manifest import read_manifest, with_legacy_settings
 
@@ -47,7 +48,8 @@ def check_backbone_revision(trained: dict[str, Any] | None, feature_dir: Path, c
 
 def predict_folder(checkpoint: Path, feature_dir: Path) -> FolderScores:
     """Score every ``<video_id>.npy`` of ``feature_dir`` with ``checkpoint`` (a run, seed or checkpoint folder;
-    a run of several seeds means its lowest seed).
+    a run of several seeds means its lowest seed). A pair model (TPT) scores each video against
+    exemplars from the training split its run read (:func:`~aqakit.pipeline.evaluate.training_exemplars`).
 
     Raises:
         ConfigError: not a folder of features, none in it, or features of another backbone revision
@@ -63,4 +65,5 @@ def predict_folder(checkpoint: Path, feature_dir: Path) -> FolderScores:
     if not ids:
         raise ConfigError(f"{feature_dir}: no .npy feature files found")
     videos = load_videoset(feature_dir, ids, np.zeros(len(ids)), source=str(feature_dir), expected_dim=model.in_dim)
-    return FolderScores(checkpoint=folder, ids=ids, scores=predict_videos(model, videos))
+    scores = predict_videos(model, videos, exemplars=training_exemplars(model, meta, folder))
+    return FolderScores(checkpoint=folder, ids=ids, scores=scores)

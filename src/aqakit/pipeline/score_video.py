@@ -92,6 +92,11 @@ def score_video(
     """
     folder = find_checkpoint(checkpoint)
     model, meta = load_checkpoint(folder)
+    if model.needs_exemplars:
+        raise ConfigError(
+            f"{folder}: {meta['model']} scores a video against exemplars from its training videos, which scoring one "
+            "video does not do yet; extract its features (aqakit extract) and score the folder with aqakit predict"
+        )
     recorded = meta["info"].get("features")
     name, clip_len, options = extraction_plan(recorded, folder, backbone, clip_len, fps, folder_fps)
     if weights is None:

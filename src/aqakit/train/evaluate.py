@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from aqakit import metrics
+from aqakit.errors import ConfigError
 from aqakit.data.batches import ClipBank, EvalBatches
-from aqakit.data.exemplars import Exemplars, HeldOutBatches
+from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, Exemplars, HeldOutBatches
 from aqakit.data.videoset import VideoSet
 from aqakit.models import AQAModel
 
@@ -31,9 +32,26 @@ def predict_bank(model: AQAModel, batches: HeldOutBatches, device: torch.device 
     return scores
 
 
-def predict_videos(model: AQAModel, videos: VideoSet, batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
-    """(N,) predicted scores for every video of ``videos``."""
-    return predict_bank(model, EvalBatches(ClipBank(videos), batch_size), device)
+def predict_videos(
+    model: AQAModel,
+    videos: VideoSet,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    exemplars: tuple[ExemplarPool, int] | None = None,
+) -> np.ndarray:
+    """(N,) predicted scores for every video of ``videos``.
+
+    A pair model (TPT) needs ``exemplars``: the pool of its training videos and the seed its
+    ``n_exemplars`` draws per video come from (:func:`aqakit.pipeline.evaluate.training_exemplars`).
+    """
+    batches: HeldOutBatches = EvalBatches(ClipBank(videos), batch_size)
+    if model.needs_exemplars:
+        if exemplars is None:
+            raise ConfigError(f"{model.name} scores a video against exemplars from its training videos: pass them "
+                              "(aqakit.pipeline.evaluate.training_exemplars reads the run's training split)")
+        pool, seed = exemplars
+        batches = ExemplarBatches(batches, pool, seed, m=model.config.n_exemplars, videos=videos)
+    return predict_bank(model, batches, device)
 
 
 def score_metrics(predicted: np.ndarray, true: np.ndarray, model: AQAModel) -> dict[str, float]:
