@@ -62,6 +62,25 @@ def padded_batch(lengths: list[int], dim: int, pad_value: float = 0.0):
     return features, mask
 
 
+def exemplars_for(n_queries: int, dim: int = 8, per_query: int = 3):
+    """The same Exemplars at every call: lengths 4, 1 and 7 (padded to 7 with a large value), each
+    query paired with all three."""
+    import torch
+
+    from aqakit.data.exemplars import Exemplars
+
+    features = torch.randn(3, 7, dim, generator=torch.Generator().manual_seed(1))
+    mask = torch.arange(7)[None, :] < torch.tensor([4, 1, 7])[:, None]
+    features[~mask] = 50.0
+    index = torch.arange(per_query).repeat(n_queries, 1)  # (B, M)
+    return Exemplars(features, mask, index, torch.tensor([11.0, 20.0, 28.0]).repeat(n_queries, 1))
+
+
+def scoring_exemplars(model, n_queries: int, dim: int = 8):
+    """``exemplars_for`` when ``model`` is a pair model (it needs them to score), else None."""
+    return exemplars_for(n_queries, dim) if model.needs_exemplars else None
+
+
 def random_videos(n_videos: int, dim: int, max_clips: int = 9, seed: int = 0):
     """A VideoSet of ``n_videos`` with 1..max_clips random clips each and scores 10..30 that rise with feature 0."""
     import numpy as np

@@ -11,8 +11,9 @@ import pytest
 
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.data.scale import ScoreScale
-from aqakit.errors import ConfigError, DataError
+from aqakit.errors import ConfigError
 from conftest import DATA
+from test_data_benchmarks import error_of
 
 JIGSAWS = DATA / "jigsaws"
 TASKS = {"jigsaws-suturing": "Suturing", "jigsaws-knot-tying": "Knot_Tying", "jigsaws-needle-passing": "Needle_Passing"}
@@ -45,13 +46,6 @@ def tiny_layout(root: Path, labels: dict | None = None, splits: dict | None = No
     (root / "splits.pkl").write_bytes(pickle.dumps(splits))
     write_features(root / "features", trials)
     return root
-
-
-def error_of(call, *args, kind=DataError, **kwargs) -> str:
-    with pytest.raises(kind) as info:
-        call(*args, **kwargs)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 # ---- the real pickles --------------------------------------------------------------------------

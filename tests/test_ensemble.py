@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aqakit.errors import ConfigError, RunDirectoryError
-from aqakit.models import is_closed_form, list_models
+from aqakit.models import is_closed_form, list_models, model_class
 from aqakit.train.config import build_config
 from aqakit.train.runner import train_run
 from test_model_contract import TINY_HPARAMS
@@ -32,7 +32,17 @@ def read_rows(path):
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize("name", [name for name in list_models() if not is_closed_form(name)])
+#: Trained by gradient steps without exemplars: what the batched ensemble trains.
+ENSEMBLED = [name for name in list_models() if not is_closed_form(name) and not model_class(name).needs_exemplars]
+
+
+def test_a_pair_model_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="tpt scores videos against exemplars, which the batched ensemble does not draw"):
+        train_run(tiny_config("tpt", **{"train.ensemble": True}), tmp_path / "ensemble", SEEDS)
+    assert not (tmp_path / "ensemble").exists()
+
+
+@pytest.mark.parametrize("name", ENSEMBLED)
 def test_ensemble_equals_separate_runs(tmp_path, name):
     """Same init, data order, crops, BatchNorm statistics and updates per seed (dropout 0)."""
     separate = train_run(tiny_config(name), tmp_path / "separate", SEEDS)

@@ -13,6 +13,7 @@ from aqakit.explain import PartView, ScoreReport, clip_influence, render_html, v
 from aqakit.explain.images import png_bytes
 from aqakit.explain.parts import classify
 from aqakit.models import create_model
+from conftest import scoring_exemplars
 from test_model_contract import TINY_HPARAMS, tiny_model
 
 
@@ -97,11 +98,12 @@ def test_every_registered_models_parts_render(name):
     torch.manual_seed(0)
     model = tiny_model(name, score_scale=ScoreScale(0.0, 10.0)).eval()
     features = torch.randn(7, 8)
+    exemplars = scoring_exemplars(model, 1)
     with torch.no_grad():
-        prediction = model(features[None])
+        prediction = model(features[None], exemplars=exemplars)
     views = view_parts(prediction.parts, n_clips=7)
     assert [v.name for v in views] == list(prediction.parts)
-    influence = PartView("clip_influence", "timeline", clip_influence(model, features))
+    influence = PartView("clip_influence", "timeline", clip_influence(model, features, exemplars=exemplars))
     report = ScoreReport(video="v.mp4", score=float(prediction.score[0]), model=name, checkpoint="-",
                          score_range=(0.0, 10.0), extraction={}, parts=[*views, influence], n_clips=7)
     html = render_html(report)

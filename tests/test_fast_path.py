@@ -10,9 +10,11 @@ from aqakit.data.scale import ScoreScale
 from aqakit.data.videoset import VideoSet
 from aqakit.models import list_models
 from aqakit.train import precision
+from aqakit.data.exemplars import ExemplarPool
 from aqakit.train.config import build_config
 from aqakit.train.evaluate import predict_videos
 from aqakit.train.runner import train_run
+from conftest import scoring_exemplars
 from test_model_contract import tiny_model
 
 TINY_RUN = {
@@ -39,9 +41,10 @@ def test_batched_evaluation_equals_one_video_at_a_time(name):
     model.train()  # a few steps so BatchNorm's running statistics are not the identity
     for _ in range(3):
         features = torch.randn(4, 10, 8)
-        model(features)
-    batched = predict_videos(model, videos, batch_size=5)
-    one_by_one = predict_videos(model, videos, batch_size=1)
+        model(features, exemplars=scoring_exemplars(model, 4))
+    exemplars = (ExemplarPool(videos), 0) if model.needs_exemplars else None  # held-out videos scored against the set
+    batched = predict_videos(model, videos, batch_size=5, exemplars=exemplars)
+    one_by_one = predict_videos(model, videos, batch_size=1, exemplars=exemplars)
     np.testing.assert_allclose(batched, one_by_one, rtol=0, atol=1e-5 * 20)
 
 

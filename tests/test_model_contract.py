@@ -7,11 +7,10 @@ exemplars (padded ones among them): pair models use them, the others must ignore
 import pytest
 import torch
 
-from aqakit.data.exemplars import Exemplars
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import DataError
 from aqakit.models import create_model, list_models
-from conftest import padded_batch, random_videos
+from conftest import exemplars_for, padded_batch, random_videos
 
 SCALE = ScoreScale(10.0, 30.0)
 TINY_HPARAMS = {
@@ -22,16 +21,6 @@ TINY_HPARAMS = {
     "ridge": dict(cv_folds=3),
     "tpt": dict(hidden_dim=16, n_heads=2, n_parts=3, ffn_dim=16, n_intervals=4, head_hidden=8),
 }
-
-
-def exemplars_for(n_queries: int, dim: int = 8, per_query: int = 3) -> Exemplars:
-    """The same exemplars at every call: lengths 4, 1 and 7 (padded to 7 with a large value), each
-    query paired with all three."""
-    features = torch.randn(3, 7, dim, generator=torch.Generator().manual_seed(1))
-    mask = torch.arange(7)[None, :] < torch.tensor([4, 1, 7])[:, None]
-    features[~mask] = 50.0
-    index = torch.arange(per_query).repeat(n_queries, 1)  # (B, M)
-    return Exemplars(features, mask, index, torch.tensor([11.0, 20.0, 28.0]).repeat(n_queries, 1))
 
 
 def test_every_registered_model_is_covered():

@@ -16,7 +16,9 @@ from aqakit.train.runner import train_run
 NO_DROPOUT = {"gdlt": {"dropout": 0.0, "hidden_dim": 16, "n_heads": 2},
               "cofinal": {"dropout": 0.0, "proj_dim": 12, "hidden_dim": 16, "n_procedures": 3},
               "cofinal-official": {"dropout": 0.0, "hidden_dim": 16, "n_heads": 2, "digit_hidden_dim": 12},
-              "query-decoder": {"dropout": 0.0, "width": 16, "n_heads": 2, "n_queries": 4}}
+              "query-decoder": {"dropout": 0.0, "width": 16, "n_heads": 2, "n_queries": 4},
+              "tpt": {"dropout": 0.0, "hidden_dim": 16, "n_heads": 2, "n_parts": 2, "ffn_dim": 16, "n_intervals": 4,
+                      "n_exemplars": 3}}
 
 
 def test_every_model_trained_by_gradient_steps_is_covered():

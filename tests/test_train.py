@@ -18,7 +18,7 @@ from aqakit.train.evaluate import predict_videos, score_metrics
 from aqakit.train import precision
 from aqakit.train.data import read_data, seed_splits
 from aqakit.train.runner import train_run
-from conftest import random_videos
+from conftest import random_videos, scoring_exemplars
 
 TINY = {
     "benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16},
@@ -437,4 +437,5 @@ def test_every_built_in_preset_builds_a_model_that_scores(preset):
         model.fit_closed_form(random_videos(12, 16))
     features = torch.randn(2, 5, 16)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
-    assert torch.isfinite(model.eval()(features, mask).score).all()
+    model.prepare(random_videos(12, 16))
+    assert torch.isfinite(model.eval()(features, mask, scoring_exemplars(model, 2, dim=16)).score).all()

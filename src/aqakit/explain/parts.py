@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aqakit.data.exemplars import Exemplars
 from aqakit.models.base import AQAModel
 
 MAX_PLOTTED = 256
@@ -76,23 +77,31 @@ def view_parts(parts: dict[str, Tensor], n_clips: int, index: int = 0) -> list[P
 
 
 @torch.no_grad()
-def clip_influence(model: AQAModel, features: Tensor, chunk: int = 64) -> np.ndarray:
+def clip_influence(model: AQAModel, features: Tensor, chunk: int = 64, exemplars: Exemplars | None = None) -> np.ndarray:
     """(T,) score minus the score with clip t hidden (masked out), for one video's features (T, D).
 
     Positive values mark clips that raised the predicted score. Empty for a one-clip video
     (hiding its only clip leaves nothing to score). Costs T extra forward passes, run ``chunk``
-    at a time.
+    at a time. A pair model scores against ``exemplars`` (those of the one video, index (1, M)),
+    the same ones with every clip hidden.
     """
     n_clips = features.shape[0]
     if n_clips < 2:
         return np.zeros(0)
     batch = features.unsqueeze(0)
-    full = float(model(batch).score[0])
+    full = float(model(batch, exemplars=exemplars).score[0])
     drops = []
     for start in range(0, n_clips, chunk):
         hidden = torch.arange(start, min(start + chunk, n_clips))
         mask = torch.ones(len(hidden), n_clips, dtype=torch.bool, device=features.device)
         mask[torch.arange(len(hidden)), hidden] = False
-        scores = model(batch.expand(len(hidden), -1, -1), mask).score
+        scores = model(batch.expand(len(hidden), -1, -1), mask, repeated(exemplars, len(hidden))).score
         drops.append(full - scores.float().cpu().numpy())
     return np.concatenate(drops)
+
+
+def repeated(exemplars: Exemplars | None, n: int) -> Exemplars | None:
+    """One video's exemplars (index and score (1, M)) for ``n`` copies of that video."""
+    if exemplars is None:
+        return None
+    return Exemplars(exemplars.features, exemplars.mask, exemplars.index.expand(n, -1), exemplars.score.expand(n, -1))

@@ -44,7 +44,7 @@ from aqakit.train.data import (
     read_data,
     seed_splits,
 )
-from aqakit.train.ensemble import train_ensemble
+from aqakit.train.ensemble import check_ensemble_config, train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
 from aqakit.train.selection import SeedRecord
@@ -289,6 +289,8 @@ def train_run(
     if not seeds:
         raise ConfigError("at least one seed is needed")
     config.check()
+    if config.train.ensemble:
+        check_ensemble_config(config)  # before anything is written
     run = RunDir(run_dir)
     replace_existing = run.check_use(overwrite=overwrite, resume=resume)
     machine = device or default_device()
