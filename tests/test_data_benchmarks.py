@@ -274,6 +274,7 @@ def test_mtl_aqa_reads_the_released_pickles_and_score_types(tmp_path):
     root = mtl_aqa_layout(tmp_path)
     train = get_benchmark("mtl-aqa").load(root, "train")
     assert train.ids == ["01_01", "12_40", "01_02"] and train.scores.tolist() == [88.0, 45.0, 18.15]
+    assert train.extras["difficulty"].tolist() == [3.2, 2.0, 3.3]  # every score type carries the degree
     assert get_benchmark("mtl-aqa").load(root, "test").ids == ["03_105"]
     execution = get_benchmark("mtl-aqa", score_type="execution").read_labels(root, "train")
     assert execution.scores.tolist() == [27.5, 22.5, 5.5]  # final / difficulty, also where judges say otherwise
@@ -333,7 +334,7 @@ def test_finediving_reads_the_released_structure_and_score_types(tmp_path):
     root = finediving_layout(tmp_path)
     train = get_benchmark("finediving").load(root, "train")
     assert train.ids == ["WorldCup2021_Men3m_r1_11", "WorldCup2021_Men3m_r1_0"]
-    assert train.scores.tolist() == [48.0, 75.6]
+    assert train.scores.tolist() == [48.0, 75.6] and train.extras["difficulty"].tolist() == [3.2, 3.0]
     assert get_benchmark("finediving").load(root, "test").ids == ["Tokyo2020_10m_2_3"]
     execution = get_benchmark("finediving", score_type="execution").read_labels(root, "train")
     assert execution.scores.tolist() == [15.0, 25.2]

@@ -189,8 +189,11 @@ class FileBenchmark(Benchmark):
         return self.read_features(feature_dir, labels)
 
     def read_features(self, feature_dir: Path, labels: ScoredIds) -> VideoSet:
-        """The features of every labelled video; a labelled video without a feature file is a DataError."""
-        return load_videoset(feature_dir, labels.ids, labels.scores, labels.source, labels.lines)
+        """The features of every labelled video (with the labels' extras); a labelled video without a
+        feature file is a DataError."""
+        videos = load_videoset(feature_dir, labels.ids, labels.scores, labels.source, labels.lines)
+        videos.extras.update(labels.extras)
+        return videos
 
     def _root(self, root: Path | str | None) -> Path:
         if root is None:
@@ -399,7 +402,9 @@ class DivingPickles(FileBenchmark):
     :meth:`final_and_difficulty` takes the judged score and the degree of difficulty; each split
     file is a list of keys. The pickles are read without running code (only plain data and numpy
     arrays may be built). Score types: ``final`` (the judged score, as AQA papers report it),
-    ``execution`` (final / difficulty, rounded to 6 decimals) and ``difficulty``. Feature files
+    ``execution`` (final / difficulty, rounded to 6 decimals) and ``difficulty``; every video also
+    carries its ``difficulty`` in ``extras`` (the key pair models group exemplars by:
+    ``model.args.exemplar_key=difficulty``, as CoRe and TPT pair dives). Feature files
     are named by the ``id_format`` option from the key's ``{video}`` and ``{clip}``.
     Subclasses set the file names, the default ``id_format`` and :meth:`final_and_difficulty`.
     """
@@ -451,19 +456,23 @@ class DivingPickles(FileBenchmark):
             raise DataError(f"{annotation_path}: expected a dict of (video, clip) -> annotation")
         if not isinstance(keys, (list, tuple)) or not keys:
             raise DataError(f"{split_path}: expected a non-empty list of (video, clip) keys")
-        ids, scores = [], []
+        ids, scores, difficulties = [], [], []
         for entry, key in enumerate(keys, start=1):
             where = f"{split_path} entry {entry}"
             if not (isinstance(key, tuple) and len(key) == 2) or key not in annotations:
                 raise DataError(f"{where}: key {key!r} is not a (video, clip) key of {self.ANNOTATION_FILE}")
             ids.append(self.options["id_format"].format(video=key[0], clip=key[1]))
-            scores.append(self._score(annotations[key], where))
+            score, difficulty = self._score(annotations[key], where)
+            scores.append(score)
+            difficulties.append(difficulty)
         source, entries = f"{split_path} (a pickle: 'line' N is its entry N)", list(range(1, len(ids) + 1))
         check_unique_ids(ids, entries, source)
-        return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=entries, source=source)
+        return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=entries, source=source,
+                         extras={"difficulty": np.asarray(difficulties, dtype=np.float64)})
 
-    def _score(self, annotation: Any, where: str) -> float:
-        """The ``score_type`` score of one annotation; DataError naming ``where`` if it has none."""
+    def _score(self, annotation: Any, where: str) -> tuple[float, float]:
+        """The ``score_type`` score of one annotation and its difficulty; DataError naming ``where``
+        if it has none."""
         try:
             final, difficulty = (float(value) for value in self.final_and_difficulty(annotation))
         except (KeyError, IndexError, TypeError, ValueError):
@@ -472,7 +481,7 @@ class DivingPickles(FileBenchmark):
                  "execution": round(final / difficulty, 6) if difficulty else math.nan}[self.score_type]
         if not math.isfinite(score):
             raise DataError(f"{where}: {self.score_type} score is {score} (final {final}, difficulty {difficulty})")
-        return score
+        return score, difficulty
 
 
 class MtlAqa(DivingPickles):

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -200,12 +200,15 @@ class ScoredIds:
         scores: (N,) float64 scores.
         lines: 1-based line of each id in ``source``.
         source: the label file (used in messages, e.g. ``train.txt``).
+        extras: per-video arrays beside the score (N each, e.g. a dive's ``difficulty``), which
+            become the VideoSet's ``extras``.
     """
 
     ids: list[str]
     scores: np.ndarray
     lines: list[int]
     source: str
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def check_unique_ids(ids: list[str], lines: list[int], file: str) -> None:
