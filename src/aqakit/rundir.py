@@ -386,7 +386,7 @@ class RunDir:
         path = self.data_path
         if not path.is_file():
             return
-        saved = json.loads(path.read_text())
+        saved = read_json(path)
         changed = []
         for split, current in fingerprint.items():
             before = saved.get(split)

@@ -83,7 +83,7 @@ def train_seed(
         return fit_closed_form_seed(config, seed, seed_dir, model, splits, held_out, eval_sets, info, on_epoch_end, device)
     train_batches, held_out, eval_sets, pool = seed_batches(model, splits, train_cfg, seed)
     task = AQATask(
-        model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir.path,
+        model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
         select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, compile=train_cfg.compile,
         ema_decay=train_cfg.ema_decay,
     )

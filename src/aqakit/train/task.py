@@ -16,7 +16,6 @@ resumes to the same result.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import lightning.pytorch as pl
@@ -43,7 +42,7 @@ class AQATask(pl.LightningModule):
         epochs: int,
         train_batches: TrainBatches | ExemplarBatches,
         eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]],
-        seed_dir: Path,
+        seed_dir: SeedDir,
         select: str = "final",
         checkpoint_info: dict[str, Any] | None = None,
         on_epoch_end: Callable[[dict[str, float]], None] | None = None,
@@ -63,7 +62,7 @@ class AQATask(pl.LightningModule):
         self.epochs = epochs
         self.train_batches = train_batches
         self.eval_sets = eval_sets  # name -> (batches, true scores)
-        self.record = SeedRecord(SeedDir(seed_dir), epochs, select, checkpoint_info or {})
+        self.record = SeedRecord(seed_dir, epochs, select, checkpoint_info or {})
         self.on_epoch_end = on_epoch_end  # receives each epoch's metrics row (progress display)
         self._losses = EpochLosses()
         self._epoch_start = 0.0
