@@ -85,11 +85,15 @@ class ExemplarPool:
         self.keys = group_keys(videos, key)
         self.groups = {value: np.flatnonzero(self.keys == value) for value in np.unique(self.keys)}
         self.position = {vid: i for i, vid in enumerate(videos.ids)}
-        self.fallbacks = {"train": 0, "test": 0}  # videos paired outside their group, counted once each
-        self._fell_back: dict[str, set[str]] = {"train": set(), "test": set()}
+        self._fell_back: dict[str, set[str]] = {"train": set(), "test": set()}  # ids paired outside their group
 
     def __len__(self) -> int:
         return len(self.videos)
+
+    @property
+    def fallbacks(self) -> dict[str, int]:
+        """How many training and held-out videos were paired outside their group (each counted once)."""
+        return {stage: len(ids) for stage, ids in self._fell_back.items()}
 
     def candidates(self, video_id: str, key_value: object, stage: str) -> np.ndarray:
         """Pool positions a video may be paired with: its group (itself excluded), else everything else."""
@@ -103,9 +107,7 @@ class ExemplarPool:
                 f"{self.videos.source}: video {video_id} has {self.key} {key_value!r}, which no other training "
                 f"video has; a pair model needs an exemplar of the same {self.key} (or exemplar_fallback: any)"
             )
-        if video_id not in self._fell_back[stage]:
-            self._fell_back[stage].add(video_id)
-            self.fallbacks[stage] += 1
+        self._fell_back[stage].add(video_id)
         everything = np.arange(len(self))
         return everything[everything != own] if own is not None else everything
 
@@ -223,3 +225,15 @@ class ExemplarBatches:
 
 #: Batches of a held-out set: plain, or with exemplars for a pair model.
 HeldOutBatches = EvalBatches | ExemplarBatches
+
+
+def held_out_batches(
+    videos: VideoSet, batch_size: int, exemplars: tuple[ExemplarPool, int, int] | None = None
+) -> HeldOutBatches:
+    """Scoring batches of held-out ``videos`` (every clip); with ``exemplars`` (pool, M, seed),
+    M exemplars from the pool attached to every video, for a pair model."""
+    plain = EvalBatches(ClipBank(videos), batch_size)
+    if exemplars is None:
+        return plain
+    pool, m, seed = exemplars
+    return ExemplarBatches(plain, pool, seed, m=m, videos=videos)

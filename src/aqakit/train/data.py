@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from aqakit.data.batches import ClipBank, EvalBatches
 from aqakit.data.benchmarks import FileBenchmark, get_benchmark
-from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, HeldOutBatches
+from aqakit.data.exemplars import ExemplarPool, HeldOutBatches, held_out_batches
 from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_fold, carve_validation
 from aqakit.data.videoset import VideoSet
@@ -143,16 +142,8 @@ def held_out_sets(
     ``exemplars`` (pool, M, seed) attaches M exemplars from the training pool to every video, for
     a pair model.
     """
-
-    def batches(videos: VideoSet) -> HeldOutBatches:
-        plain = EvalBatches(ClipBank(videos), train_cfg.eval_batch_size)
-        if exemplars is None:
-            return plain
-        pool, m, seed = exemplars
-        return ExemplarBatches(plain, pool, seed, m=m, videos=videos)
-
     held_out = {
-        name: (batches(videos), videos)
+        name: (held_out_batches(videos, train_cfg.eval_batch_size, exemplars), videos)
         for name, videos in (("val", splits.val), ("test", splits.test))
         if videos is not None
     }

@@ -7,8 +7,7 @@ import torch
 
 from aqakit import metrics
 from aqakit.errors import ConfigError
-from aqakit.data.batches import ClipBank, EvalBatches
-from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, Exemplars, HeldOutBatches
+from aqakit.data.exemplars import ExemplarPool, Exemplars, HeldOutBatches, held_out_batches
 from aqakit.data.videoset import VideoSet
 from aqakit.models import AQAModel
 
@@ -44,14 +43,14 @@ def predict_videos(
     A pair model (TPT) needs ``exemplars``: the pool of its training videos and the seed its
     ``n_exemplars`` draws per video come from (:func:`aqakit.pipeline.evaluate.training_exemplars`).
     """
-    batches: HeldOutBatches = EvalBatches(ClipBank(videos), batch_size)
+    drawn = None
     if model.needs_exemplars:
         if exemplars is None:
             raise ConfigError(f"{model.name} scores a video against exemplars from its training videos: pass them "
                               "(aqakit.pipeline.evaluate.training_exemplars reads the run's training split)")
         pool, seed = exemplars
-        batches = ExemplarBatches(batches, pool, seed, m=model.config.n_exemplars, videos=videos)
-    return predict_bank(model, batches, device)
+        drawn = (pool, model.config.n_exemplars, seed)
+    return predict_bank(model, held_out_batches(videos, batch_size, drawn), device)
 
 
 def score_metrics(predicted: np.ndarray, true: np.ndarray, model: AQAModel) -> dict[str, float]:
