@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import torch
 import pytest
 
 from aqakit.errors import ConfigError, RunDirectoryError
@@ -42,11 +43,16 @@ def test_a_pair_model_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "ensemble").exists()
 
 
-@pytest.mark.parametrize("name", ENSEMBLED)
+#: Settings whose training step takes another code path under vmap (two-hot grade targets).
+VARIANTS = {"cofinal-two-hot": ("cofinal", {"model.args.grade_targets": "two-hot", "model.args.use_fgs": False})}
+
+
+@pytest.mark.parametrize("name", ENSEMBLED + sorted(VARIANTS))
 def test_ensemble_equals_separate_runs(tmp_path, name):
     """Same init, data order, crops, BatchNorm statistics and updates per seed (dropout 0)."""
-    separate = train_run(tiny_config(name), tmp_path / "separate", SEEDS)
-    together = train_run(tiny_config(name, **{"train.ensemble": True}), tmp_path / "ensemble", SEEDS)
+    name, settings = VARIANTS.get(name, (name, {}))
+    separate = train_run(tiny_config(name, **settings), tmp_path / "separate", SEEDS)
+    together = train_run(tiny_config(name, **settings, **{"train.ensemble": True}), tmp_path / "ensemble", SEEDS)
     for seed, alone, member in zip(SEEDS, separate["per_seed"], together["per_seed"]):
         assert member["seed"] == seed and "ensemble" in member and "ensemble" not in alone
         assert member["test"]["spearman"] == pytest.approx(alone["test"]["spearman"], abs=1e-4)
@@ -81,3 +87,13 @@ def test_ensemble_refuses_what_it_cannot_do_like_separate_runs(tmp_path):
     train_run(tiny_config("gdlt", **{"train.ensemble": True, "train.epochs": 1}), tmp_path / "c", [0])
     with pytest.raises(RunDirectoryError, match="cannot be resumed"):
         train_run(tiny_config("gdlt", **{"train.ensemble": True, "train.epochs": 1}), tmp_path / "c", [0], resume=True)
+
+
+def test_on_cuda_the_members_attention_uses_the_math_kernel_alone():
+    """The memory-efficient kernel's backward fails on vmap-ed inputs on CUDA (docs/performance.md)."""
+    from aqakit.train.ensemble import member_attention_kernels
+
+    with member_attention_kernels("cuda"):
+        assert torch.backends.cuda.math_sdp_enabled()
+        assert not torch.backends.cuda.mem_efficient_sdp_enabled() and not torch.backends.cuda.flash_sdp_enabled()
+    assert torch.backends.cuda.mem_efficient_sdp_enabled()  # restored afterwards

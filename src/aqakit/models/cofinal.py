@@ -116,9 +116,10 @@ class GradeScheme:
         position = ((score.detach().double() - first) / step).clamp(0.0, self.n_grades - 1)
         lower = torch.floor(position).clamp(max=self.n_grades - 2).long()
         upper_weight = position - lower  # in [0, 1]
-        targets = torch.zeros(score.shape[0], self.n_grades, dtype=torch.float64, device=score.device)
-        targets.scatter_(1, lower[:, None], (1.0 - upper_weight)[:, None])
-        targets.scatter_(1, lower[:, None] + 1, upper_weight[:, None])
+        # out of place (one-hot products), so the batched ensemble can vmap it
+        lower_hot = F.one_hot(lower, self.n_grades).to(torch.float64)  # (B, G)
+        upper_hot = F.one_hot(lower + 1, self.n_grades).to(torch.float64)
+        targets = lower_hot * (1.0 - upper_weight)[:, None] + upper_hot * upper_weight[:, None]
         return targets.to(score.dtype)
 
 

@@ -9,6 +9,7 @@ evaluated, selected and saved as a separate run. What equals N separate runs, wh
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aqakit.data.batches import Batch, ClipBank, TrainBatches
 from aqakit.data.exemplars import HeldOutBatches
@@ -124,6 +126,7 @@ def train_ensemble(
     if precision not in ("32-true", "bf16-mixed"):
         raise ConfigError(f"train.ensemble: precision {precision!r} is not supported (use 32-true or bf16-mixed)")
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    attention = partial(member_attention_kernels, device)  # a fresh context per step (single use)
 
     def member_losses(
         p: dict[str, Tensor], b: dict[str, Tensor], features: Tensor, mask: Tensor, score: Tensor
@@ -144,7 +147,7 @@ def train_ensemble(
         for member_batches in zip(*streams):
             batch = stack_batches(list(member_batches), device)
             optimiser.zero_grad(set_to_none=True)
-            with autocast, warnings.catch_warnings():
+            with autocast, attention(), warnings.catch_warnings():
                 # CPU attention has no vmap rule yet: torch loops over the members (correct, slower)
                 warnings.filterwarnings("ignore", ".*have not yet implemented the batching rule.*")
                 terms, total = batched_losses(params, buffers, batch["features"], batch["mask"], batch["score"])  # (N,) each
@@ -162,6 +165,15 @@ def train_ensemble(
             if on_epoch_end is not None:
                 on_epoch_end(seeds[index], row)
     return precision
+
+
+def member_attention_kernels(device: str) -> contextlib.AbstractContextManager:
+    """The attention kernels the vmap-ed step may use: on CUDA the math kernel alone, since the
+    memory-efficient kernel's backward fails on vmap-ed inputs ("LSE is not correctly aligned
+    (strideH)", torch 2.11 on an H200, 2026-12-04); on CPU torch's choice."""
+    if not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 @torch.no_grad()
