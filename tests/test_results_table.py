@@ -94,3 +94,21 @@ def test_the_command_line_writes_the_table_between_the_markers(tmp_path):
     assert "| d | 0.300 (one seed) | – | 1 × 200 | – |" in page.read_text()
     refused = CliRunner().invoke(app, ["results", str(tmp_path / "runs"), "--table", str(spec)])
     assert isinstance(refused.exception, ConfigError) and "give no RUNS" in str(refused.exception)
+
+
+def test_each_row_with_a_paper_figure_says_where_it_stands_against_it(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_run(tmp_path / "runs", "a-tes", "fisv-tes", [0.5, 0.7], best=[0.6, 0.8], epochs=100)
+    write_run(tmp_path / "runs", "b-pcs", "fisv-pcs", [0.9], epochs=100)  # no per-epoch test curve
+    spec = _spec(tmp_path, [
+        {"label": "model a", "runs": {"fisv-tes": "a-tes"}, "paper": {"fisv-tes": 0.65, "fisv-pcs": 0.8}},
+        {"label": "model b", "runs": {"fisv-pcs": "b-pcs"}, "paper": {"fisv-pcs": 0.85}},
+        {"label": "model c", "runs": {"fisv-pcs": "b-pcs"}},
+    ])
+    lines = read_table(spec).against_the_papers()
+    assert lines == [
+        "- model a: TES 0.600 honest, 0.700 by the papers' rule, 0.650 published (0.050 below it); "
+        "PCS not run here (published 0.800).",
+        "- model b: PCS 0.900 honest, 0.850 published (0.050 above it).",
+    ]
+    assert "\n".join(lines) in read_table(spec).render()

@@ -67,7 +67,22 @@ class ResultsTable:
         lines += ["", "Test Spearman of the selected checkpoint (selection `final` unless the row says otherwise), "
                   "mean ± std over seeds; averages over benchmarks by Fisher's z. The paper column is the published "
                   "figure, which the papers chose on the test set; ⚠ marks a run with a seed still swinging at its end."]
+        standing = self.against_the_papers()
+        if standing:
+            lines += ["", "Against the published figures (seed means; the papers' rule takes each seed's best test epoch, "
+                      "as the papers did):", "", *standing]
         return "\n".join(lines)
+
+    def against_the_papers(self) -> list[str]:
+        """One markdown line per row with a published figure: per benchmark our selected checkpoint's
+        test Spearman, the papers' rule on the same runs, the published figure and our shortfall."""
+        lines = []
+        for row in self.rows:
+            parts = [_standing(self.columns[key], row.runs.get(key), published)
+                     for key, published in row.paper.items()]
+            if parts:
+                lines.append(f"- {row.label}: " + "; ".join(parts) + ".")
+        return lines
 
 
 def read_table(spec_path: Path) -> ResultsTable:
@@ -119,6 +134,16 @@ def _average_cell(row: TableRow, columns: list[str]) -> str:
     per_benchmark = [np.asarray(row.runs[key].spearman, dtype=np.float64) for key in columns]
     value = float(fisher_z_nested(per_benchmark))
     return "NaN" if math.isnan(value) else f"{value:.3f}"
+
+
+def _standing(column: str, run: RunRow | None, published: float) -> str:
+    if run is None or not run.seeds:
+        return f"{column} not run here (published {published:.3f})"
+    honest = float(np.mean(run.spearman))
+    papers_rule = f"{float(np.mean(run.best_test)):.3f} by the papers' rule, " if len(run.best_test) == len(run.seeds) else ""
+    gap = honest - published
+    verdict = f"{-gap:.3f} below it" if gap < 0 else f"{gap:.3f} above it"
+    return f"{column} {honest:.3f} honest, {papers_rule}{published:.3f} published ({verdict})"
 
 
 def _seeds_cell(row: TableRow) -> str:
