@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aqakit.atomic import atomic_write_text
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.metrics import format_mean_std
 
@@ -559,7 +560,7 @@ def score(
     result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
                          folder_fps=folder_fps, batch_size=batch_size, device=device)
     if report is not None:
-        report.write_text(render_html(result), encoding="utf-8")
+        atomic_write_text(report, render_html(result))
     if as_json:
         console.print_json(json.dumps(result.to_json()))
         return

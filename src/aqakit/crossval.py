@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from aqakit import metrics
+from aqakit.atomic import atomic_write_text
 from aqakit.errors import DataError, RunDirectoryError
 from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, check_folder_use, read_json
 
@@ -73,10 +74,10 @@ class CrossValDir:
         return plan
 
     def write_plan(self, plan: Mapping[str, Any]) -> None:
-        self.plan_path.write_text(json.dumps(dict(plan), indent=2))
+        atomic_write_text(self.plan_path, json.dumps(dict(plan), indent=2))
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
-        self.summary_path.write_text(json.dumps(dict(summary), indent=2))
+        atomic_write_text(self.summary_path, json.dumps(dict(summary), indent=2))
 
     def check_use(self, *, overwrite: bool = False, resume: bool = False) -> bool:
         """As :meth:`RunDir.check_use`, for a cross-validated run (recognised by its ``crossval.json``)."""

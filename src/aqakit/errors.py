@@ -34,3 +34,7 @@ class RunDirectoryError(AqakitError):
 
 class TrainingDivergedError(AqakitError):
     """Training produced a non-finite loss; the epochs so far stay in the seed's metrics.csv."""
+
+
+class WriteError(AqakitError):
+    """A file that could not be written (a full disk, a read-only folder); the previous one is intact."""

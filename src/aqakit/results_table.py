@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from aqakit.atomic import atomic_write_text
 from aqakit.errors import DataError
 from aqakit.metrics import fisher_z_nested, format_mean_std, mean_std
 from aqakit.results import RunRow, read_run
@@ -169,4 +170,4 @@ def write_into(path: Path, table: str) -> None:
     pattern = re.compile(re.escape(START_MARKER) + r".*?" + re.escape(END_MARKER), re.DOTALL)
     if not pattern.search(text):
         raise DataError(f"{path}: no results-table markers ({START_MARKER} ... {END_MARKER}) to write between")
-    path.write_text(pattern.sub(lambda _: f"{START_MARKER}\n{table}\n{END_MARKER}", text, count=1))
+    atomic_write_text(path, pattern.sub(lambda _: f"{START_MARKER}\n{table}\n{END_MARKER}", text, count=1))

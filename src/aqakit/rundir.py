@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from aqakit import metrics
+from aqakit.atomic import atomic_open, atomic_write_text
 from aqakit.errors import DataError, RunDirectoryError
 
 #: Says so wherever a figure was chosen on the test set.
@@ -207,7 +208,7 @@ class SeedDir:
         return SeedSummary.from_json(read_json(self.summary_path), self.summary_path)
 
     def write_summary(self, summary: SeedSummary) -> None:
-        self.summary_path.write_text(json.dumps(summary.to_json(), indent=2))
+        atomic_write_text(self.summary_path, json.dumps(summary.to_json(), indent=2))
 
     def read_history(self) -> list[dict[str, float]]:
         """``metrics.csv`` as rows of numbers ([] when it is missing); empty cells are NaN."""
@@ -220,14 +221,14 @@ class SeedDir:
     def write_history(self, rows: Sequence[Mapping[str, float]]) -> None:
         """Rewrite ``metrics.csv`` with ``rows`` (one per epoch); the columns are every key, first seen first."""
         columns = list(dict.fromkeys(key for row in rows for key in row))
-        with open(self.metrics_path, "w", newline="") as handle:
+        with atomic_open(self.metrics_path, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
 
     def write_predictions(self, rows: Iterable[tuple[str, str, float, float]]) -> None:
         """Write ``predictions.csv``: (split, video id, true score, predicted score) rows."""
-        with open(self.predictions_path, "w", newline="") as handle:
+        with atomic_open(self.predictions_path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(PREDICTION_COLUMNS)
             writer.writerows(rows)
@@ -358,17 +359,17 @@ class RunDir:
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Write ``config.yaml`` (``config`` as plain data, in its own key order)."""
-        self.config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        atomic_write_text(self.config_path, yaml.safe_dump(dict(config), sort_keys=False))
 
     def write_data_fingerprint(self, fingerprint: Mapping[str, Any]) -> None:
         """Write ``data.json``: per split its number of videos and the hash of its ids and scores."""
-        self.data_path.write_text(json.dumps(fingerprint, indent=2))
+        atomic_write_text(self.data_path, json.dumps(fingerprint, indent=2))
 
     def read_summary(self) -> RunSummary:
         return RunSummary.from_json(read_json(self.summary_path), self.summary_path)
 
     def write_summary(self, summary: RunSummary) -> None:
-        self.summary_path.write_text(json.dumps(summary.to_json(), indent=2))
+        atomic_write_text(self.summary_path, json.dumps(summary.to_json(), indent=2))
 
     # --- the rules for training into it -------------------------------------------------------
     def check_use(self, overwrite: bool = False, resume: bool = False) -> bool:

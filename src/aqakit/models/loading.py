@@ -12,11 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
 import aqakit
+from aqakit.atomic import recover_folder, replace_folder
 from aqakit.data.scale import ScoreScale
-from aqakit.errors import AqakitError, RunDirectoryError
+from aqakit.errors import AqakitError, RunDirectoryError, one_line_reason
 from aqakit.models.base import AQAModel
 from aqakit.models.registry import create_model
 from aqakit.rundir import RunDir
@@ -28,9 +30,7 @@ META_FILE = "model.json"
 def save_checkpoint(model: AQAModel, folder: str | Path, info: dict[str, Any] | None = None) -> Path:
     """Write ``model`` into ``folder`` (created if needed); returns the weights path."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
     meta = {
         "aqakit_version": aqakit.__version__,
         "model": model.name,
@@ -39,7 +39,13 @@ def save_checkpoint(model: AQAModel, folder: str | Path, info: dict[str, Any] | 
         "hparams": model.hparams,
         "info": info or {},
     }
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    def write(new_folder: Path) -> None:
+        (new_folder / WEIGHTS_FILE).write_bytes(save(state))  # a full disk is an OSError here, with its errno
+        (new_folder / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    replace_folder(folder, write)  # weights and description replaced together, never half
     return folder / WEIGHTS_FILE
 
 
@@ -53,6 +59,7 @@ def find_checkpoint(path: str | Path) -> Path:
         path = path.parent
     run = RunDir(path)
     for candidate in (path, path / run.CHECKPOINT_DIR, *(seed.checkpoint_dir for seed in run.seed_dirs())):
+        recover_folder(candidate)  # a save that stopped between its two renames
         if (candidate / WEIGHTS_FILE).is_file() and (candidate / META_FILE).is_file():
             return candidate
     raise RunDirectoryError(f"{path}: no checkpoint found (expected {WEIGHTS_FILE} and {META_FILE})")
@@ -70,11 +77,28 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[AQAMod
         raise RunDirectoryError(f"{folder / META_FILE}: not a valid aqakit checkpoint description ({exc})") from None
     try:
         state = load_file(str(folder / WEIGHTS_FILE), device=map_location)
-        model.load_state_dict(state)
-    except (OSError, RuntimeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AqakitError(f"{folder / WEIGHTS_FILE}: cannot load weights ({first_line})") from None
+    except (OSError, SafetensorError) as exc:
+        raise AqakitError(f"{folder / WEIGHTS_FILE}: cannot load weights ({one_line_reason(exc)})") from None
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise AqakitError(f"{folder / WEIGHTS_FILE}: cannot load weights into the {meta['model']} that "
+                          f"{META_FILE} describes ({mismatch})")
+    model.load_state_dict(state)
     return model.eval(), meta
+
+
+def state_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """What keeps weights ``found`` from loading into a model whose state dict is ``expected``
+    (missing or unexpected tensors, the first shape that differs); None when they fit."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        parts = [f"{len(names)} {kind} tensor(s), e.g. {names[0]}"
+                 for kind, names in (("missing", missing), ("unexpected", unexpected)) if names]
+        return "; ".join(parts)
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            return f"{name} has shape {tuple(found[name].shape)}, the model needs {tuple(tensor.shape)}"
+    return None
 
 
 def load_model(run_or_checkpoint: str | Path, map_location: str = "cpu") -> AQAModel:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from aqakit.atomic import atomic_open
 from aqakit.data.features import load_videoset
 from aqakit.errors import ConfigError
 from aqakit.models.loading import find_checkpoint, load_checkpoint
@@ -27,7 +28,7 @@ class FolderScores:
 
     def write_csv(self, path: Path) -> None:
         """Write ``id,score`` rows (six decimals) to ``path``."""
-        with open(path, "w", newline="") as handle:
+        with atomic_open(path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["id", "score"])
             writer.writerows((vid, f"{score:.6f}") for vid, score in zip(self.ids, self.scores))
@@ -61,7 +62,7 @@ def predict_folder(checkpoint: Path, feature_dir: Path) -> FolderScores:
     folder = find_checkpoint(checkpoint)
     model, meta = load_checkpoint(folder)
     check_backbone_revision(meta["info"].get("features"), feature_dir, folder)
-    ids = sorted(path.stem for path in feature_dir.glob("*.npy"))
+    ids = sorted(path.stem for path in feature_dir.glob("*.npy") if not path.name.startswith("."))  # not a partial write
     if not ids:
         raise ConfigError(f"{feature_dir}: no .npy feature files found")
     videos = load_videoset(feature_dir, ids, np.zeros(len(ids)), source=str(feature_dir), expected_dim=model.in_dim)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from aqakit.atomic import atomic_write_text
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.metrics import fisher_transform, fisher_z_mean
 from aqakit.models import is_closed_form
@@ -222,6 +223,6 @@ def run_auto(
         "minutes": (time.perf_counter() - started) / 60.0,
         "note": "chosen on k-fold validation of the training split; only the chosen candidate's test figures are computed",
     }
-    (run_dir / AUTO_FILE).write_text(json.dumps(record, indent=2))
+    atomic_write_text(run_dir / AUTO_FILE, json.dumps(record, indent=2))
     record["final_summary"] = final
     return record

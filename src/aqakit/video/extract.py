@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import aqakit
+from aqakit.atomic import atomic_write
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
@@ -306,9 +307,8 @@ def extract_folder(
             report.failed[str(path)] = reason
             notify(path, f"failed: {reason}")
             continue
-        partial = target.with_name(target.name + ".partial.npy")
-        np.save(partial, result.features)
-        os.replace(partial, target)
+        with atomic_write(target, suffix=".npy") as partial:
+            np.save(partial, result.features)
         manifest["videos"][vid] = {"source": str(path), "clips": result.timing.clips, "frames": result.timing.frames}
         write_manifest(out_dir, manifest)
         report.written.append(vid)

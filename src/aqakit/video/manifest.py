@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from aqakit.atomic import atomic_write_text
 from aqakit.errors import DataError
 
 MANIFEST_FILE = "manifest.json"
@@ -58,10 +58,7 @@ def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
 
 def write_manifest(feature_dir: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest atomically (a crash never leaves half a file)."""
-    path = manifest_path(feature_dir)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(manifest, indent=2))
-    os.replace(partial, path)
+    atomic_write_text(manifest_path(feature_dir), json.dumps(manifest, indent=2))
 
 
 def file_sha256(path: Path) -> str:
