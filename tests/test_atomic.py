@@ -139,3 +139,51 @@ def test_a_broken_checkpoint_is_one_line_naming_the_file(tmp_path, damage):
         load_checkpoint(folder)
     assert "\n" not in str(caught.value)
     assert not isinstance(caught.value, SafetensorError)
+
+
+#: A process that holds a folder's lock until it is killed.
+HOLDER = """
+import sys, time
+from aqakit.locking import folder_lock
+with folder_lock(sys.argv[1], "run"):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_leaves_no_lock(tmp_path, monkeypatch, capsys):
+    from conftest import run_cli
+
+    run = tmp_path / "runs" / "r"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        train = ["train", "ridge", "synthetic", "--runs-dir", tmp_path / "runs", "--name", "r",
+                 "--set", "benchmark_args.n_train=40", "--set", "benchmark_args.n_test=10"]
+        status, out, err = run_cli(monkeypatch, capsys, *train)
+        message = (out + err).strip()
+        assert status == 2
+        assert f"another process is writing this run (process {holder.pid} on" in message
+        assert [line for line in message.splitlines() if "another process" in line] == [
+            line for line in message.splitlines() if line.startswith("error:")]  # the error is one line
+        assert not run.exists()  # nothing written, nothing removed
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    status, out, err = run_cli(monkeypatch, capsys, *train)  # the kernel released the dead holder's lock
+    assert status == 0 and (run / "summary.json").is_file()
+
+
+def test_a_second_extraction_into_a_folder_being_written_is_refused(tmp_path):
+    from aqakit.video.extract import extract_folder
+    from aqakit.errors import RunDirectoryError
+
+    out = tmp_path / "features"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(RunDirectoryError, match=f"another process is writing this feature folder \\(process {holder.pid} "):
+            extract_folder([], backbone=None, out_dir=out, clip_len=16)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

@@ -31,6 +31,7 @@ from aqakit.data.batches import ClipBank, TrainBatches
 from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, HeldOutBatches
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.locking import folder_lock
 from aqakit.models import AQAModel, create_model
 from aqakit.models.loading import load_checkpoint
 from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, SeedDir, SeedSummary
@@ -291,41 +292,42 @@ def train_run(
     config.check()
     if config.train.ensemble:
         check_ensemble_config(config)  # before anything is written
-    run = RunDir(run_dir)
-    replace_existing = run.check_use(overwrite=overwrite, resume=resume)
-    machine = device or default_device()
-    precision = resolve_precision(config.train.precision, machine)
-    if resume:
-        changes = changed_settings(run.read_config(), config)
-        if "train.precision" in changes:  # "auto" resumes a run saved with what it resolves to here
-            saved, _ = changes["train.precision"]
-            if resolve_precision(str(saved), machine) == precision:
-                del changes["train.precision"]
-        if changes:
-            listed = "; ".join(
-                f"{key}: saved {old!r}, now {new!r}"
-                + (f" ({precision} on this machine)" if key == "train.precision" and new == "auto" else "")
-                for key, (old, new) in changes.items()
-            )
-            raise RunDirectoryError(f"{run.config_path}: cannot resume, the configuration differs ({listed})")
-    data = read_data(config)  # before anything is written: bad data leaves no run folder behind
-    if resume:
-        run.check_same_data(data_fingerprint(data))
-    else:
-        if replace_existing:
-            shutil.rmtree(run.path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(replace(config, train=replace(config.train, precision=precision)).to_dict())
-        run.write_data_fingerprint(data_fingerprint(data))
-    if config.train.ensemble:
+    with folder_lock(run_dir, "run"):  # a second writer is refused before anything is read or removed
+        run = RunDir(run_dir)
+        replace_existing = run.check_use(overwrite=overwrite, resume=resume)
+        machine = device or default_device()
+        precision = resolve_precision(config.train.precision, machine)
         if resume:
-            raise RunDirectoryError(f"{run.path}: an ensemble run cannot be resumed; train it again with --overwrite")
-        seed_summaries = train_ensemble_run(config, run, seeds, data, device=device, on_epoch_end=on_epoch_end)
-    else:
-        seed_summaries = train_seeds(config, run, seeds, data, resume=resume, device=device, on_epoch_end=on_epoch_end)
-    summary = RunSummary.of_seeds(seed_summaries, left_out=left_out_videos(data))
-    run.write_summary(summary)
-    return summary.to_json()
+            changes = changed_settings(run.read_config(), config)
+            if "train.precision" in changes:  # "auto" resumes a run saved with what it resolves to here
+                saved, _ = changes["train.precision"]
+                if resolve_precision(str(saved), machine) == precision:
+                    del changes["train.precision"]
+            if changes:
+                listed = "; ".join(
+                    f"{key}: saved {old!r}, now {new!r}"
+                    + (f" ({precision} on this machine)" if key == "train.precision" and new == "auto" else "")
+                    for key, (old, new) in changes.items()
+                )
+                raise RunDirectoryError(f"{run.config_path}: cannot resume, the configuration differs ({listed})")
+        data = read_data(config)  # before anything is written: bad data leaves no run folder behind
+        if resume:
+            run.check_same_data(data_fingerprint(data))
+        else:
+            if replace_existing:
+                shutil.rmtree(run.path)
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_config(replace(config, train=replace(config.train, precision=precision)).to_dict())
+            run.write_data_fingerprint(data_fingerprint(data))
+        if config.train.ensemble:
+            if resume:
+                raise RunDirectoryError(f"{run.path}: an ensemble run cannot be resumed; train it again with --overwrite")
+            seed_summaries = train_ensemble_run(config, run, seeds, data, device=device, on_epoch_end=on_epoch_end)
+        else:
+            seed_summaries = train_seeds(config, run, seeds, data, resume=resume, device=device, on_epoch_end=on_epoch_end)
+        summary = RunSummary.of_seeds(seed_summaries, left_out=left_out_videos(data))
+        run.write_summary(summary)
+        return summary.to_json()
 
 
 def train_seeds(

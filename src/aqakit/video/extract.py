@@ -20,6 +20,7 @@ import torch
 import aqakit
 from aqakit.atomic import atomic_write
 from aqakit.errors import AqakitError, ConfigError
+from aqakit.locking import folder_lock
 from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
 from aqakit.video.manifest import read_manifest, write_manifest
@@ -273,50 +274,51 @@ def extract_folder(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file, not a folder; --out needs a folder for the features")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = extraction_settings(backbone, clip_len, options)
-    manifest = read_manifest(out_dir)
-    settings_changed = manifest is not None and manifest["extraction"] != settings
-    if settings_changed:
-        _check_settings_change(out_dir, manifest, settings, ids, force)
-    if manifest is None or settings_changed:
-        manifest = {"aqakit_version": aqakit.__version__, "extraction": settings, "videos": {}}
-    report = ExtractionReport()
-    notify = on_video or (lambda path, status: None)
-    for vid, path in ids.items():
-        target = out_dir / f"{vid}.npy"
-        recorded = manifest["videos"].get(vid)
-        if not force and target.is_file():
-            if recorded is not None and _is_complete(target, recorded["clips"]):
-                report.skipped.append(vid)
-                notify(path, "skipped")
-                continue
-            if recorded is None:
-                reason = (f"{target} exists but {out_dir / 'manifest.json'} does not record it (a file of your own, or "
-                          "features made with other settings); pass --force to replace it")
+    with folder_lock(out_dir, "feature folder"):  # a second extraction into it is refused
+        out_dir.mkdir(parents=True, exist_ok=True)
+        settings = extraction_settings(backbone, clip_len, options)
+        manifest = read_manifest(out_dir)
+        settings_changed = manifest is not None and manifest["extraction"] != settings
+        if settings_changed:
+            _check_settings_change(out_dir, manifest, settings, ids, force)
+        if manifest is None or settings_changed:
+            manifest = {"aqakit_version": aqakit.__version__, "extraction": settings, "videos": {}}
+        report = ExtractionReport()
+        notify = on_video or (lambda path, status: None)
+        for vid, path in ids.items():
+            target = out_dir / f"{vid}.npy"
+            recorded = manifest["videos"].get(vid)
+            if not force and target.is_file():
+                if recorded is not None and _is_complete(target, recorded["clips"]):
+                    report.skipped.append(vid)
+                    notify(path, "skipped")
+                    continue
+                if recorded is None:
+                    reason = (f"{target} exists but {out_dir / 'manifest.json'} does not record it (a file of your own, or "
+                              "features made with other settings); pass --force to replace it")
+                    report.failed[str(path)] = reason
+                    notify(path, f"failed: {reason}")
+                    continue
+            notify(path, "extracting")
+            try:
+                result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips)
+            except AqakitError as exc:
+                reason = str(exc)
+                if settings_changed and target.is_file():
+                    reason += f"; {target} still holds its features made with the old settings"
                 report.failed[str(path)] = reason
                 notify(path, f"failed: {reason}")
                 continue
-        notify(path, "extracting")
-        try:
-            result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips)
-        except AqakitError as exc:
-            reason = str(exc)
-            if settings_changed and target.is_file():
-                reason += f"; {target} still holds its features made with the old settings"
-            report.failed[str(path)] = reason
-            notify(path, f"failed: {reason}")
-            continue
-        with atomic_write(target, suffix=".npy") as partial:
-            np.save(partial, result.features)
-        manifest["videos"][vid] = {"source": str(path), "clips": result.timing.clips, "frames": result.timing.frames}
-        write_manifest(out_dir, manifest)
-        report.written.append(vid)
-        report.timing.add(result.timing)
-        notify(path, "written")
-    if not manifest["videos"]:
-        write_manifest(out_dir, manifest)
-    return report
+            with atomic_write(target, suffix=".npy") as partial:
+                np.save(partial, result.features)
+            manifest["videos"][vid] = {"source": str(path), "clips": result.timing.clips, "frames": result.timing.frames}
+            write_manifest(out_dir, manifest)
+            report.written.append(vid)
+            report.timing.add(result.timing)
+            notify(path, "written")
+        if not manifest["videos"]:
+            write_manifest(out_dir, manifest)
+        return report
 
 
 def _check_settings_change(
