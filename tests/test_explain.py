@@ -37,6 +37,33 @@ def test_a_map_over_thousands_of_clips_is_drawn_in_runs():
     assert svg.heatmap(np.zeros((2, 5)), ["a", "b"], labels[:5]).count("<rect") == 10
 
 
+def test_a_line_chart_breaks_at_missing_values_and_rings_marked_points():
+    from aqakit.explain import svg
+
+    gappy = svg.Series("seed 0", np.arange(5), np.array([1.0, 0.8, np.nan, 0.5, 0.4]), marked=(3,))
+    whole = svg.Series("seed 1", np.arange(5), np.array([1.1, 0.9, 0.7, 0.6, 0.55]), svg.PALETTE[1])
+    drawn = svg.line_chart([gappy, whole], "epoch", "loss", "selected epoch")
+    assert drawn.count("<polyline") == 1 + 2 + 1  # the axes, seed 0 in two pieces, seed 1
+    assert drawn.count('class="marked"') == 1 and "seed 0, selected epoch (epoch 3): 0.5<" in drawn
+    assert re.findall(r'class="axis-title"[^>]*>([^<]*)<', drawn) == ["epoch", "loss"]
+    ticks = re.findall(r'text-anchor="middle">([^<]*)</text>', drawn.split('class="axis-title"')[0])
+    assert ticks == ["0", "1", "2", "3", "4"]  # whole epochs only
+    many = [svg.Series(f"seed {k}", np.arange(3), np.ones(3)) for k in range(12)]
+    assert len(set(re.findall(r'<text x="[0-9.]+" y="([0-9.]+)">seed', svg.line_chart(many, "epoch", "loss")))) == 2
+
+
+def test_an_identity_scatter_shares_one_range_on_both_axes():
+    from aqakit.explain import svg
+
+    drawn = svg.scatter([svg.Series("seed 0", np.array([10.0, 20.0]), np.array([40.0, 30.0]))], "true", "predicted", "identity")
+    x1, y1, x2, y2 = map(float, re.search(r'class="guide" x1="([-0-9.]+)" y1="([-0-9.]+)" x2="([-0-9.]+)" y2="([-0-9.]+)"',
+                                          drawn).groups())
+    corners = re.search(r'<polyline points="([0-9.]+),([0-9.]+) [0-9.]+,([0-9.]+) ([0-9.]+),', drawn).groups()
+    left, top, bottom, right = map(float, corners)  # the axes' lines
+    assert (x1, y1, x2, y2) == (left, bottom, right, top)  # y = x runs corner to corner: one range on both axes
+    assert drawn.count("<circle") == 2 and "seed 0: 10, 40<" in drawn
+
+
 def test_view_parts_drops_the_batch_axis():
     parts = {"grade_weights": torch.tensor([[0.1, 0.9], [0.5, 0.5]]), "weights": torch.rand(2, 5)}
     views = view_parts(parts, n_clips=5, index=1)

@@ -1,4 +1,4 @@
-"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, extract, score, suite.
+"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, report, compare, extract, score, suite.
 
 Each command parses its arguments, calls the library (:mod:`aqakit.train`, :mod:`aqakit.pipeline`,
 :mod:`aqakit.video` ...) and prints. Every user-caused error (an :class:`~aqakit.errors.AqakitError`)
@@ -439,6 +439,31 @@ def results(
         console.print_json(json.dumps(results_json(rows, tuning)))
     else:
         print(render_markdown(rows, tuning))
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="A run folder written by `aqakit train`."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="HTML file to write (default: RUN/report.html, rewritten on each call)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """Draw RUN as one self-contained HTML page: per-epoch curves, test predictions, a table per seed.
+
+    The page shows the finished seeds (a run still training can be drawn); it is written atomically
+    and its path printed.
+    """
+    from aqakit.explain.html import write_page
+    from aqakit.explain.run_report import read_run, render_run_report
+    from aqakit.rundir import RunDir
+
+    result = read_run(run)
+    default = run / RunDir.REPORT_FILE
+    target = out or default
+    if target.resolve() != default.resolve():
+        check_new_file(target, overwrite)
+    write_page(target, render_run_report(result))
+    console.print(f"report written to {target}", highlight=False, soft_wrap=True)
 
 
 def _run_list(spec: str) -> list[Path]:

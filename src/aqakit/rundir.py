@@ -10,6 +10,7 @@ Layout of ``runs/<name>/``::
     seed-<k>/summary.json  the seed's metrics, all from the selected checkpoint
     seed-<k>/checkpoint/   model.safetensors + model.json (the selected weights)
     seed-<k>/resume/last.ckpt  Lightning state to resume an interrupted seed
+    report.html            the page `aqakit report` draws of the run (rewritten by each call)
 
 :class:`RunDir` and :class:`SeedDir` know these paths and read and write these files;
 :class:`RunSummary` and :class:`SeedSummary` are the two ``summary.json`` files. A cross-validated
@@ -288,6 +289,7 @@ class RunDir:
     SUMMARY_FILE = "summary.json"
     METRICS_FILE = "metrics.csv"
     PREDICTIONS_FILE = "predictions.csv"
+    REPORT_FILE = "report.html"
     CHECKPOINT_DIR = "checkpoint"
     RESUME_DIR = "resume"
     RESUME_CHECKPOINT = "last.ckpt"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from aqakit.explain import svg
+from aqakit.explain.html import key_value_table, page
 from aqakit.explain.images import data_uri, thumbnail
 from aqakit.explain.parts import INFLUENCE_NAME, PartView
 
@@ -62,11 +63,8 @@ class ScoreReport:
 
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px auto;max-width:720px;color:#111;background:#fff}
-h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 6px;border-bottom:1px solid #ddd}
+body{margin:24px auto;max-width:720px}
 .score{font-size:56px;font-weight:700;color:#1d4ed8;margin:8px 0 0}
-.muted{color:#555;font-size:13px} table{border-collapse:collapse;font-size:13px}
-td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}
 .strip{display:flex;overflow-x:auto;gap:4px;padding-bottom:6px}
 .strip figure{margin:0;text-align:center;font-size:10px;color:#555}
 .strip img{display:block;width:72px;height:72px;image-rendering:auto}
@@ -85,8 +83,7 @@ def render_html(report: ScoreReport) -> str:
     ]
     scalars = [v for v in report.parts if v.kind == "scalar"]
     if scalars:
-        rows = "".join(f"<tr><th>{escape(v.name)}</th><td>{float(v.values):.4g}</td></tr>" for v in scalars)
-        sections.append(f"<h2>Breakdown</h2><table>{rows}</table>")
+        sections.append("<h2>Breakdown</h2>" + key_value_table((v.name, f"{float(v.values):.4g}") for v in scalars))
     for view in report.parts:
         sections += _section(view, labels)
     sections.append(_thumbnail_strip(report.thumbnails, labels))
@@ -94,11 +91,9 @@ def render_html(report: ScoreReport) -> str:
     if hidden:
         listed = ", ".join(f"{escape(v.name)} {tuple(v.values.shape)}" for v in hidden)
         sections.append(f'<p class="muted">Not plotted (high-dimensional): {listed}.</p>')
-    settings = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in report.extraction.items())
-    sections.append(f"<h2>How the video was processed</h2><table>{settings}"
-                    f"<tr><th>checkpoint</th><td>{escape(report.checkpoint)}</td></tr></table>")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>aqakit score: {escape(report.video)}</title>'
-            f"<style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>")
+    settings = [(str(k), str(v)) for k, v in report.extraction.items()] + [("checkpoint", report.checkpoint)]
+    sections.append("<h2>How the video was processed</h2>" + key_value_table(settings))
+    return page(f"aqakit score: {report.video}", "".join(sections), _STYLE)
 
 
 def _section(view: PartView, clip_labels: list[str]) -> list[str]:

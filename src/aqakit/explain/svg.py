@@ -1,14 +1,20 @@
-"""Small inline SVG plots (no external assets): bars, a line over clips, heat maps."""
+"""Small inline SVG plots (no external assets): bars, a line over clips, heat maps, and charts on
+titled axes (lines of several series, scatters)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from html import escape
+from typing import Literal, Sequence
 
 import numpy as np
 
 WIDTH = 640
 ACCENT = "#2563eb"
 NEGATIVE = "#dc2626"
+#: One colour per series (seed), in order; more series than colours repeat them.
+PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
 
 
 def _range(values: np.ndarray, include_zero: bool = True) -> tuple[float, float]:
@@ -109,6 +115,148 @@ def _binned_columns(matrix: np.ndarray, labels: list[str], most: int) -> tuple[n
     return binned, [f"{labels[a]} to {labels[b - 1]}" for a, b in zip(edges[:-1], edges[1:])]
 
 
+@dataclass(frozen=True)
+class Series:
+    """One named set of points of a chart, drawn in one colour.
+
+    ``x``, ``y``: (N,) each; a NaN ``y`` is a missing value (a gap in a line). ``marked``: the
+    indices of points drawn as a ring (e.g. the selected epoch).
+    """
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    colour: str = ACCENT
+    marked: tuple[int, ...] = ()
+
+
+def line_chart(series: Sequence[Series], x_title: str, y_title: str, mark_note: str = "", height: int = 240) -> str:
+    """One line per series on titled axes; each marked point a ring whose hover text says
+    ``mark_note``, which the legend explains. Needs at least one finite value."""
+    xs = np.concatenate([s.x for s in series]).astype(float)
+    ys = np.concatenate([s.y for s in series]).astype(float)
+    legend, legend_height = _legend(series, mark_note if any(s.marked for s in series) else "")
+    axes = _Axes(_padded(xs), _padded(ys), height, legend_height, integer_x=bool(np.all(xs == np.round(xs))))
+    parts = axes.frame(x_title, y_title)
+    for s in series:
+        finite = np.isfinite(s.y)
+        for run in np.split(np.arange(len(s.y)), np.flatnonzero(np.diff(finite.astype(int))) + 1):
+            if finite[run[0]] and len(run) > 1:
+                points = " ".join(f"{axes.x(s.x[i]):.1f},{axes.y(s.y[i]):.1f}" for i in run)
+                parts.append(f'<polyline points="{points}" fill="none" stroke="{s.colour}" stroke-width="1.8"/>')
+        for i in np.flatnonzero(finite):
+            parts.append(f'<circle cx="{axes.x(s.x[i]):.1f}" cy="{axes.y(s.y[i]):.1f}" r="2.2" fill="{s.colour}">'
+                         f"<title>{escape(s.label)}, {escape(x_title)} {s.x[i]:.4g}: {s.y[i]:.4g}</title></circle>")
+        for i in s.marked:
+            if np.isfinite(s.y[i]):
+                parts.append(f'<circle class="marked" cx="{axes.x(s.x[i]):.1f}" cy="{axes.y(s.y[i]):.1f}" r="6" fill="none" '
+                             f'stroke="{s.colour}" stroke-width="2"><title>{escape(s.label)}, {escape(mark_note)} '
+                             f"({escape(x_title)} {s.x[i]:.4g}): {s.y[i]:.4g}</title></circle>")
+    return _svg(height, parts + legend, f"{y_title} against {x_title}")
+
+
+def scatter(series: Sequence[Series], x_title: str, y_title: str, guide: Literal["identity", "zero"] | None = None,
+            height: int = 320) -> str:
+    """One dot per point on titled axes. ``guide``: a dashed ``identity`` line y = x (both axes then
+    share one range) or a dashed ``zero`` line y = 0. Needs at least one finite point."""
+    xs = np.concatenate([s.x for s in series]).astype(float)
+    ys = np.concatenate([s.y for s in series]).astype(float)
+    x_range, y_range = _padded(xs), _padded(ys, 0.0 if guide == "zero" else None)
+    if guide == "identity":
+        x_range = y_range = _padded(np.concatenate([xs, ys]))
+    legend, legend_height = _legend(series)
+    axes = _Axes(x_range, y_range, height, legend_height)
+    parts = axes.frame(x_title, y_title)
+    if guide == "identity":
+        lo, hi = x_range
+        parts.append(f'<line class="guide" x1="{axes.x(lo):.1f}" y1="{axes.y(lo):.1f}" x2="{axes.x(hi):.1f}" y2="{axes.y(hi):.1f}" '
+                     f'stroke="#666" stroke-dasharray="5 4"><title>{escape(y_title)} = {escape(x_title)}</title></line>')
+    elif guide == "zero":
+        parts.append(f'<line class="guide" x1="{axes.left}" x2="{axes.right}" y1="{axes.y(0.0):.1f}" y2="{axes.y(0.0):.1f}" '
+                     f'stroke="#666" stroke-dasharray="5 4"/>')
+    for s in series:
+        for x, y in zip(s.x, s.y):
+            if np.isfinite(x) and np.isfinite(y):
+                parts.append(f'<circle cx="{axes.x(x):.1f}" cy="{axes.y(y):.1f}" r="2.6" fill="{s.colour}" fill-opacity="0.6">'
+                             f"<title>{escape(s.label)}: {x:.4g}, {y:.4g}</title></circle>")
+    return _svg(height, parts + legend, f"{y_title} against {x_title}")
+
+
+class _Axes:
+    """The plot area of a chart on titled axes: data to pixel maps, the frame, ticks and grid."""
+
+    def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], height: int, top: int,
+                 integer_x: bool = False) -> None:
+        self.left, self.right, self.top, self.bottom = 58, WIDTH - 14, top + 8, height - 42
+        self.height, self.x_range, self.y_range, self.integer_x = height, x_range, y_range, integer_x
+
+    def x(self, value: float) -> float:
+        lo, hi = self.x_range
+        return self.left + (float(value) - lo) / (hi - lo) * (self.right - self.left)
+
+    def y(self, value: float) -> float:
+        lo, hi = self.y_range
+        return self.bottom - (float(value) - lo) / (hi - lo) * (self.bottom - self.top)
+
+    def frame(self, x_title: str, y_title: str) -> list[str]:
+        """Grid, tick labels, the axes' lines and their titles (``class="axis-title"``)."""
+        parts = []
+        for tick in _nice_ticks(*self.y_range):
+            parts.append(f'<line x1="{self.left}" x2="{self.right}" y1="{self.y(tick):.1f}" y2="{self.y(tick):.1f}" stroke="#eee"/>'
+                         f'<text x="{self.left - 5}" y="{self.y(tick) + 3.5:.1f}" font-size="10" text-anchor="end">{tick:.4g}</text>')
+        for tick in _nice_ticks(*self.x_range, integer=self.integer_x):
+            parts.append(f'<line x1="{self.x(tick):.1f}" x2="{self.x(tick):.1f}" y1="{self.bottom}" y2="{self.bottom + 4}" stroke="#999"/>'
+                         f'<text x="{self.x(tick):.1f}" y="{self.bottom + 15}" font-size="10" text-anchor="middle">{tick:.4g}</text>')
+        middle_y = (self.top + self.bottom) / 2
+        parts += [
+            f'<polyline points="{self.left},{self.top} {self.left},{self.bottom} {self.right},{self.bottom}" fill="none" stroke="#999"/>',
+            f'<text class="axis-title" x="{(self.left + self.right) / 2:.1f}" y="{self.height - 8}" font-size="12" '
+            f'text-anchor="middle">{escape(x_title)}</text>',
+            f'<text class="axis-title" x="14" y="{middle_y:.1f}" font-size="12" text-anchor="middle" '
+            f'transform="rotate(-90 14 {middle_y:.1f})">{escape(y_title)}</text>',
+        ]
+        return parts
+
+
+def _padded(values: np.ndarray, include: float | None = None) -> tuple[float, float]:
+    """The range of the finite ``values`` (and of ``include``), widened by 4 % on each side."""
+    finite = values[np.isfinite(values)]
+    if include is not None:
+        finite = np.append(finite, include)
+    lo, hi = _range(finite, include_zero=False)
+    pad = 0.04 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _nice_ticks(lo: float, hi: float, most: int = 6, integer: bool = False) -> np.ndarray:
+    """At most about ``most`` round values (steps of 1, 2, 2.5 or 5 times a power of ten) in [lo, hi];
+    whole numbers only when ``integer``."""
+    raw = (hi - lo) / most
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if integer:
+        step = float(max(1, math.ceil(step)))
+    first = math.ceil(lo / step) * step
+    return np.arange(first, hi + step * 1e-9, step)
+
+
+def _legend(series: Sequence[Series], mark_note: str = "") -> tuple[list[str], int]:
+    """Rows of labelled colour swatches above the plot area (a ring explains ``mark_note`` when
+    given), and the height they take."""
+    items = [(s.label, f'<rect x="{{x:.1f}}" y="{{y:.1f}}" width="10" height="10" fill="{s.colour}"/>') for s in series]
+    if mark_note:
+        items.append((mark_note, '<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="none" stroke="#111" stroke-width="1.5"/>'))
+    parts, x, y = ['<g class="legend" font-size="11">'], 58.0, 6.0
+    for label, swatch in items:
+        width = 24 + 6.5 * len(label)
+        if x + width > WIDTH and x > 58:
+            x, y = 58.0, y + 15
+        parts.append(swatch.format(x=x, y=y, cx=x + 5, cy=y + 5) + f'<text x="{x + 14:.1f}" y="{y + 9:.1f}">{escape(label)}</text>')
+        x += width
+    parts.append("</g>")
+    return parts, int(y + 15)
+
+
 def _ticks(n: int, most: int = 12) -> range:
     return range(0, n, max(1, -(-n // most)))
 
@@ -120,7 +268,8 @@ def _blue(shade: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
-def _svg(height: int, parts: list[str]) -> str:
+def _svg(height: int, parts: list[str], label: str = "") -> str:
     body = "".join(parts)
+    named = f' role="img" aria-label="{escape(label)}"' if label else ""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-            f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif">{body}</svg>')
+            f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif"{named}>{body}</svg>')
