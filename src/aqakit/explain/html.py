@@ -6,10 +6,11 @@ A page is self-contained: inline CSS and SVG, no script, nothing fetched when it
 
 from __future__ import annotations
 
-import os
 from html import escape
 from pathlib import Path
 from typing import Iterable
+
+from aqakit.atomic import atomic_write_text
 
 #: The style every page starts from; a page adds its own rules after it.
 BASE_STYLE = """
@@ -36,11 +37,5 @@ def key_value_table(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def write_page(path: Path, html: str) -> None:
-    """Write ``html`` to ``path`` atomically: into a temporary file beside it, then renamed over it,
-    so a reader never sees half a page."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(html, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Write ``html`` to ``path`` atomically (:func:`aqakit.atomic.atomic_write_text`)."""
+    atomic_write_text(path, html)
