@@ -35,7 +35,6 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 AQAKIT = [sys.executable, "-m", "aqakit"]
 QD_EPOCHS = (50, 100, 150)  # the candidates of the validation runs
@@ -48,22 +47,18 @@ SCRATCH = Path("/tmp/aqakit-gpu")  # run folders and logs; only the few files of
 
 @dataclass
 class Job:
-    """One command; it starts once ``ready()`` says so (default: at once)."""
+    """One command, its process and how it ended."""
 
     name: str
-    argv: list[str] | Callable[[], list[str]]
-    ready: Callable[[], bool] = lambda: True
+    argv: list[str]
     status: str = "pending"
     seconds: float = 0.0
     process: subprocess.Popen | None = field(default=None, repr=False)
     started: float = 0.0
 
-    def command(self) -> list[str]:
-        return self.argv() if callable(self.argv) else self.argv
-
 
 def run_jobs(jobs: list[Job], logs: Path, deadline: float, parallel: int) -> None:
-    """Start each ready job while fewer than ``parallel`` run; stop what still runs at ``deadline``."""
+    """Start the jobs in order while fewer than ``parallel`` run; stop what still runs at ``deadline``."""
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     while any(job.status in ("pending", "running") for job in jobs):
@@ -86,12 +81,7 @@ def run_jobs(jobs: list[Job], logs: Path, deadline: float, parallel: int) -> Non
         for job in jobs:
             if running >= parallel:
                 break
-            if job.status == "pending" and job.ready():
-                try:
-                    job.argv = job.command()
-                except (OSError, ValueError, KeyError) as error:
-                    job.status = f"failed before starting: {error}"
-                    continue
+            if job.status == "pending":
                 log = open(logs / f"{job.name}.log", "w")
                 job.process = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
                 job.status, job.started = "running", time.time()
@@ -169,7 +159,7 @@ def train(data: Path, out: Path, minutes: float, parallel: int, extra: list[str]
 def write_report(jobs: list[Job], out: Path) -> None:
     (out / "jobs.json").write_text(json.dumps(
         [{"name": job.name, "status": job.status, "seconds": round(job.seconds, 1),
-          "command": job.argv if isinstance(job.argv, list) else None} for job in jobs], indent=1) + "\n")
+          "command": job.argv} for job in jobs], indent=1) + "\n")
     with open(out / "log.txt", "w") as handle:
         for job in jobs:
             log = SCRATCH / "logs" / f"{job.name}.log"

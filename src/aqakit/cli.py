@@ -453,7 +453,6 @@ def report(
     The page shows the finished seeds (a run still training can be drawn); it is written atomically
     and its path printed.
     """
-    from aqakit.explain.html import write_page
     from aqakit.explain.run_report import read_run, render_run_report
     from aqakit.rundir import RunDir
 
@@ -462,7 +461,7 @@ def report(
     target = out or default
     if target.resolve() != default.resolve():
         check_new_file(target, overwrite)
-    write_page(target, render_run_report(result))
+    atomic_write_text(target, render_run_report(result))
     console.print(f"report written to {target}", highlight=False, soft_wrap=True)
 
 

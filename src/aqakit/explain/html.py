@@ -1,5 +1,4 @@
-"""What aqakit's HTML pages share: the page around their sections, its base style, small tables,
-and writing a page atomically.
+"""What aqakit's HTML pages share: the page around their sections, its base style, small tables.
 
 A page is self-contained: inline CSS and SVG, no script, nothing fetched when it opens.
 """
@@ -7,10 +6,7 @@ A page is self-contained: inline CSS and SVG, no script, nothing fetched when it
 from __future__ import annotations
 
 from html import escape
-from pathlib import Path
 from typing import Iterable
-
-from aqakit.atomic import atomic_write_text
 
 #: The style every page starts from; a page adds its own rules after it.
 BASE_STYLE = """
@@ -35,7 +31,3 @@ def key_value_table(rows: Iterable[tuple[str, str]]) -> str:
     cells = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in rows)
     return f"<table>{cells}</table>"
 
-
-def write_page(path: Path, html: str) -> None:
-    """Write ``html`` to ``path`` atomically (:func:`aqakit.atomic.atomic_write_text`)."""
-    atomic_write_text(path, html)

@@ -22,6 +22,7 @@ from aqakit.crossval import CrossValDir
 from aqakit.errors import RunDirectoryError
 from aqakit.explain import svg
 from aqakit.explain.html import key_value_table, page
+from aqakit.metrics import format_mean_std
 from aqakit.rundir import BEST_TEST_NOTE, RunDir, RunSummary, SeedDir, SeedSummary
 
 #: What the page shows for a value the run does not have.
@@ -253,11 +254,8 @@ def _text(value: Any) -> str:
 
 
 def _mean_std(stat: dict[str, float], n_seeds: int) -> str:
-    """As :func:`aqakit.metrics.format_mean_std` ("mean ± std", one seed "value (one seed)"), with
-    :data:`MISSING` for a non-finite figure."""
-    if n_seeds == 1:
-        return f"{_number(stat['mean'])} (one seed)"
-    return f"{_number(stat['mean'])} ± {_number(stat['std'])}"
+    """:func:`aqakit.metrics.format_mean_std`, or :data:`MISSING` for a non-finite figure."""
+    return format_mean_std(stat, n_seeds) if math.isfinite(stat["mean"]) and math.isfinite(stat["std"]) else MISSING
 
 
 def _interval(bounds: Sequence[float] | None) -> str:
