@@ -31,6 +31,10 @@ def test_clean_folder(tmp_path):
     assert report.dims == {8: 6} and report.dtypes == {"float16": 6}
     assert report.splits["train"].n_labelled == 4 and report.splits["test"].score_max == 15
     assert "no problems found" in report.render()
+    # the other score type of the same label files is shown with the benchmark name that reads it
+    pcs = report.other_scores["fisv-pcs"]
+    assert (pcs["train"].score_min, pcs["train"].score_max, pcs["test"].score_max) == (20, 23, 25)
+    assert "fisv-pcs: train scores 20..23, test scores 24..25" in report.render()
 
 
 def test_collects_several_problems_in_one_pass(tmp_path):
@@ -133,5 +137,6 @@ def test_pickled_diving_folders_are_recognised_and_their_missing_features_named(
     root = {"mtl-aqa": mtl_aqa_layout, "finediving": finediving_layout}[name](tmp_path)
     report = inspect_feature_folder(root)
     assert report.benchmark == name and report.ok, report.render()
+    assert set(report.other_scores) == {f"{name}-execution", f"{name}-difficulty"}
     (root / "features" / f"{missing}.npy").unlink()
     assert any(missing in problem for problem in inspect_feature_folder(root).problems)

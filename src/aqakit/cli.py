@@ -358,7 +358,7 @@ def datasets(
         console.print(models)
         return
     report = inspect_feature_folder(folder, benchmark)
-    console.print(report.render(), markup=False, highlight=False)
+    console.print(report.render(), markup=False, highlight=False, soft_wrap=True)
     if report.problems:
         raise typer.Exit(1)
 

@@ -170,6 +170,11 @@ class FileBenchmark(Benchmark):
             DataError: missing data folder or label file, or a malformed label row.
         """
 
+    def score_variants(self) -> list["FileBenchmark"]:
+        """The benchmarks that read the same files for each score type they carry, this one first
+        (Fis-V: TES and PCS). A benchmark with one score type returns ``[self]``."""
+        return [self]
+
     def feature_dir(self, root: Path | None) -> Path:
         """The folder of ``<id>.npy`` files (``<root>/features`` unless overridden)."""
         if self.options.get("features_dir") is not None:
@@ -241,6 +246,9 @@ class FisV(FileBenchmark):
         )
         super().__init__(**options)
 
+    def score_variants(self) -> list[FileBenchmark]:
+        return [self] + [FisV(score, **self.options) for score in ("tes", "pcs") if score != self.score]
+
     def layout(self) -> str:
         return (
             "Fis-V layout: <root>/features/<id>.npy, <root>/train.txt, <root>/test.txt, "
@@ -296,6 +304,10 @@ class RhythmicGymnastics(FileBenchmark):
         self.description = (
             f"Rhythmic Gymnastics, {apparatus or 'all apparatus'}, {score_type} score"
         )
+
+    def score_variants(self) -> list[FileBenchmark]:
+        return [self] + [RhythmicGymnastics(self.apparatus, **{**self.options, "score_type": other})
+                         for other in self.SCORE_COLUMNS if other != self.score_type]
 
     def layout(self) -> str:
         return (
@@ -433,6 +445,10 @@ class DivingPickles(FileBenchmark):
                 f"{self.title} id_format {self.options['id_format']!r} must use only {{video}} and {{clip}} ({exc})"
             ) from None
         self.description = f"{self.title}, {score_type} score"
+
+    def score_variants(self) -> list[FileBenchmark]:
+        return [self] + [type(self)(**{**self.options, "score_type": other})
+                         for other in self.SCORE_TYPES if other != self.score_type]
 
     @abstractmethod
     def final_and_difficulty(self, annotation: Any) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from aqakit.data.benchmarks import (
     get_benchmark,
 )
 from aqakit.data.features import load_feature_file
+from aqakit.data.labels import ScoredIds
 from aqakit.errors import ConfigError, DataError
 
 #: How many ids a problem line lists before "...".
@@ -61,6 +62,8 @@ class FolderReport:
         dims: feature dimension -> number of files.
         dtypes: dtype name -> number of files.
         splits: label summary per split (only with a benchmark).
+        other_scores: the same summary for every other score type the label files carry, by the
+            name of the benchmark that reads it (Fis-V TES: ``fisv-pcs``).
         problems: one line per problem found; empty if all is well.
     """
 
@@ -75,6 +78,7 @@ class FolderReport:
     dims: dict[int, int] = field(default_factory=dict)
     dtypes: dict[str, int] = field(default_factory=dict)
     splits: dict[str, SplitSummary] = field(default_factory=dict)
+    other_scores: dict[str, dict[str, SplitSummary]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +101,11 @@ class FolderReport:
                 f"  {split}: {s.n_labelled} labelled ({s.n_with_features} with features), "
                 f"scores {s.score_min:g}..{s.score_max:g} (from {s.label_file})"
             )
+        if self.other_scores:
+            out.append("other score types in these labels (train on one by its benchmark name):")
+            for name, splits in self.other_scores.items():
+                ranges = ", ".join(f"{split} scores {s.score_min:g}..{s.score_max:g}" for split, s in splits.items())
+                out.append(f"  {name}: {ranges or 'unreadable (see problems)'}")
         if self.problems:
             out.append(f"{len(self.problems)} problem(s):")
             out.extend(f"  - {p}" for p in self.problems)
@@ -163,7 +172,9 @@ def inspect_feature_folder(
 
     stems = _inspect_features(report, check_values)
     if bench is not None:
-        _inspect_labels(report, bench, stems)
+        report.splits = _inspect_labels(report, bench, stems)
+        for other in bench.score_variants()[1:]:
+            report.other_scores[other.name] = _label_summaries(report, other, stems)
     return report
 
 
@@ -236,25 +247,40 @@ def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise DataError(f"{path}: has feature dimension 0 (shape {shape})")
 
 
-def _inspect_labels(report: FolderReport, bench: FileBenchmark, stems: set[str]) -> None:
-    labelled: dict[str, set[str]] = {}
+def _read_split_labels(report: FolderReport, bench: FileBenchmark) -> dict[str, ScoredIds]:
+    """Every split's labels that read; each failure is a problem (once: both splits may share a file)."""
+    read: dict[str, ScoredIds] = {}
     for split in SPLITS:
         try:
-            labels = bench.read_labels(report.root, split)
+            read[split] = bench.read_labels(report.root, split)
         except DataError as exc:
-            if str(exc) not in report.problems:  # a file read for both splits fails the same way twice
+            if str(exc) not in report.problems:
                 report.problems.append(str(exc))
-            continue
-        ids = set(labels.ids)
-        labelled[split] = ids
+    return read
+
+
+def _summary(labels: ScoredIds, stems: set[str]) -> SplitSummary:
+    return SplitSummary(
+        label_file=labels.source,
+        n_labelled=len(labels.ids),
+        n_with_features=sum(1 for i in labels.ids if i in stems),
+        score_min=float(labels.scores.min()),
+        score_max=float(labels.scores.max()),
+    )
+
+
+def _label_summaries(report: FolderReport, bench: FileBenchmark, stems: set[str]) -> dict[str, SplitSummary]:
+    return {split: _summary(labels, stems) for split, labels in _read_split_labels(report, bench).items()}
+
+
+def _inspect_labels(report: FolderReport, bench: FileBenchmark, stems: set[str]) -> dict[str, SplitSummary]:
+    """The label summary of each split; missing features, overlaps and unlabelled files are problems."""
+    labelled: dict[str, set[str]] = {}
+    summaries: dict[str, SplitSummary] = {}
+    for split, labels in _read_split_labels(report, bench).items():
+        labelled[split] = set(labels.ids)
+        summaries[split] = _summary(labels, stems)
         missing = [i for i in labels.ids if i not in stems]
-        report.splits[split] = SplitSummary(
-            label_file=labels.source,
-            n_labelled=len(labels.ids),
-            n_with_features=len(labels.ids) - len(missing),
-            score_min=float(labels.scores.min()),
-            score_max=float(labels.scores.max()),
-        )
         if missing and report.feature_dir.is_dir():
             report.problems.append(
                 f"{labels.source}: {len(missing)} labelled video(s) have no feature file in "
@@ -272,6 +298,7 @@ def _inspect_labels(report: FolderReport, bench: FileBenchmark, stems: set[str])
                 f"{report.feature_dir}: {len(unlabelled)} feature file(s) have no label: "
                 + _some([f"{s}.npy" for s in unlabelled])
             )
+    return summaries
 
 
 def _some(items: list[str]) -> str:
