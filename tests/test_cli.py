@@ -125,7 +125,7 @@ def test_results_tabulates_a_trained_run(trained_run, monkeypatch, capsys):
     seed = json.loads((run_dir / "seed-0" / "summary.json").read_text())
     status, out, err = run_cli(monkeypatch, capsys, "results", run_dir)
     assert status == 0, err
-    assert f"| demo | gdlt | synthetic | final | 0 | 2 | {seed['precision']} | {seed['test']['spearman']:.3f} (one seed) |" in out
+    assert f"| demo | gdlt | synthetic | final | 1 (0) | 2 | {seed['precision']} | {seed['test']['spearman']:.3f} (one seed) |" in out
     status, out, err = run_cli(monkeypatch, capsys, "results", run_dir, "--json")
     assert json.loads(out)["runs"][0]["test_spearman"]["per_seed"] == [pytest.approx(seed["test"]["spearman"])]
     status, out, err = run_cli(monkeypatch, capsys, "results", run_dir.parent)  # the --runs-dir folder

@@ -21,7 +21,7 @@ def test_row_statistics_are_over_finished_seeds_only(tmp_path):
     assert stats["test_spearman"]["std"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
     assert stats["best_test_epoch_spearman"]["mean"] == pytest.approx(0.70)
     table = render_markdown([row])
-    assert "0, 1 (unfinished: 2)" in table and "0.650 ± 0.071" in table and "0.600, 0.700" in table
+    assert "| 2 (0, 1) (unfinished: 2) |" in table and "0.650 ± 0.071" in table and "0.600, 0.700" in table
 
 
 def test_runs_differing_only_by_benchmark_are_fisher_z_averaged(tmp_path):
@@ -78,7 +78,7 @@ def test_a_folder_of_runs_stands_for_the_runs_inside_it(tmp_path):
 
 def test_the_precision_of_each_run_is_shown_and_a_mix_is_flagged(tmp_path):
     fp32 = read_run(write_run(tmp_path, "a-fisv-tes", "fisv-tes", [0.6, 0.7], precisions=["32-true", "32-true"]))
-    assert "| a-fisv-tes | cofinal | fisv-tes | final | 0, 1 | 200 | 32-true |" in render_markdown([fp32])
+    assert "| a-fisv-tes | cofinal | fisv-tes | final | 2 (0, 1) | 200 | 32-true |" in render_markdown([fp32])
     assert "different precisions" not in render_markdown([fp32])
     mixed = read_run(write_run(tmp_path, "b-fisv-tes", "fisv-tes", [0.6, 0.7], precisions=["32-true", "bf16-mixed"]))
     assert mixed.precision == "32-true, bf16-mixed"
@@ -106,9 +106,17 @@ def test_tuning_runs_in_a_folder_of_runs_are_named_under_the_table(tmp_path):
     assert [row.name for row in rows] == ["v-fisv-tes"] and tuning == ["tune-fisv-tes"]
     table = render_markdown(rows, tuning)
     assert "| v-fisv-tes |" in table and "| tune-fisv-tes |" not in table
-    assert table.endswith("\n\nNot shown (no test figures: trained with train.evaluate_test=false): tune-fisv-tes")
+    assert "\n\nNot shown (no test figures: trained with train.evaluate_test=false): tune-fisv-tes\n" in table
+    assert table.endswith("(docs/protocol.md#terms).")
     assert results_json(rows, tuning)["tuning_runs_not_shown"] == ["tune-fisv-tes"]
     assert "Not shown" not in render_markdown(*read_runs([tested]))
     with pytest.raises(DataError, match=r"tune-fisv-tes: a tuning run \(trained with train.evaluate_test=false: "
                                         r"its test split was never scored\), so it has no test figures; leave it out"):
         read_runs([tmp_path, tune])
+
+
+def test_seed_ids_are_counted_and_compact():
+    from aqakit.results import seed_ids
+
+    assert seed_ids([2, 0, 1, 3, 4]) == "0-4" and seed_ids([0, 3]) == "0, 3" and seed_ids([0, 1]) == "0, 1"
+    assert seed_ids([5, 7, 6]) == "5-7" and seed_ids([0, 2, 3]) == "0, 2, 3"

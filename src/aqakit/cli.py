@@ -21,7 +21,7 @@ from rich.table import Table
 
 from aqakit.atomic import atomic_write_text
 from aqakit.errors import AqakitError, ConfigError
-from aqakit.metrics import format_mean_std
+from aqakit.metrics import TERMS_NOTE, format_mean_std
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.")
 console = Console()
@@ -80,6 +80,7 @@ def print_crossval_summary(summary: dict[str, Any]) -> None:
     table.add_row("Fisher-z mean", format_mean_std(summary["test_spearman_fisher_z"], n_seeds), "",
                   format_mean_std(best, n_seeds) if best else "")
     console.print(table)
+    console.print(f"[dim]{TERMS_NOTE}[/]", highlight=False)
     for entry in summary["per_fold"]:
         _print_left_out(entry.get("left_out", {}), f"fold {entry['fold']} ")
 
@@ -98,6 +99,7 @@ def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
         best = summary["best_test_epoch_spearman"]
         table.add_row("best test epoch (papers' rule)", format_mean_std(best, n_seeds), "", "")
     console.print(table)
+    console.print(f"[dim]{TERMS_NOTE}[/]", highlight=False)
 
 
 class EpochProgress:

@@ -36,6 +36,13 @@ __all__ = [
 
 _FISHER_EPS = 1e-7
 
+#: One line explaining the terms the tables print, with where they are defined.
+TERMS_NOTE = (
+    "R-l2 x100: 100 x mean(((predicted - true) / training score range)^2); Fisher-z average: "
+    "tanh of the mean of atanh(Spearman); papers' rule: each seed's best test epoch, chosen on the "
+    "test set as published papers do, not an honest estimate (docs/protocol.md#terms)"
+)
+
 
 def _pair(pred: ArrayLike, true: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Both inputs as 1-D float64 arrays of the same length (at least 2), else ValueError."""

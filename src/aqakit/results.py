@@ -32,7 +32,7 @@ import numpy as np
 
 from aqakit.crossval import CrossValDir, over_folds
 from aqakit.errors import DataError
-from aqakit.metrics import fisher_z_nested, format_mean_std, mean_std
+from aqakit.metrics import TERMS_NOTE, fisher_z_nested, format_mean_std, mean_std
 from aqakit.rundir import RunDir
 from aqakit.train.stability import MIN_WINDOW, SWING_THRESHOLD, late_swing
 
@@ -273,7 +273,7 @@ def render_markdown(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        seeds = ", ".join(map(str, row.seeds)) or "none finished"
+        seeds = f"{len(row.seeds)} ({seed_ids(row.seeds)})" if row.seeds else "none finished"
         if row.unfinished:
             seeds += f" (unfinished: {', '.join(map(str, row.unfinished))})"
         per_seed = ", ".join(f"{v:.3f}" for v in row.spearman) or "–"
@@ -306,7 +306,16 @@ def render_markdown(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> str:
             lines.append(
                 f"| {avg.variant} | {', '.join(avg.benchmarks)} | {_average_cell(avg.final)} | {_average_cell(avg.best_test)} |"
             )
+    lines += ["", f"Terms: {TERMS_NOTE}."]
     return "\n".join(lines)
+
+
+def seed_ids(seeds: Sequence[int]) -> str:
+    """Seed ids compactly: ``0-4`` for a run of consecutive ids, else ``0, 3, 7``."""
+    ordered = sorted(seeds)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(map(str, ordered))
 
 
 def results_json(rows: Sequence[RunRow], tuning: Sequence[str] = ()) -> dict[str, Any]:
