@@ -217,3 +217,18 @@ def test_ctrl_c_during_train_says_how_to_continue(monkeypatch, capsys, tmp_path)
     monkeypatch.setattr(aqakit.train.runner, "train_run", interrupted)
     status, _, err = run_cli(monkeypatch, capsys, "train", "--runs-dir", tmp_path, "--name", "x")
     assert status == 130 and "--resume to continue" in err
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "extract", "results", "compare", "report"])
+def test_help_joins_each_paragraph_instead_of_breaking_it_where_the_docstring_does(command, monkeypatch, capsys):
+    from aqakit import cli
+
+    monkeypatch.setenv("COLUMNS", "400")
+    status, out, _ = run_cli(monkeypatch, capsys, command, "--help")
+    assert status == 0
+    doc = getattr(cli, command).__doc__
+    lines = [" ".join(line.split()) for line in out.replace("│", " ").splitlines()]
+    for paragraph in doc.split("\n\n"):
+        text = " ".join(paragraph.replace("`", "").split())
+        assert any(text in line for line in lines), text
+    assert "(default: --)" not in out and "<" not in doc

@@ -23,7 +23,7 @@ from aqakit.atomic import atomic_write_text
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.metrics import TERMS_NOTE, format_mean_std
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.", rich_markup_mode="markdown")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -148,7 +148,7 @@ def train(
         None, "--preset", help="A built-in preset's name or a YAML file, instead of the model's preset for the benchmark."
     ),
     overrides: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set optim.lr=0.005 (repeatable)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: <model>-<benchmark>-<time>)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: MODEL-BENCHMARK-TIME)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same name."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
@@ -304,11 +304,11 @@ def predict(
     checkpoint: Path = typer.Argument(
         ..., help="A checkpoint folder, a seed folder (runs/x/seed-2), or a run folder: then its first seed folder (the lowest seed)."
     ),
-    feature_dir: Path = typer.Argument(..., help="A folder of <video_id>.npy clip features (T, D)."),
+    feature_dir: Path = typer.Argument(..., help="A folder of VIDEO_ID.npy clip features (T, D)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id, score)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
-    """Score every <video_id>.npy in FEATURE_DIR with a trained model and write a CSV.
+    """Score every VIDEO_ID.npy in FEATURE_DIR with a trained model and write a CSV.
 
     A run folder of several seeds means the checkpoint of its lowest seed (seed-0 when its seeds
     start at 0); give a seed folder for another seed. The output names the
@@ -504,7 +504,7 @@ def extract(
     videos: list[Path] = typer.Argument(..., help="Video files, frame folders (one image per frame), or folders of either."),
     backbone: str = typer.Option("i3d", "--backbone", help="i3d | swin3d_b"),
     weights: Path = typer.Option(..., "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Feature folder to write (<video_id>.npy + manifest.json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature folder to write (VIDEO_ID.npy + manifest.json)."),
     clip_len: Optional[int] = typer.Option(None, "--clip-len", min=1, help="Frames per clip (default: 16 for i3d, 32 for swin3d_b)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Resample to this frame rate (default: keep the video's frames)."),
     frames: Optional[int] = typer.Option(
@@ -521,7 +521,7 @@ def extract(
     force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
 ) -> None:
-    """Extract clip features of VIDEOS into OUT: one <video_id>.npy (clips, dim) per video.
+    """Extract clip features of VIDEOS into OUT: one VIDEO_ID.npy (clips, dim) per video.
 
     Resumable: videos already extracted with the same settings are skipped. A video that fails
     is reported and the others continue; the exit status is 1 if any failed.
@@ -602,7 +602,7 @@ def score(
         console.print(f"report written to {report}")
 
 
-suite_app = typer.Typer(no_args_is_help=True, help="The robustness suite: real data and transforms of it (docs/robustness.md).")
+suite_app = typer.Typer(no_args_is_help=True, help="The robustness suite: real data and transforms of it (docs/robustness.md).", rich_markup_mode="markdown")
 app.add_typer(suite_app, name="suite")
 
 
