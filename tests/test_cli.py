@@ -232,3 +232,26 @@ def test_help_joins_each_paragraph_instead_of_breaking_it_where_the_docstring_do
         text = " ".join(paragraph.replace("`", "").split())
         assert any(text in line for line in lines), text
     assert "(default: --)" not in out and "<" not in doc
+
+
+def test_an_option_and_a_set_of_the_same_setting_must_agree(tmp_path, monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--set", "train.epochs=3",
+                             "--runs-dir", tmp_path)
+    assert status == 2 and err.strip() == "error: --epochs 2 and --set train.epochs=3 disagree: give only one of them"
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--set", "train.epochs=2",
+                             "--runs-dir", tmp_path, "--name", "same")
+    assert status == 0, err
+    assert yaml.safe_load((tmp_path / "same" / "config.yaml").read_text())["train"]["epochs"] == 2
+
+
+def test_a_small_training_set_gets_a_hint_before_a_deep_model_trains(tmp_path, monkeypatch, capsys):
+    from test_train import csv_folder
+
+    scores = {f"v{i}": (float(i), "train" if i < 10 else "test") for i in range(14)}
+    folder = csv_folder(tmp_path / "data", scores, clips=4, dim=8)
+    small = ["--data-root", folder, "--runs-dir", tmp_path / "runs", "--epochs", "1"]
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", *small, "--preset", "gdlt-small")
+    assert status == 0, err
+    assert "hint: 10 training videos (fewer than 50)" in err and "--preset gdlt-small" in err
+    status, _, err = run_cli(monkeypatch, capsys, "train", "ridge", "csv", *small[:-2])
+    assert status == 0 and "hint" not in err  # ridge is the suggestion, not hinted at

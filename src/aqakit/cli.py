@@ -80,7 +80,7 @@ def print_crossval_summary(summary: dict[str, Any]) -> None:
     table.add_row("Fisher-z mean", format_mean_std(summary["test_spearman_fisher_z"], n_seeds), "",
                   format_mean_std(best, n_seeds) if best else "")
     console.print(table)
-    console.print(f"[dim]{TERMS_NOTE}[/]", highlight=False)
+    console.print(f"[dim]{TERMS_NOTE}[/]", highlight=False, soft_wrap=True)
     for entry in summary["per_fold"]:
         _print_left_out(entry.get("left_out", {}), f"fold {entry['fold']} ")
 
@@ -99,7 +99,7 @@ def _print_test_table(summary: dict[str, Any], n_seeds: int) -> None:
         best = summary["best_test_epoch_spearman"]
         table.add_row("best test epoch (papers' rule)", format_mean_std(best, n_seeds), "", "")
     console.print(table)
-    console.print(f"[dim]{TERMS_NOTE}[/]", highlight=False)
+    console.print(f"[dim]{TERMS_NOTE}[/]", highlight=False, soft_wrap=True)
 
 
 class EpochProgress:
@@ -133,6 +133,16 @@ class EpochProgress:
             if f"{split}_spearman" in row:
                 status += f"  {split} ρ {row[f'{split}_spearman']:.3f}"
         self.progress.update(task, completed=row["epoch"] + 1, status=status)
+
+
+def _set_once(values: dict[str, Any], flag: str, key: str, given: Any) -> None:
+    """Put an option's value under its setting; the same setting given by ``--set`` too is an error
+    unless both say the same, so there is one way to set it."""
+    if given is None:
+        return
+    if key in values and values[key] != given:
+        raise ConfigError(f"{flag} {given} and --set {key}={values[key]} disagree: give only one of them")
+    values[key] = given
 
 
 @app.command()
@@ -173,14 +183,10 @@ def train(
     from aqakit.train.runner import default_device, train_run
 
     values = dict(parse_override(text) for text in overrides)
-    if select is not None:
-        values["train.select"] = select
-    if epochs is not None:
-        values["train.epochs"] = epochs
-    if ensemble:
-        values["train.ensemble"] = True
-    if data_root is not None:
-        values["data_root"] = str(data_root)
+    for flag, key, given in (("--select", "train.select", select), ("--epochs", "train.epochs", epochs),
+                             ("--ensemble", "train.ensemble", True if ensemble else None),
+                             ("--data-root", "data_root", None if data_root is None else str(data_root))):
+        _set_once(values, flag, key, given)
     adapter, values = resolve_benchmark(benchmark, values)
     require_data_root(adapter, values.get("data_root"))
     run_name = name or f"{model}-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -201,6 +207,8 @@ def train(
         how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
                else describe_precision(config.train.precision, default_device()))
         console.print(how, highlight=False, soft_wrap=True)
+        if not is_closed_form(config.model.name):
+            _hint_small_training_set(adapter, config.data_root, benchmark)
     try:
         with EpochProgress(config.train.epochs) as progress:
             if folds is None:
@@ -220,6 +228,31 @@ def train(
     else:
         (print_summary if folds is None else print_crossval_summary)(summary)
         console.print(f"run saved in {run_dir}")
+
+
+#: Below this many training videos ``aqakit train`` suggests the settings made for a handful of videos.
+SMALL_TRAINING_SET = 50
+
+
+def _hint_small_training_set(adapter: Any, data_root: Optional[str], benchmark: str) -> None:
+    """A hint, before a deep model trains, when the training split has fewer than SMALL_TRAINING_SET
+    labelled videos (counted from the label file; a label file that does not read is left to training,
+    which names the problem)."""
+    from aqakit.data.benchmarks import FileBenchmark
+    from aqakit.errors import DataError
+
+    if not isinstance(adapter, FileBenchmark):
+        return
+    try:
+        n_train = len(adapter.read_labels(Path(data_root) if data_root else None, "train").ids)
+    except DataError:
+        return
+    if n_train < SMALL_TRAINING_SET:
+        err_console.print(
+            f"[yellow]hint:[/] {n_train} training videos (fewer than {SMALL_TRAINING_SET}): a deep model's preset is made "
+            f"for hundreds. Quicker and steadier here: `aqakit train ridge {benchmark}` (closed form, seconds), "
+            f"`--preset gdlt-small` (a 64-wide GDLT, 30 epochs), or `aqakit train auto {benchmark}` (k-fold validation "
+            "chooses among them; docs/own-data.md#a-handful-of-videos).", highlight=False, soft_wrap=True)
 
 
 def _auto_folds(text: Optional[str]) -> int:

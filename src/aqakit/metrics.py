@@ -38,9 +38,8 @@ _FISHER_EPS = 1e-7
 
 #: One line explaining the terms the tables print, with where they are defined.
 TERMS_NOTE = (
-    "R-l2 x100: 100 x mean(((predicted - true) / training score range)^2); Fisher-z average: "
-    "tanh of the mean of atanh(Spearman); papers' rule: each seed's best test epoch, chosen on the "
-    "test set as published papers do, not an honest estimate (docs/protocol.md#terms)"
+    "R-l2: relative squared error x100, lower is better; Fisher-z: how Spearman values are averaged; "
+    "papers' rule: the best test epoch, chosen on test (docs/protocol.md#terms)"
 )
 
 
