@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -130,6 +129,11 @@ def metrics_rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(handle)]
 
 
+def metrics_epochs(path: Path) -> list[int]:
+    """The epochs ``metrics.csv`` at ``path`` holds ([] when there is none)."""
+    return [int(row["epoch"]) for row in metrics_rows(path)] if path.is_file() else []
+
+
 def without_timing(summary: dict) -> dict:
     summary = {k: v for k, v in summary.items() if k != "timing"}
     if "per_seed" in summary:
@@ -170,7 +174,9 @@ def assert_bit_identical(run: Path, reference: Path) -> None:
 
 
 @pytest.mark.parametrize("point", list(KILLS))
-def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch, uninterrupted, point):
+def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_run_bit_for_bit(
+    tmp_path, monkeypatch, uninterrupted, point
+):
     seed, _, checkpoint_epoch, retrained = KILLS[point]
     run = tmp_path / "run"
     kill_during_training(point, run)
@@ -181,8 +187,10 @@ def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_run_bit_for_bit(
         assert state["epoch"] == checkpoint_epoch
         assert [row["epoch"] for row in state["aqakit"]["history"]] == list(range(checkpoint_epoch + 1))
     if point == "mid-checkpoint-save":  # the cut file is a hidden partial; metrics.csv has one row beyond
-        assert [p.name.startswith(".last.ckpt.") for p in (seed_dir / "resume").iterdir()].count(True) == 1
-        assert [int(r["epoch"]) for r in metrics_rows(seed_dir / "metrics.csv")] == [0, 1, 2]
+        last = seed_dir / "resume" / "last.ckpt"
+        (cut,) = [path for path in last.parent.iterdir() if path != last]
+        assert cut.name.startswith(".last.ckpt.") and 0 < cut.stat().st_size < last.stat().st_size
+        assert metrics_epochs(seed_dir / "metrics.csv") == [0, 1, 2]
     if point == "between-seeds":
         assert (run / "seed-0" / "summary.json").is_file() and not seed_dir.exists()
 
@@ -190,8 +198,7 @@ def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_run_bit_for_bit(
     epoch_start = AQATask.on_train_epoch_start
 
     def recording_epoch_start(task):
-        before_each_epoch.append((task.current_epoch, [int(r["epoch"]) for r in metrics_rows(task.record.seed_dir.metrics_path)]
-                                  if task.record.seed_dir.metrics_path.is_file() else []))
+        before_each_epoch.append((task.current_epoch, metrics_epochs(task.record.seed_dir.metrics_path)))
         epoch_start(task)
 
     monkeypatch.setattr(AQATask, "on_train_epoch_start", recording_epoch_start)
@@ -236,5 +243,5 @@ def test_a_resume_checkpoint_from_before_this_change_resumes(tmp_path, uninterru
     state = torch.load(path, weights_only=True)
     state["aqakit"]["rng"] = state["aqakit"]["rng"]["torch"]
     torch.save(state, path)
-    summary = train_run(config(), run, [0], resume=True, device="cpu")
-    assert without_timing(summary["per_seed"][0]) == without_timing(json.loads((uninterrupted / "seed-0" / "summary.json").read_text()))
+    summary = train_run(config(), run, [0], resume=True, device="cpu")["per_seed"][0]
+    assert without_timing(summary) == without_timing(json.loads((uninterrupted / "seed-0" / "summary.json").read_text()))
