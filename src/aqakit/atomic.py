@@ -101,6 +101,19 @@ def recover_folder(folder: str | Path) -> None:
             os.replace(previous, folder)
 
 
+def remove_partials(folder: str | Path) -> list[Path]:
+    """Remove what killed writers left under ``folder`` (the hidden ``.<name>.<pid>.partial`` files
+    and folders, at any depth); returns them. Call it only while holding the folder's lock
+    (:mod:`aqakit.locking`), so that no live writer's partial file is taken."""
+    left = sorted(Path(folder).rglob(".*.partial*"))
+    for path in left:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return left
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())

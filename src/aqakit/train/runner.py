@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aqakit import metrics
+from aqakit.atomic import remove_partials
 from aqakit.data.batches import ClipBank, TrainBatches
 from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, HeldOutBatches
 from aqakit.data.videoset import VideoSet
@@ -48,6 +49,7 @@ from aqakit.train.data import (
 from aqakit.train.ensemble import check_ensemble_config, train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
+from aqakit.train.resume import AtomicCheckpointIO
 from aqakit.train.selection import SeedRecord
 from aqakit.train.stability import late_swing
 from aqakit.train.step import epoch_record
@@ -100,6 +102,7 @@ def train_seed(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        plugins=[AtomicCheckpointIO()],  # a kill in the middle of a save leaves the previous last.ckpt whole
         callbacks=[ModelCheckpoint(dirpath=seed_dir.resume_dir, filename=seed_dir.resume_checkpoint.stem, save_top_k=1,
                                    enable_version_counter=False)],
     )
@@ -313,6 +316,7 @@ def train_run(
         data = read_data(config)  # before anything is written: bad data leaves no run folder behind
         if resume:
             run.check_same_data(data_fingerprint(data))
+            remove_partials(run.path)  # what writers killed in the middle of a write left; the lock is ours
         else:
             if replace_existing:
                 shutil.rmtree(run.path)

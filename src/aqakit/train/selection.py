@@ -53,6 +53,15 @@ class SeedRecord:
             )
         self._update_selection(model, row)
 
+    def rewrite_history(self) -> None:
+        """Make ``metrics.csv`` hold exactly :attr:`history` (removed when it is empty): a run killed
+        after an epoch's row was written but before its resume checkpoint was saved resumes from
+        the epoch before, and the row it recomputes must not appear twice."""
+        if self.history:
+            self.seed_dir.write_history(self.history)
+        else:
+            self.seed_dir.metrics_path.unlink(missing_ok=True)
+
     def _update_selection(self, model: AQAModel, row: dict[str, float]) -> None:
         epoch = int(row["epoch"])
         if self.select == "final":

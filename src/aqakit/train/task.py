@@ -9,8 +9,9 @@ With ``ema_decay`` set, an exponential moving average of the weights (and of the
 statistics) is kept after every optimiser step, and it is that average which is evaluated,
 selected and saved; the optimiser still steps the raw weights.
 
-The selection state travels in Lightning's resume checkpoint, so an interrupted run
-resumes to the same result.
+The selection state and every global random generator travel in Lightning's resume checkpoint,
+and a fit starts by rewriting ``metrics.csv`` to the epochs it resumes from, so an interrupted run
+resumes to the same result, bit for bit (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from aqakit.data.exemplars import ExemplarBatches, HeldOutBatches
 from aqakit.models import AQAModel
 from aqakit.rundir import SeedDir
 from aqakit.train.config import OptimConfig
+from aqakit.train.resume import restore_rng_state, rng_state
 from aqakit.train.selection import SeedRecord
 from aqakit.train.step import EpochLosses, batch_loss, build_optimiser, epoch_record
 
@@ -82,6 +84,9 @@ class AQATask(pl.LightningModule):
             return optimiser
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": cfg.scheduler_interval}}
 
+    def on_fit_start(self) -> None:
+        self.record.rewrite_history()  # after on_load_checkpoint: the epochs this fit starts from
+
     def on_train_epoch_start(self) -> None:
         self.train_batches.set_epoch(self.current_epoch)
         self._losses = EpochLosses()
@@ -115,12 +120,13 @@ class AQATask(pl.LightningModule):
 
     # --- resume ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The global RNG drives dropout: saving it makes a resumed run match an uninterrupted one.
-        checkpoint["aqakit"] = {"history": self.record.history, "best": self.record.best, "rng": torch.get_rng_state()}
+        # The global generators drive dropout: saving them makes a resumed run match an uninterrupted one.
+        checkpoint["aqakit"] = {"history": self.record.history, "best": self.record.best, "rng": rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("aqakit", {})
         self.record.history = state.get("history", [])
         self.record.best = state.get("best", self.record.best)
         if "rng" in state:
-            torch.set_rng_state(state["rng"])
+            rng = state["rng"]
+            restore_rng_state(rng if isinstance(rng, dict) else {"torch": rng})  # older checkpoints: torch's alone
