@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from aqakit.data.confounded import make_confounded
 from aqakit.data.features import load_videoset, with_foreground
 from aqakit.data.labels import (
     LabelTable,
@@ -695,6 +696,28 @@ class SyntheticBenchmark(Benchmark):
         )
 
 
+class ConfoundedSyntheticBenchmark(Benchmark):
+    """Two-stream synthetic videos whose background tracks the score in training and not at test
+    (:mod:`aqakit.data.confounded`): train is confounded, test broken. Features are ``[O | F]``."""
+
+    name = "synthetic-confounded"
+    family = "synthetic"
+    needs_data = False
+    description = "synthetic two-stream videos (whole frame | foreground), background confounded in train only"
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "n_train": 200, "n_test": 200, "dim": 16, "seed": 0, "rho": 0.9, "min_clips": 12, "max_clips": 24,
+    }
+
+    def load(self, root: Path | None, split: str) -> VideoSet:
+        check_split(split)
+        o = self.options
+        return make_confounded(
+            o["n_train"] if split == "train" else o["n_test"], confounded=split == "train", dim=o["dim"],
+            min_clips=o["min_clips"], max_clips=o["max_clips"], rho=o["rho"], seed=[o["seed"], SPLITS.index(split)],
+            id_prefix=f"{split}-",
+        )
+
+
 class TransformedBenchmark(Benchmark):
     """A benchmark whose videos pass through a :class:`~aqakit.data.transforms.Transform`.
 
@@ -758,6 +781,7 @@ _REGISTRY: dict[str, Callable[..., Benchmark]] = {
     "finediving": FineDiving,
     "csv": CsvBenchmark,
     "synthetic": SyntheticBenchmark,
+    "synthetic-confounded": ConfoundedSyntheticBenchmark,
 }
 
 
