@@ -19,6 +19,7 @@ TINY_HPARAMS = {
     "cofinal-official": dict(hidden_dim=16, n_heads=2, digit_hidden_dim=12),
     "query-decoder": dict(width=16, n_heads=2, n_queries=5),
     "ridge": dict(cv_folds=3),
+    "finecausal": dict(hidden_dim=16, attention_dim=4, n_intervals=4, head_hidden=8, transition_weight=0.0),
     "tpt": dict(hidden_dim=16, n_heads=2, n_parts=3, ffn_dim=16, n_intervals=4, head_hidden=8),
 }
 

@@ -4,7 +4,8 @@ Rank correlation (Spearman's rho) is the headline metric of the AQA literature; 
 the relative L2 distance (R-l2), MSE and MAE complete the picture. All of them are computed
 on the original score scale of the benchmark. Correlations of a constant input are undefined
 and come back as ``nan`` (never a warning or an exception), so that a model that predicts a
-constant never wins checkpoint selection.
+constant never wins checkpoint selection. :func:`aiou` scores temporal action parsing: how well
+predicted stage segments overlap the annotated ones.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = [
+    "aiou",
     "bootstrap_spearman_ci",
     "evaluate",
     "check_bootstrap_settings",
@@ -32,6 +34,7 @@ __all__ = [
     "resampled_spearman",
     "rowwise_spearman",
     "spearman",
+    "stage_ious",
 ]
 
 _FISHER_EPS = 1e-7
@@ -236,3 +239,34 @@ def evaluate(pred: ArrayLike, true: ArrayLike, lo: float, hi: float) -> dict[str
         "mse": mse(pred, true),
         "mae": mae(pred, true),
     }
+
+
+def stage_ious(pred_transitions: ArrayLike, true_transitions: ArrayLike, lengths: ArrayLike) -> np.ndarray:
+    """(N, S) temporal IoU of every video's predicted and annotated stages.
+
+    Transitions (N, S - 1) are the last position of each stage but the final one (FineDiving's
+    convention, :mod:`aqakit.data.stages`): they cut positions ``0 .. lengths[i] - 1`` into S
+    stages, and stage s of a video is compared with the same stage of the annotation as sets of
+    positions (intersection / union of the two inclusive intervals).
+    """
+    pred, true = np.asarray(pred_transitions, dtype=np.int64), np.asarray(true_transitions, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if pred.shape != true.shape or pred.ndim != 2 or lengths.shape != (len(pred),):
+        raise ValueError(f"transitions {pred.shape} and {true.shape} and lengths {lengths.shape} do not match (N, S - 1), (N,)")
+    ends = lengths[:, None] - 1
+
+    def bounds(transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        last = np.concatenate([transitions, ends], axis=1)  # (N, S) inclusive ends
+        first = np.concatenate([np.zeros_like(ends), transitions + 1], axis=1)  # (N, S) starts
+        return first, last
+
+    (p_first, p_last), (t_first, t_last) = bounds(pred), bounds(true)
+    intersection = np.clip(np.minimum(p_last, t_last) - np.maximum(p_first, t_first) + 1, 0, None)
+    union = (p_last - p_first + 1) + (t_last - t_first + 1) - intersection
+    return intersection / union
+
+
+def aiou(pred_transitions: ArrayLike, true_transitions: ArrayLike, lengths: ArrayLike, threshold: float) -> float:
+    """AIoU@threshold (FineDiving, Xu et al. 2022): the share of (video, stage) pairs whose
+    :func:`stage_ious` is at least ``threshold`` (0.5 and 0.75 in the papers)."""
+    return float(np.mean(stage_ious(pred_transitions, true_transitions, lengths) >= threshold))

@@ -12,7 +12,9 @@ processes. Batches are gathered from it by index:
   the batch (videos are grouped by length so little padding is wasted).
 
 A batch is a dict: ``features`` (B, T, D) float32, ``mask`` (B, T) bool (True = real clip),
-``score`` (B,) float32 on the original scale and ``index`` (B,) int64 positions in the set.
+``score`` (B,) float32 on the original scale and ``index`` (B,) int64 positions in the set; a set
+with stage transitions (``extras["transition_clips"]``, :mod:`aqakit.data.stages`) adds
+``transition`` (B, T) float32, 1.0 at each video's transition clips of the window.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aqakit.data.stages import TRANSITION_CLIPS, check_transitions
 from aqakit.data.videoset import VideoSet
 
 Batch = dict[str, Tensor]
@@ -37,6 +40,12 @@ class ClipBank:
         self.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]))  # (N,)
         self.clips = torch.from_numpy(np.concatenate(videos.features, axis=0).astype(np.float32, copy=False))
         self.scores = torch.from_numpy(videos.scores.astype(np.float32))  # (N,)
+        self.transitions: Tensor | None = None  # (N, S - 1) transition clips, if the set has stages
+        if TRANSITION_CLIPS in videos.extras:
+            self.transitions = torch.from_numpy(np.stack([
+                check_transitions(row, int(length), f"{videos.source}: video {video_id}")
+                for row, length, video_id in zip(videos.extras[TRANSITION_CLIPS], lengths, videos.ids)
+            ]))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -47,7 +56,10 @@ class ClipBank:
         mask = positions < self.lengths[indices, None]
         rows = torch.where(mask, self.offsets[indices, None] + positions, 0)
         features = self.clips[rows] * mask[..., None]  # (B, length, D)
-        return {"features": features, "mask": mask, "score": self.scores[indices], "index": indices}
+        batch = {"features": features, "mask": mask, "score": self.scores[indices], "index": indices}
+        if self.transitions is not None:
+            batch["transition"] = (positions[:, :, None] == self.transitions[indices, None, :]).any(-1).float()
+        return batch
 
     def crop(self, indices: Tensor, crop_len: int, generator: torch.Generator) -> Batch:
         """A random window of ``crop_len`` clips per video (uniform start, zero-padded if shorter),

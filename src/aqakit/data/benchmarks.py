@@ -24,7 +24,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from aqakit.data.features import load_videoset
+from aqakit.data.confounded import make_confounded
+from aqakit.data.features import load_videoset, with_foreground
 from aqakit.data.labels import (
     LabelTable,
     ScoredIds,
@@ -36,6 +37,7 @@ from aqakit.data.labels import (
     scored_ids,
 )
 from aqakit.data.scale import ScoreScale
+from aqakit.data.stages import TRANSITION_CLIPS, check_transitions, frames_to_clips
 from aqakit.data.synthetic import make_synthetic
 from aqakit.data.transforms import Transform
 from aqakit.data.videoset import VideoSet
@@ -472,7 +474,7 @@ class DivingPickles(FileBenchmark):
             raise DataError(f"{annotation_path}: expected a dict of (video, clip) -> annotation")
         if not isinstance(keys, (list, tuple)) or not keys:
             raise DataError(f"{split_path}: expected a non-empty list of (video, clip) keys")
-        ids, scores, difficulties = [], [], []
+        ids, scores, difficulties, extras = [], [], [], []
         for entry, key in enumerate(keys, start=1):
             where = f"{split_path} entry {entry}"
             if not (isinstance(key, tuple) and len(key) == 2) or key not in annotations:
@@ -481,10 +483,17 @@ class DivingPickles(FileBenchmark):
             score, difficulty = self._score(annotations[key], where)
             scores.append(score)
             difficulties.append(difficulty)
+            extras.append(self.annotation_extras(annotations[key], f"{annotation_path} key {key!r}"))
         source, entries = f"{split_path} (a pickle: 'line' N is its entry N)", list(range(1, len(ids) + 1))
         check_unique_ids(ids, entries, source)
+        stacked = {name: np.stack([row[name] for row in extras]) for name in (extras[0] if extras else {})}
         return ScoredIds(ids=ids, scores=np.asarray(scores, dtype=np.float64), lines=entries, source=source,
-                         extras={"difficulty": np.asarray(difficulties, dtype=np.float64)})
+                         extras={"difficulty": np.asarray(difficulties, dtype=np.float64), **stacked})
+
+    def annotation_extras(self, annotation: Any, where: str) -> dict[str, np.ndarray]:
+        """Per-video extras beyond the difficulty that one annotation gives (none by default); each
+        value has the same shape for every video. Raises a DataError naming ``where``."""
+        return {}
 
     def _score(self, annotation: Any, where: str) -> tuple[float, float]:
         """The ``score_type`` score of one annotation and its difficulty; DataError naming ``where``
@@ -522,15 +531,20 @@ class MtlAqa(DivingPickles):
 
 
 class FineDiving(DivingPickles):
-    """FineDiving (Xu et al., CVPR 2022): 3000 dives of 52 action types, official 75/25 split.
+    """FineDiving (Xu et al., CVPR 2022): 3000 dives of 52 action types, official 2251 / 749 split.
 
     ``fine-grained_annotation_aqa.pkl`` maps ``(competition, clip)`` (a folder name and a number)
-    to a sequence whose items 0-4 are the dive number, the final score, the difficulty, the step
-    transition frames and the per-frame step labels; ``train_split.pkl`` and ``test_split.pkl``
-    list the keys. This is the structure the released loaders read (items 1 and 2); it has been
-    checked against generated pickles of that structure, not against the released file, which is
-    not available here. Feature files are ``{video}_{clip}.npy`` by default
-    (``FINADivingWorldCup2021_Men3m_final_r1_0.npy``).
+    to a list ``[dive_number, final_score, difficulty, step_transitions, frame_labels]``;
+    ``train_split.pkl`` and ``test_split.pkl`` list the keys. Checked against the released files
+    (docs/reference/data.md, "FineDiving"). Besides ``difficulty`` the extras hold ``dive_number``
+    (str), ``n_frames``, ``frame_labels`` (N, MAX_FRAMES) sub-action ids padded with -1,
+    ``step_transitions`` (N, 4) the annotated transition frames padded with -1 (2 to 4 per dive),
+    ``transitions_from_labels`` (whether the annotated ones were unusable and were read off the
+    frame labels instead: 7 dives of the release) and, once features are read, ``transition_clips``
+    (N, 2): the first and last transition on the clip grid, which cut a dive into take-off, flight
+    and entry (:mod:`aqakit.data.stages`). With ``foreground=true`` the features are
+    ``[features/<id>.npy | foreground/<id>.npy]`` (:func:`~aqakit.data.features.with_foreground`).
+    Feature files are ``{video}_{clip}.npy`` by default (``FINADivingWorldCup2021_Men3m_final_r1_0.npy``).
     """
 
     family = "finediving"
@@ -538,11 +552,60 @@ class FineDiving(DivingPickles):
     title = "FineDiving"
     ANNOTATION_FILE = "fine-grained_annotation_aqa.pkl"
     SPLIT_FILES: ClassVar[dict[str, str]] = {"train": "train_split.pkl", "test": "test_split.pkl"}
+    option_defaults: ClassVar[dict[str, Any]] = {**DivingPickles.option_defaults, "foreground": False}
+    #: The released annotation list, item by item.
+    FIELDS: ClassVar[tuple[str, ...]] = ("dive_number", "final_score", "difficulty", "step_transitions", "frame_labels")
+    #: Room for the longest released dive (273 frames) and its most transitions (4).
+    MAX_FRAMES, MAX_TRANSITIONS = 320, 4
 
     def final_and_difficulty(self, annotation: Any) -> tuple[float, float]:
         if isinstance(annotation, (str, bytes, dict)):
             raise TypeError("a FineDiving annotation is a sequence")
         return annotation[1], annotation[2]
+
+    def annotation_extras(self, annotation: Any, where: str) -> dict[str, np.ndarray]:
+        expected = f"expected a list [{', '.join(self.FIELDS)}]"
+        if isinstance(annotation, (str, bytes, dict)) or len(annotation) != len(self.FIELDS):
+            raise DataError(f"{where}: unknown annotation layout ({type(annotation).__name__}; {expected})")
+        dive_number, labels, annotated = annotation[0], np.asarray(annotation[4]), np.asarray(annotation[3])
+        if not isinstance(dive_number, str) or labels.ndim != 1 or not 2 <= len(labels) <= self.MAX_FRAMES \
+                or labels.dtype.kind not in "iu" or annotated.ndim != 1:
+            raise DataError(f"{where}: unknown annotation layout ({expected} with a str, two numbers, "
+                            f"a 1-D array and up to {self.MAX_FRAMES} integer frame labels)")
+        from_labels = False
+        try:
+            transitions = check_transitions(annotated, len(labels), where)
+        except DataError:  # the release has 7 such dives: -1, out-of-order or past-the-end frames
+            transitions, from_labels = np.flatnonzero(labels[1:] != labels[:-1]), True
+        if not 2 <= len(transitions) <= self.MAX_TRANSITIONS:
+            raise DataError(f"{where}: step transitions {annotated.tolist()} and frame labels give "
+                            f"{len(transitions)} transitions (expected 2 to {self.MAX_TRANSITIONS})")
+        return {
+            "dive_number": np.asarray(dive_number),
+            "n_frames": np.asarray(len(labels), dtype=np.int64),
+            "frame_labels": np.pad(labels.astype(np.int64), (0, self.MAX_FRAMES - len(labels)), constant_values=-1),
+            "step_transitions": np.pad(transitions, (0, self.MAX_TRANSITIONS - len(transitions)), constant_values=-1),
+            "transitions_from_labels": np.asarray(from_labels),
+        }
+
+    def layout(self) -> str:
+        foreground = f", <root>/foreground/<{self.options['id_format']}>.npy" if self.options["foreground"] else ""
+        return super().layout() + foreground
+
+    def read_features(self, feature_dir: Path, labels: ScoredIds) -> VideoSet:
+        """The features (with the foreground stream if asked) and each dive's take-off / entry
+        transitions on its clip grid, ``transition_clips`` (N, 2)."""
+        videos = super().read_features(feature_dir, labels)
+        if self.options["foreground"]:
+            videos = with_foreground(videos, feature_dir.parent / "foreground")
+        extras = videos.extras
+        clips = []
+        for i, (video_id, length) in enumerate(zip(videos.ids, videos.lengths)):
+            frames = extras["step_transitions"][i]
+            frames = frames[frames >= 0][[0, -1]]  # the first and the last: take-off | flight | entry
+            clips.append(frames_to_clips(frames, int(extras["n_frames"][i]), int(length), f"video {video_id}"))
+        extras[TRANSITION_CLIPS] = np.stack(clips)
+        return videos
 
 
 class SyntheticBenchmark(Benchmark):
@@ -649,6 +712,28 @@ class SyntheticBenchmark(Benchmark):
         )
 
 
+class ConfoundedSyntheticBenchmark(Benchmark):
+    """Two-stream synthetic videos whose background tracks the score in training and not at test
+    (:mod:`aqakit.data.confounded`): train is confounded, test broken. Features are ``[O | F]``."""
+
+    name = "synthetic-confounded"
+    family = "synthetic"
+    needs_data = False
+    description = "synthetic two-stream videos (whole frame | foreground), background confounded in train only"
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "n_train": 200, "n_test": 200, "dim": 16, "seed": 0, "rho": 0.9, "min_clips": 12, "max_clips": 24,
+    }
+
+    def load(self, root: Path | None, split: str) -> VideoSet:
+        check_split(split)
+        o = self.options
+        return make_confounded(
+            o["n_train"] if split == "train" else o["n_test"], confounded=split == "train", dim=o["dim"],
+            min_clips=o["min_clips"], max_clips=o["max_clips"], rho=o["rho"], seed=[o["seed"], SPLITS.index(split)],
+            id_prefix=f"{split}-",
+        )
+
+
 class TransformedBenchmark(Benchmark):
     """A benchmark whose videos pass through a :class:`~aqakit.data.transforms.Transform`.
 
@@ -712,6 +797,7 @@ _REGISTRY: dict[str, Callable[..., Benchmark]] = {
     "finediving": FineDiving,
     "csv": CsvBenchmark,
     "synthetic": SyntheticBenchmark,
+    "synthetic-confounded": ConfoundedSyntheticBenchmark,
 }
 
 

@@ -189,3 +189,29 @@ def _progress_bar(total: int, label: str, enabled: bool | None) -> Iterator[Call
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda: bar.advance(task)
+
+
+def with_foreground(videos: VideoSet, foreground_dir: Path) -> VideoSet:
+    """``videos`` with each video's foreground stream appended: features become ``[O | F]``, (T, 2D).
+
+    The two-stream layout of FineCausal (docs/models/finecausal.md): ``features/<id>.npy`` holds the
+    whole-frame clips O, ``foreground/<id>.npy`` the same clips of the masked frames F, on the same
+    clip grid. A missing foreground file, or one of another clip count or dimension than its O
+    file, is a DataError naming both files.
+    """
+    foreground_dir = Path(foreground_dir)
+    if not foreground_dir.is_dir():
+        raise DataError(f"{foreground_dir}: foreground folder not found (expected one <video_id>.npy per video, "
+                        "beside features/)")
+    joined = []
+    for video_id, whole in zip(videos.ids, videos.features):
+        path = feature_path(foreground_dir, video_id)
+        if not path.is_file():
+            raise DataError(f"{videos.source}: no foreground file for video '{video_id}' (expected {path})")
+        foreground = load_feature_file(path, expected_dim=whole.shape[1])
+        if foreground.shape[0] != whole.shape[0]:
+            raise DataError(f"{path}: {foreground.shape[0]} clips, but the video's features have {whole.shape[0]} "
+                            "(the foreground stream must share the clip grid)")
+        joined.append(np.concatenate([whole, foreground], axis=1))
+    return VideoSet(videos.ids, joined, videos.scores, f"{videos.source} with foreground from {foreground_dir}",
+                    dict(videos.extras), list(videos.left_out))

@@ -5,7 +5,7 @@ Each model file defines the model and its typed config (a frozen dataclass of it
 checkpoints (safetensors + JSON, no pickle).
 """
 
-from aqakit.models import cofinal, cofinal_official, gdlt, query_decoder, ridge, tpt  # noqa: F401  (registers them)
+from aqakit.models import cofinal, cofinal_official, finecausal, gdlt, query_decoder, ridge, tpt  # noqa: F401  (registers them)
 from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.cofinal import CoFInAl, CoFInAlConfig
 from aqakit.models.cofinal_official import CoFInAlOfficial, CoFInAlOfficialConfig

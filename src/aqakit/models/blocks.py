@@ -156,3 +156,29 @@ def sinusoidal_positions(length: int, dim: int) -> Tensor:
     angles = positions * frequencies  # (length, ceil(dim / 2))
     code = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # sin, cos interleaved
     return code[:, :dim]
+
+
+class DenseGATv2(nn.Module):
+    """One GATv2 layer (Brody et al., 2022) over a dense graph whose nodes are the real positions of ``mask``.
+
+    Every real node attends to every real node of its graph (itself included):
+    ``e_ij = a . LeakyReLU(W_s x_i + W_t x_j)`` on ``attention_dim`` channels, ``alpha_ij`` its
+    softmax over ``j`` and ``out_i = sum_j alpha_ij W_v x_j``. The pairwise scores take
+    ``(B, N, N, attention_dim)`` memory, so ``attention_dim`` may stay small beside ``out_dim``.
+    Padded nodes neither send nor receive (their output is zero). No torch_geometric needed.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, attention_dim: int, negative_slope: float = 0.2) -> None:
+        super().__init__()
+        self.source, self.target = nn.Linear(in_dim, attention_dim), nn.Linear(in_dim, attention_dim, bias=False)
+        self.value = nn.Linear(in_dim, out_dim)
+        self.score = nn.Linear(attention_dim, 1, bias=False)  # the attention vector a
+        self.negative_slope = negative_slope
+
+    def forward(self, nodes: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """nodes (B, N, C), mask (B, N) bool -> outputs (B, N, out_dim) and attention (B, N, N), rows over senders."""
+        pairs = self.source(nodes)[:, :, None, :] + self.target(nodes)[:, None, :, :]  # (B, N, N, attention_dim)
+        scores = self.score(F.leaky_relu(pairs, self.negative_slope)).squeeze(-1)  # (B, N, N)
+        attention = masked_softmax(scores, mask[:, None, :])
+        attention = torch.where(mask[:, :, None], attention, 0.0)  # padded receivers: no row
+        return attention @ self.value(nodes), attention
