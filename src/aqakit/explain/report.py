@@ -181,9 +181,10 @@ def _influence_section(report: ScoreReport) -> str:
         return (head + '<p class="muted">This input has one clip: hiding it would leave nothing to score, so the whole '
                 f"score rests on it and there is no clip to compare it with.</p>{image}</section>")
     runs = list(zip(influence.starts, influence.ends))
-    single = all(b - a == 1 for a, b in runs)
     run_labels = [labels[a] if b - a == 1 else f"{labels[a]} to {labels[b - 1]}" for a, b in runs]
-    what = "each clip" if single else f"each run of about {report.n_clips / len(runs):.0f} neighbouring clips"
+    shortest, longest = int(min(b - a for a, b in runs)), int(max(b - a for a, b in runs))
+    span = str(shortest) if shortest == longest else f"{shortest} to {longest}"
+    what = "each clip" if longest == 1 else f"each run of {span} neighbouring clips"
     chart = svg.bars(influence.drop, run_labels, report.clip_axis(), "score change when hidden",
                      height=260, width=TIMELINE_WIDTH, images=_timeline_images(report, runs))
     caption = (f"The score minus the score with {what} hidden from the model (through the mask): a bar above zero "
@@ -230,11 +231,11 @@ _SETTING_NAMES = {"clip_len": "frames per clip", "fps": "frame rate", "crop_size
                   "short_side": "short side resized to (pixels)", "upright": "display rotation applied",
                   "folder_fps": "frame rate of a frame folder", "frames_per_video": "frames taken per video",
                   "weights_sha256": "weights SHA-256", "weights_file": "weights file", "feature_dim": "feature dimension",
-                  "backbone_revision": "backbone revision"}
+                  "backbone_revision": "backbone revision", "clips": "how clips are cut"}
 
 
 def _processing_rows(report: ScoreReport) -> list[tuple[str, str]]:
-    rows = [("input", report.video), ("clips", str(report.n_clips))]
+    rows = [("input", report.video), ("clips scored", str(report.n_clips))]
     for key, value in report.extraction.items():
         rows.append((_SETTING_NAMES.get(key, key.replace("_", " ")), _setting_text(key, value)))
     return rows + [("checkpoint", report.checkpoint)]

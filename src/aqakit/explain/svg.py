@@ -35,10 +35,10 @@ def bars(values: np.ndarray, labels: Sequence[str], x_title: str, y_title: str, 
     lo, hi = _padded(np.asarray(values, float), 0.0)
     slot = (width - 72) / n
     spacing = slot * n / len(images) if images else 0.0  # px between neighbouring images
-    side = int(min(64, max(spacing - 4, 16)))
+    side = int(min(96, max(spacing - 4, 16)))
     axes = _Axes((-0.5, n - 0.5), (lo, hi), height + (side + 6 if images else 0), 8, width=width,
                  below=side + 6 if images else 0)
-    ticks = [(float(i), labels[i]) for i in _ticks(n, most=max(2, int(axes.plot_width // 64)))]
+    ticks = [(float(i), labels[i].split(" to ")[0]) for i in _ticks(n, most=max(2, int(axes.plot_width // 72)))]
     parts = axes.frame(x_title, y_title, x_labels=ticks)
     zero = axes.y(0.0)
     parts.append(f'<line x1="{axes.left}" x2="{axes.right}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#666"/>')
@@ -92,19 +92,24 @@ def heatmap(matrix: np.ndarray, row_labels: list[str], column_labels: list[str],
     cell_h = 18 if rows <= 32 else max(3, 576 // rows)
     height = top + rows * cell_h + 40
     cell_w = (width - left - 12) / cols
-    lo, hi = _range(matrix, include_zero=False)
+    lo, hi = float(matrix.min()), float(matrix.max())
+    constant = hi - lo < 1e-12  # one value everywhere (a one-clip video's attention): a middle shade, said so
     labelled = set(_ticks(rows, most=32))
     scale_x = width - 12 - 120 - 36  # the colour scale: "<value title> <lo> [10 swatches] <hi>" at the top right
-    parts = [f'<text class="scale" x="{scale_x - 4}" y="12" font-size="11" text-anchor="end">{escape(value_title)}: {lo:.3g}</text>',
-             *(f'<rect x="{scale_x + 12 * k}" y="3" width="12" height="11" fill="{_blue(k / 9)}"/>' for k in range(10)),
-             f'<text x="{scale_x + 124}" y="12" font-size="11">{hi:.3g}</text>']
+    if constant:
+        parts = [f'<text class="scale" x="{width - 12}" y="12" font-size="11" text-anchor="end">'
+                 f"{escape(value_title)}: {lo:.3g} in every cell</text>"]
+    else:
+        parts = [f'<text class="scale" x="{scale_x - 4}" y="12" font-size="11" text-anchor="end">{escape(value_title)}: {lo:.3g}</text>',
+                 *(f'<rect x="{scale_x + 12 * k}" y="3" width="12" height="11" fill="{_blue(k / 9)}"/>' for k in range(10)),
+                 f'<text x="{scale_x + 124}" y="12" font-size="11">{hi:.3g}</text>']
     for r in range(rows):
         if r in labelled:
             parts.append(f'<text x="{left - 6}" y="{top + r * cell_h + min(cell_h, 18) - 5}" font-size="11" '
                          f'text-anchor="end">{escape(row_labels[r])}</text>')
         for c in range(cols):
             value = float(matrix[r, c])
-            shade = (value - lo) / (hi - lo)
+            shade = 0.5 if constant else (value - lo) / (hi - lo)
             parts.append(
                 f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w + 0.3:.1f}" height="{max(cell_h - 1, 1)}" '
                 f'fill="{_blue(shade)}"><title>{escape(row_labels[r])}, {escape(column_labels[c])}: {value:.4g}</title></rect>'
