@@ -596,7 +596,8 @@ def extract(
 
 @app.command()
 def score(
-    video: Path = typer.Argument(..., help="The video file (or frame folder: one image per frame) to score."),
+    video: Path = typer.Argument(
+        ..., help="The video file (or frame folder: one image per frame) to score, or a .npy feature file (T, D)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder, a seed folder or a checkpoint folder."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file (e.g. i3d_kinetics400_rgb.npz)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Only for checkpoints that do not record their backbone."),
@@ -610,26 +611,33 @@ def score(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report file."),
     as_json: bool = typer.Option(False, "--json", help="Print the score and every part as JSON."),
 ) -> None:
-    """Score VIDEO with a trained checkpoint: extract features as the checkpoint's were, predict, explain."""
+    """Score VIDEO with a trained checkpoint (a run: every finished seed): extract features as the
+    checkpoint's were (a .npy feature file is scored as it is), predict, explain."""
     from aqakit.explain import render_html
-    from aqakit.pipeline.score_video import score_video
+    from aqakit.pipeline.score_video import score_features, score_video
 
     if report is not None:
         check_new_file(report, overwrite)
-    result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
-                         folder_fps=folder_fps, batch_size=batch_size, device=device)
+    if video.suffix == ".npy":
+        result = score_features(video, checkpoint)
+    else:
+        result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
+                             folder_fps=folder_fps, batch_size=batch_size, device=device)
     if report is not None:
         atomic_write_text(report, render_html(result))
     if as_json:
         console.print_json(json.dumps(result.to_json()))
         return
     console.print(f"[bold]{result.score:.2f}[/bold]  {video} ({result.model}, {result.n_clips} clips)", highlight=False)
+    if len(result.seed_scores) > 1:
+        console.print(f"mean of {len(result.seed_scores)} seeds: " + ", ".join(f"{s:.2f}" for s in result.seed_scores))
+    if result.grade is not None:
+        console.print(f"grade {result.grade.index + 1} of {result.grade.count}: scores {result.grade.low:.4g} to {result.grade.high:.4g}")
     table = Table(title="breakdown")
     table.add_column("part")
     table.add_column("value")
     for view in result.parts:
-        if view.kind != "hidden":
-            table.add_row(view.name, view.summary())
+        table.add_row(view.name, view.summary())
     console.print(table)
     if report is not None:
         console.print(f"report written to {report}")

@@ -1,20 +1,8 @@
-"""How each interpretable part of a prediction is shown, decided by its shape alone.
+"""What a report draws of one video's prediction: the parts its model declares as explanations
+(:attr:`~aqakit.models.base.AQAModel.explanations`), its grade as a score band, and how much each
+stretch of clips moved the score (leave-one-run-out through the mask).
 
-Models name their parts freely (GDLT ``grade_weights`` (G,), CoFInAl ``grade_probs`` (G,),
-``procedure_attention`` (P, T), a query decoder's per-clip weights (T,)...), so the report never
-looks for names. For one video (batch axis removed), with T the video's number of clips:
-
-- ``()``            -> ``scalar``: a value in the breakdown table;
-- ``(T,)``          -> ``timeline``: a line over the clips (a length-T vector counts as per-clip,
-  even if it happens to mean something else);
-- ``(N,)``, N <= 256 -> ``bars``: one bar per entry (grades, queries, sub-grades);
-- ``(K, T)``, K <= 256 -> ``clip_map``: K rows over the clips (attention of procedures or queries
-  over time; long videos are drawn in at most 320 runs of clips);
-- ``(K, N)``, both <= 256 -> ``matrix``: a heat map;
-- anything else (embeddings, features) -> ``hidden``: named with its shape, not plotted.
-
-:func:`clip_influence` adds a per-clip view every model has: how much the score drops when one
-clip is hidden from the model (leave-one-clip-out through the mask).
+Parts a model does not declare (loss intermediates, embeddings, logits) are never drawn.
 """
 
 from __future__ import annotations
@@ -26,78 +14,114 @@ import torch
 from torch import Tensor
 
 from aqakit.data.exemplars import Exemplars
-from aqakit.models.base import AQAModel
+from aqakit.models.base import AQAModel, Explanation, Prediction
 
-MAX_PLOTTED = 256
-INFLUENCE_NAME = "clip_influence"
+#: The clip-influence timeline hides at most this many runs of neighbouring clips, one at a time.
+MAX_INFLUENCE_RUNS = 96
 
 
 @dataclass
 class PartView:
-    """One part of one video's prediction and how to show it (``kind``, see the module doc)."""
+    """One explained part of one video's prediction: its model's ``spec`` and its values (batch
+    axis removed; scores already on the original scale when the spec says ``normalised``)."""
 
-    name: str
-    kind: str
+    spec: Explanation
     values: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return self.spec.part
 
     def summary(self) -> str:
         """A one-line text description for terminals."""
         v = self.values
-        if self.kind == "scalar":
-            return f"{float(v):.4g}"
-        if self.kind == "bars" and v.size <= 12:
+        if self.spec.kind == "bars" and v.size <= 12:
             return "[" + ", ".join(f"{x:.3g}" for x in v) + "]"
-        if self.kind == "timeline":
-            return f"per clip ({v.size}): min {v.min():.3g}, max {v.max():.3g} at clip {int(v.argmax())}"
+        if self.spec.kind == "clips":
+            return f"per clip ({v.size}): min {np.nanmin(v):.3g}, max {np.nanmax(v):.3g} at clip {int(np.nanargmax(v))}"
         return f"shape {tuple(v.shape)}"
 
 
-def classify(shape: tuple[int, ...], n_clips: int) -> str:
-    """The view kind for a part of ``shape`` (batch axis removed) of a video with ``n_clips`` clips."""
-    if len(shape) == 0:
-        return "scalar"
-    if len(shape) == 1:
-        if shape[0] == n_clips:
-            return "timeline"
-        return "bars" if shape[0] <= MAX_PLOTTED else "hidden"
-    if len(shape) == 2:
-        if shape[1] == n_clips and shape[0] <= MAX_PLOTTED:
-            return "clip_map"
-        return "matrix" if max(shape) <= MAX_PLOTTED else "hidden"
-    return "hidden"
+@dataclass(frozen=True)
+class GradeView:
+    """The grade a grade model gives one video: ``index`` 0-based of ``count``, and the band of
+    original-scale scores [``low``, ``high``] it covers."""
+
+    index: int
+    count: int
+    low: float
+    high: float
 
 
-def view_parts(parts: dict[str, Tensor], n_clips: int, index: int = 0) -> list[PartView]:
-    """Views of video ``index``'s parts, in the model's order."""
+@dataclass(frozen=True)
+class ClipInfluence:
+    """How the score moves when a run of neighbouring clips is hidden from the model.
+
+    ``starts``, ``ends`` (N,): run n is clips ``starts[n]`` to ``ends[n] - 1``; ``drop`` (N,): the
+    score minus the score with that run hidden (positive: those clips raised the score). One run
+    per clip for videos of at most :data:`MAX_INFLUENCE_RUNS` clips.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    drop: np.ndarray
+
+
+def view_parts(model: AQAModel, prediction: Prediction, index: int = 0) -> list[PartView]:
+    """Views of video ``index``'s explained parts, in the order ``model`` declares them; a declared
+    part the prediction lacks (a switched-off module) is left out."""
     views = []
-    for name, tensor in parts.items():
-        values = tensor[index].detach().float().cpu().numpy()
-        views.append(PartView(name, classify(values.shape, n_clips), values))
+    for spec in model.explanations:
+        if spec.part not in prediction.parts:
+            continue
+        values = prediction.parts[spec.part][index].detach().float().cpu()
+        if spec.normalised:
+            values = model.score_scale.denormalise(values)
+        views.append(PartView(spec, values.numpy()))
     return views
 
 
-@torch.no_grad()
-def clip_influence(model: AQAModel, features: Tensor, chunk: int = 64, exemplars: Exemplars | None = None) -> np.ndarray:
-    """(T,) score minus the score with clip t hidden (masked out), for one video's features (T, D).
+def grade_view(model: AQAModel, prediction: Prediction, index: int = 0) -> GradeView | None:
+    """Video ``index``'s grade with its band on the original scale; None for a model without grades."""
+    band = model.grade_band(prediction.parts)
+    if band is None:
+        return None
+    low, high = (float(model.score_scale.denormalise(edge[index].double())) for edge in (band.low, band.high))
+    return GradeView(int(band.index[index]), band.count, low, high)
 
-    Positive values mark clips that raised the predicted score. Empty for a one-clip video
-    (hiding its only clip leaves nothing to score). Costs T extra forward passes, run ``chunk``
-    at a time. A pair model scores against ``exemplars`` (those of the one video, index (1, M)),
-    the same ones with every clip hidden.
+
+def influence_runs(n_clips: int, most: int = MAX_INFLUENCE_RUNS) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of at most ``most`` runs of neighbouring clips covering all ``n_clips``, as even as can be."""
+    edges = np.linspace(0, n_clips, min(n_clips, most) + 1).round().astype(int)
+    return edges[:-1], edges[1:]
+
+
+@torch.no_grad()
+def clip_influence(
+    model: AQAModel, features: Tensor, chunk: int = 64, exemplars: Exemplars | None = None,
+    most: int = MAX_INFLUENCE_RUNS,
+) -> ClipInfluence | None:
+    """The score drop when each run of clips is hidden (masked out), for one video's features (T, D).
+
+    None for a one-clip video: hiding its only clip leaves nothing to score. Costs one forward pass
+    per run (at most ``most``), run ``chunk`` at a time. A pair model scores against ``exemplars``
+    (those of the one video, index (1, M)), the same ones with every run hidden.
     """
     n_clips = features.shape[0]
     if n_clips < 2:
-        return np.zeros(0)
+        return None
+    starts, ends = influence_runs(n_clips, most)
     batch = features.unsqueeze(0)
     full = float(model(batch, exemplars=exemplars).score[0])
+    clip = torch.arange(n_clips, device=features.device)
     drops = []
-    for start in range(0, n_clips, chunk):
-        hidden = torch.arange(start, min(start + chunk, n_clips))
-        mask = torch.ones(len(hidden), n_clips, dtype=torch.bool, device=features.device)
-        mask[torch.arange(len(hidden)), hidden] = False
-        scores = model(batch.expand(len(hidden), -1, -1), mask, repeated(exemplars, len(hidden))).score
+    for first in range(0, len(starts), chunk):
+        lo = torch.as_tensor(starts[first:first + chunk], device=features.device)[:, None]
+        hi = torch.as_tensor(ends[first:first + chunk], device=features.device)[:, None]
+        mask = (clip < lo) | (clip >= hi)  # (n, T): False on the hidden run
+        scores = model(batch.expand(len(mask), -1, -1), mask, repeated(exemplars, len(mask))).score
         drops.append(full - scores.float().cpu().numpy())
-    return np.concatenate(drops)
+    return ClipInfluence(starts, ends, np.concatenate(drops))
 
 
 def repeated(exemplars: Exemplars | None, n: int) -> Exemplars | None:

@@ -1,5 +1,5 @@
-"""Small inline SVG plots (no external assets): bars, a line over clips, heat maps, and charts on
-titled axes (lines of several series, scatters)."""
+"""Small inline SVG plots (no external assets), every one on titled axes: bars (optionally with a
+thumbnail under each), a histogram with marked values, heat maps, lines of several series, scatters."""
 
 from __future__ import annotations
 
@@ -26,92 +26,113 @@ def _range(values: np.ndarray, include_zero: bool = True) -> tuple[float, float]
     return lo, hi
 
 
-def bars(values: np.ndarray, labels: list[str] | None = None, height: int = 170) -> str:
-    """One vertical bar per value (zero baseline), its value above it."""
+def bars(values: np.ndarray, labels: Sequence[str], x_title: str, y_title: str, height: int = 220,
+         width: int = WIDTH, images: dict[int, str] | None = None) -> str:
+    """One bar per value from a zero line on titled axes, blue up and red down; hover shows each
+    value. More than 24 bars label only some of them. ``images``: bar index -> an image URI drawn
+    as a square under that bar (thumbnails under a timeline), as wide as the bars allow."""
     n = len(values)
-    labels = labels or [str(i) for i in range(n)]
-    lo, hi = _range(values)
-    top, bottom, left = 18, height - 22, 8
-    slot = (WIDTH - 2 * left) / n
-    y = lambda v: bottom - (v - lo) / (hi - lo) * (bottom - top)  # noqa: E731
-    parts = [f'<line x1="{left}" x2="{WIDTH - left}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999"/>']
+    lo, hi = _padded(np.asarray(values, float), 0.0)
+    slot = (width - 72) / n
+    spacing = slot * n / len(images) if images else 0.0  # px between neighbouring images
+    side = int(min(96, max(spacing - 4, 16)))
+    axes = _Axes((-0.5, n - 0.5), (lo, hi), height + (side + 6 if images else 0), 8, width=width,
+                 below=side + 6 if images else 0)
+    ticks = [(float(i), labels[i].split(" to ")[0]) for i in _ticks(n, most=max(2, int(axes.plot_width // 72)))]
+    parts = axes.frame(x_title, y_title, x_labels=ticks)
+    zero = axes.y(0.0)
+    parts.append(f'<line x1="{axes.left}" x2="{axes.right}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#666"/>')
     for i, v in enumerate(values):
-        x = left + i * slot + slot * 0.15
-        y0, y1 = sorted((y(0), y(float(v))))
+        x = axes.x(i) - slot * 0.38
+        y0, y1 = sorted((zero, axes.y(float(v))))
         colour = ACCENT if v >= 0 else NEGATIVE
-        parts.append(f'<rect x="{x:.1f}" y="{y0:.1f}" width="{slot * 0.7:.1f}" height="{max(y1 - y0, 1):.1f}" fill="{colour}">'
-                     f'<title>{escape(labels[i])}: {v:.4g}</title></rect>')
-        if n <= 24:
-            parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{y0 - 4:.1f}" font-size="11" text-anchor="middle">{v:.3g}</text>')
-            parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{height - 6}" font-size="11" text-anchor="middle">{escape(labels[i])}</text>')
-    return _svg(height, parts)
+        parts.append(f'<rect x="{x:.1f}" y="{y0:.1f}" width="{slot * 0.76:.1f}" height="{max(y1 - y0, 1):.1f}" fill="{colour}">'
+                     f"<title>{escape(labels[i])}: {v:.4g}</title></rect>")
+        if n <= 12:  # the value above the bar, or above the zero line for a bar below it
+            parts.append(f'<text x="{axes.x(i):.1f}" y="{min(y0, zero) - 4:.1f}" font-size="11" text-anchor="middle">{v:.3g}</text>')
+    for i, uri in (images or {}).items():
+        parts.append(f'<image href="{uri}" x="{axes.x(i) - side / 2:.1f}" y="{axes.bottom + 22:.1f}" width="{side}" '
+                     f'height="{side}"><title>{escape(labels[i])}</title></image>')
+    return _svg(axes.height, parts, f"{y_title} against {x_title}", width)
 
 
-def timeline(values: np.ndarray, clip_labels: list[str], height: int = 180) -> str:
-    """A line over clips with a zero line when the values change sign; hover shows each value."""
-    n = len(values)
-    lo, hi = _range(values, include_zero=bool(values.min() < 0 < values.max()))
-    top, bottom, left, right = 12, height - 26, 44, 12
-    x = lambda i: left + (i + 0.5) * (WIDTH - left - right) / n  # noqa: E731
-    y = lambda v: bottom - (v - lo) / (hi - lo) * (bottom - top)  # noqa: E731
-    parts = [
-        f'<line x1="{left}" x2="{WIDTH - right}" y1="{bottom}" y2="{bottom}" stroke="#999"/>',
-        f'<text x="{left - 4}" y="{top + 4}" font-size="10" text-anchor="end">{hi:.3g}</text>',
-        f'<text x="{left - 4}" y="{bottom}" font-size="10" text-anchor="end">{lo:.3g}</text>',
-    ]
-    if lo < 0 < hi:
-        parts.append(f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#bbb" stroke-dasharray="4 3"/>')
-    points = " ".join(f"{x(i):.1f},{y(float(v)):.1f}" for i, v in enumerate(values))
-    parts.append(f'<polyline points="{points}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
-    for i, v in enumerate(values):
-        colour = NEGATIVE if v < 0 else ACCENT
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(float(v)):.1f}" r="{3 if n <= 100 else 1.5}" fill="{colour}">'
-                     f'<title>{escape(clip_labels[i])}: {v:.4g}</title></circle>')
-    for i in _ticks(n):
-        parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" font-size="10" text-anchor="middle">{escape(clip_labels[i])}</text>')
-    return _svg(height, parts)
+def histogram(values: np.ndarray, marked: Sequence[float], x_title: str, y_title: str, bins: int = 20,
+              height: int = 170, width: int = 420) -> str:
+    """Counts of ``values`` in ``bins`` equal bins on titled axes, each of the ``marked`` values a
+    vertical line (a video's score among the training scores)."""
+    values = np.asarray(values, float)
+    lo, hi = _range(np.concatenate([values, np.asarray(marked, float)]), include_zero=False)
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    axes = _Axes((lo, hi), (0.0, float(max(counts.max(), 1)) * 1.08), height, 8, width=width)
+    parts = axes.frame(x_title, y_title)
+    for count, a, b in zip(counts, edges[:-1], edges[1:]):
+        if count:
+            top = axes.y(float(count))
+            parts.append(f'<rect x="{axes.x(a) + 0.5:.1f}" y="{top:.1f}" width="{max(axes.x(b) - axes.x(a) - 1, 1):.1f}" '
+                         f'height="{axes.bottom - top:.1f}" fill="#93c5fd"><title>{a:.4g} to {b:.4g}: {count}</title></rect>')
+    for value in marked:
+        parts.append(f'<line class="marker" x1="{axes.x(value):.1f}" x2="{axes.x(value):.1f}" y1="{axes.top}" '
+                     f'y2="{axes.bottom}" stroke="{NEGATIVE}" stroke-width="2"><title>{value:.4g}</title></line>')
+    return _svg(height, parts, f"{y_title} against {x_title}", width)
 
 
-def heatmap(matrix: np.ndarray, row_labels: list[str], column_labels: list[str], max_columns: int = 320) -> str:
-    """Rows of coloured cells: white = the map's minimum, deep blue = its maximum.
+def heatmap(matrix: np.ndarray, row_labels: list[str], column_labels: list[str], row_title: str, column_title: str,
+            value_title: str, max_rows: int = 48, max_columns: int = 120, width: int = WIDTH) -> str:
+    """Rows of coloured cells on titled axes: white = the map's minimum, deep blue = its maximum
+    (a scale above the map names ``value_title`` and both ends).
 
-    Rows shrink from 18 px to no less than 3 px as their number grows; more than ``max_columns``
-    columns are averaged in equal runs (each cell's hover text names its run), so a map over
-    thousands of clips stays a small page.
+    Rows shrink from 18 px to no less than 3 px as their number grows; more than ``max_rows`` rows
+    or ``max_columns`` columns are averaged in equal runs (each cell's hover text names its run),
+    so a map of a hundred queries over thousands of clips stays a small page.
     """
-    matrix, column_labels = _binned_columns(matrix, column_labels, max_columns)
+    matrix, row_labels = _binned(matrix, row_labels, max_rows, axis=0)
+    matrix, column_labels = _binned(matrix, column_labels, max_columns, axis=1)
     rows, cols = matrix.shape
-    left, top = 70, 4
+    left, top = 92, 26
     cell_h = 18 if rows <= 32 else max(3, 576 // rows)
-    height = top + rows * cell_h + 22
-    cell_w = (WIDTH - left - 8) / cols
-    lo, hi = _range(matrix, include_zero=False)
+    height = top + rows * cell_h + 40
+    cell_w = (width - left - 12) / cols
+    lo, hi = float(matrix.min()), float(matrix.max())
+    constant = hi - lo < 1e-12  # one value everywhere (a one-clip video's attention): a middle shade, said so
     labelled = set(_ticks(rows, most=32))
-    parts = []
+    scale_x = width - 12 - 120 - 36  # the colour scale: "<value title> <lo> [10 swatches] <hi>" at the top right
+    if constant:
+        parts = [f'<text class="scale" x="{width - 12}" y="12" font-size="11" text-anchor="end">'
+                 f"{escape(value_title)}: {lo:.3g} in every cell</text>"]
+    else:
+        parts = [f'<text class="scale" x="{scale_x - 4}" y="12" font-size="11" text-anchor="end">{escape(value_title)}: {lo:.3g}</text>',
+                 *(f'<rect x="{scale_x + 12 * k}" y="3" width="12" height="11" fill="{_blue(k / 9)}"/>' for k in range(10)),
+                 f'<text x="{scale_x + 124}" y="12" font-size="11">{hi:.3g}</text>']
     for r in range(rows):
         if r in labelled:
             parts.append(f'<text x="{left - 6}" y="{top + r * cell_h + min(cell_h, 18) - 5}" font-size="11" '
                          f'text-anchor="end">{escape(row_labels[r])}</text>')
         for c in range(cols):
             value = float(matrix[r, c])
-            shade = (value - lo) / (hi - lo)
+            shade = 0.5 if constant else (value - lo) / (hi - lo)
             parts.append(
                 f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w + 0.3:.1f}" height="{max(cell_h - 1, 1)}" '
                 f'fill="{_blue(shade)}"><title>{escape(row_labels[r])}, {escape(column_labels[c])}: {value:.4g}</title></rect>'
             )
+    bottom = top + rows * cell_h
     for c in _ticks(cols):
-        parts.append(f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{height - 6}" font-size="10" text-anchor="middle">'
+        parts.append(f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{bottom + 13}" font-size="10" text-anchor="middle">'
                      f'{escape(column_labels[c].split(" to ")[0])}</text>')
-    return _svg(height, parts)
+    middle = (top + bottom) / 2
+    parts += [f'<text class="axis-title" x="{(left + width) / 2:.1f}" y="{height - 6}" font-size="12" '
+              f'text-anchor="middle">{escape(column_title)}</text>',
+              f'<text class="axis-title" x="14" y="{middle:.1f}" font-size="12" text-anchor="middle" '
+              f'transform="rotate(-90 14 {middle:.1f})">{escape(row_title)}</text>']
+    return _svg(height, parts, f"{value_title} of each {row_title} against {column_title}", width)
 
 
-def _binned_columns(matrix: np.ndarray, labels: list[str], most: int) -> tuple[np.ndarray, list[str]]:
-    """At most ``most`` columns: runs of neighbouring columns averaged, labelled ``"first to last"``."""
-    cols = matrix.shape[1]
-    if cols <= most:
+def _binned(matrix: np.ndarray, labels: list[str], most: int, axis: int) -> tuple[np.ndarray, list[str]]:
+    """At most ``most`` rows (``axis`` 0) or columns (1): runs of neighbours averaged, labelled ``"first to last"``."""
+    n = matrix.shape[axis]
+    if n <= most:
         return matrix, labels
-    edges = np.linspace(0, cols, most + 1).round().astype(int)
-    binned = np.stack([matrix[:, a:b].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    edges = np.linspace(0, n, most + 1).round().astype(int)
+    binned = np.stack([matrix.take(np.arange(a, b), axis=axis).mean(axis=axis) for a, b in zip(edges[:-1], edges[1:])], axis=axis)
     return binned, [f"{labels[a]} to {labels[b - 1]}" for a, b in zip(edges[:-1], edges[1:])]
 
 
@@ -186,9 +207,14 @@ class _Axes:
     """The plot area of a chart on titled axes: data to pixel maps, the frame, ticks and grid."""
 
     def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], height: int, top: int,
-                 integer_x: bool = False) -> None:
-        self.left, self.right, self.top, self.bottom = 58, WIDTH - 14, top + 8, height - 42
+                 integer_x: bool = False, width: int = WIDTH, below: int = 0) -> None:
+        """``top``: room above the plot (a legend); ``below``: extra room under the tick labels (thumbnails)."""
+        self.left, self.right, self.top, self.bottom = 58, width - 14, top + 8, height - 42 - below
         self.height, self.x_range, self.y_range, self.integer_x = height, x_range, y_range, integer_x
+
+    @property
+    def plot_width(self) -> float:
+        return self.right - self.left
 
     def x(self, value: float) -> float:
         lo, hi = self.x_range
@@ -198,15 +224,18 @@ class _Axes:
         lo, hi = self.y_range
         return self.bottom - (float(value) - lo) / (hi - lo) * (self.bottom - self.top)
 
-    def frame(self, x_title: str, y_title: str) -> list[str]:
-        """Grid, tick labels, the axes' lines and their titles (``class="axis-title"``)."""
+    def frame(self, x_title: str, y_title: str, x_labels: Sequence[tuple[float, str]] | None = None) -> list[str]:
+        """Grid, tick labels (``x_labels``: (position, text) pairs instead of round numbers), the axes'
+        lines and their titles (``class="axis-title"``)."""
         parts = []
         for tick in _nice_ticks(*self.y_range):
             parts.append(f'<line x1="{self.left}" x2="{self.right}" y1="{self.y(tick):.1f}" y2="{self.y(tick):.1f}" stroke="#eee"/>'
                          f'<text x="{self.left - 5}" y="{self.y(tick) + 3.5:.1f}" font-size="10" text-anchor="end">{tick:.4g}</text>')
-        for tick in _nice_ticks(*self.x_range, integer=self.integer_x):
+        if x_labels is None:
+            x_labels = [(tick, f"{tick:.4g}") for tick in _nice_ticks(*self.x_range, integer=self.integer_x)]
+        for tick, text in x_labels:
             parts.append(f'<line x1="{self.x(tick):.1f}" x2="{self.x(tick):.1f}" y1="{self.bottom}" y2="{self.bottom + 4}" stroke="#999"/>'
-                         f'<text x="{self.x(tick):.1f}" y="{self.bottom + 15}" font-size="10" text-anchor="middle">{tick:.4g}</text>')
+                         f'<text x="{self.x(tick):.1f}" y="{self.bottom + 15}" font-size="10" text-anchor="middle">{escape(text)}</text>')
         middle_y = (self.top + self.bottom) / 2
         parts += [
             f'<polyline points="{self.left},{self.top} {self.left},{self.bottom} {self.right},{self.bottom}" fill="none" stroke="#999"/>',
@@ -268,8 +297,8 @@ def _blue(shade: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
-def _svg(height: int, parts: list[str], label: str = "") -> str:
+def _svg(height: int, parts: list[str], label: str = "", width: int = WIDTH) -> str:
     body = "".join(parts)
     named = f' role="img" aria-label="{escape(label)}"' if label else ""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-            f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif"{named}>{body}</svg>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif"{named}>{body}</svg>')

@@ -6,12 +6,12 @@ checkpoints (safetensors + JSON, no pickle).
 """
 
 from aqakit.models import cofinal, cofinal_official, finecausal, gdlt, query_decoder, ridge, tpt  # noqa: F401  (registers them)
-from aqakit.models.base import AQAModel, Prediction
+from aqakit.models.base import AQAModel, Explanation, GradeBand, Prediction
 from aqakit.models.cofinal import CoFInAl, CoFInAlConfig
 from aqakit.models.cofinal_official import CoFInAlOfficial, CoFInAlOfficialConfig
 from aqakit.models.config import HParams
 from aqakit.models.gdlt import GDLT, GDLTConfig
-from aqakit.models.loading import find_checkpoint, load_checkpoint, load_model, save_checkpoint
+from aqakit.models.loading import find_checkpoint, find_checkpoints, load_checkpoint, load_model, save_checkpoint
 from aqakit.models.query_decoder import QueryDecoder, QueryDecoderConfig
 from aqakit.models.registry import (
     config_class,
@@ -27,8 +27,9 @@ from aqakit.models.ridge import RidgeConfig, RidgeRegression
 from aqakit.models.tpt import TPT, TPTConfig
 
 __all__ = [
-    "AQAModel", "CoFInAl", "CoFInAlConfig", "CoFInAlOfficial", "CoFInAlOfficialConfig", "GDLT", "GDLTConfig",
+    "AQAModel", "CoFInAl", "CoFInAlConfig", "CoFInAlOfficial", "CoFInAlOfficialConfig", "Explanation", "GDLT", "GDLTConfig",
+    "GradeBand",
     "HParams", "Prediction", "QueryDecoder", "QueryDecoderConfig", "RidgeConfig", "RidgeRegression", "TPT", "TPTConfig",
-    "config_class", "create_model", "find_checkpoint", "is_closed_form", "list_models", "load_checkpoint",
+    "config_class", "create_model", "find_checkpoint", "find_checkpoints", "is_closed_form", "list_models", "load_checkpoint",
     "load_model", "model_class", "model_config", "model_defaults", "register_model", "save_checkpoint",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ returns a :class:`Prediction`. Models learn in the normalised score space [0, 1]
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,53 @@ class Prediction:
     internals: dict[str, Tensor] = field(default_factory=dict)
 
 
+#: How a report draws a part of one video (batch axis removed; T = the video's clips):
+#: ``bars`` (N,) one bar per item; ``clips`` (T,) a line over time; ``clip_map`` (K, T) K rows
+#: over time; ``matrix`` (K, N) a heat map of items against items.
+PlotKind = Literal["bars", "clips", "clip_map", "matrix"]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One part of a model's prediction that explains its score, and how a report draws it.
+
+    A model lists its explanations in :attr:`AQAModel.explanations`; parts it does not list (loss
+    intermediates, embeddings, logits) are never drawn.
+
+    Attributes:
+        part: the name in ``Prediction.parts``.
+        kind: the plot (:data:`PlotKind`).
+        title: the section heading, plain words.
+        caption: one line: what the plot shows and how to read it.
+        item: what one bar or one row is (``grade``, ``procedure``, ``query``): the axis title of
+            bars, the row title of maps.
+        value: what the values are, with their unit (``weight (sums to 1)``); the value axis
+            title of bars and lines, the colour scale's title of maps.
+        columns: what a column of a ``matrix`` is.
+        normalised: the values are scores in the model's [0, 1] space; the report shows them on
+            the original score scale (and says so in the value title).
+    """
+
+    part: str
+    kind: PlotKind
+    title: str
+    caption: str
+    item: str = ""
+    value: str = ""
+    columns: str = ""
+    normalised: bool = False
+
+
+class GradeBand(NamedTuple):
+    """The grade a grade model gives each video: its index (B,) long, 0 = the lowest of ``count``
+    grades, and the band of normalised scores [``low``, ``high``] (B,) each that grade covers."""
+
+    index: Tensor
+    low: Tensor
+    high: Tensor
+    count: int
+
+
 class AQAModel(nn.Module):
     """Base class of aqakit models.
 
@@ -57,6 +104,8 @@ class AQAModel(nn.Module):
     closed_form: ClassVar[bool] = False
     #: True for a model that scores a video against exemplars of known score (:mod:`aqakit.models.pair`).
     needs_exemplars: ClassVar[bool] = False
+    #: The parts a report draws, in order (:class:`Explanation`); the rest are never drawn.
+    explanations: ClassVar[tuple[Explanation, ...]] = ()
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: HParams | None = None) -> None:
         super().__init__()
@@ -97,6 +146,10 @@ class AQAModel(nn.Module):
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named loss terms (each a scalar) whose sum is optimised; ``batch['score']`` is original-scale."""
         raise NotImplementedError
+
+    def grade_band(self, parts: dict[str, Tensor]) -> GradeBand | None:
+        """A grade model's grade for each video of a batch's ``parts``; None for a model without grades."""
+        return None
 
     def prepare(self, train: "VideoSet") -> dict[str, Any]:
         """Fix what the model derives from its training set before training (a pair model's score

@@ -22,7 +22,7 @@ The choices where the paper is silent or ambiguous, and the ablation switches (`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal, get_args
 
 import torch
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
-from aqakit.models.base import AQAModel, Prediction
+from aqakit.models.base import AQAModel, Explanation, GradeBand, Prediction
 from aqakit.models.blocks import ClipProjection, masked_attention, masked_mean
 from aqakit.models.config import DropoutRate, HParams, NonNegative, NonNegativeInt, Positive, PositiveInt, Range
 from aqakit.models.etf import SimplexETF
@@ -285,6 +285,32 @@ class CoFInAl(AQAModel):
     name = "cofinal"
     config_class = CoFInAlConfig
     config: CoFInAlConfig
+    explanations = (
+        Explanation(
+            "grade_probs", "bars", "Grade probabilities",
+            "The coarse grade classifier's belief in each grade (equal bands of the training score range, "
+            "grade 1 the lowest); the tallest bar is the grade the score is decoded from.",
+            item="grade (1 = lowest)", value="probability",
+        ),
+        Explanation(
+            "subgrade_probs", "bars", "Sub-grade probabilities",
+            "Where in its grade's band the fine-grained scoring places the performance (sub-grade 1 = the "
+            "band's bottom); the score adds this sub-grade to the grade.",
+            item="sub-grade (1 = lowest)", value="probability",
+        ),
+        Explanation(
+            "procedure_attention", "clip_map", "Procedures over time",
+            "Each row is one procedure the temporal fusion module parses the routine into; dark cells are "
+            "the clips it reads (each row sums to 1 over the clips).",
+            item="procedure", value="attention",
+        ),
+        Explanation(
+            "grade_attention", "matrix", "Which procedures each grade reads",
+            "Each row is a grade prototype; dark cells are the procedures it attends to when judging that grade "
+            "(each row sums to 1).",
+            item="grade", value="attention", columns="procedure",
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: CoFInAlConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)
@@ -313,6 +339,12 @@ class CoFInAl(AQAModel):
             nn.Linear(hidden_dim, n_grades),
         )
         self.subgrade_etf = SimplexETF(hidden_dim, n_subgrades, config.etf_seed) if config.use_fgs else None
+        if not use_tfm:  # without the TFM the grades attend to the clips themselves
+            self.explanations = tuple(
+                replace(spec, kind="clip_map", caption="Each row is a grade prototype; dark cells are the clips it "
+                        "attends to when judging that grade (each row sums to 1).")
+                if spec.part == "grade_attention" else spec for spec in self.explanations
+            )  # fmt: skip
 
     def predict_normalised(self, features: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         clips = align_features(features, self.feature_alignment)  # (B, T, D_C)
@@ -355,6 +387,12 @@ class CoFInAl(AQAModel):
             return parts["expected_score"], parts
         argmax_subgrade = None if subgrade_index is None else subgrade_index.to(grade_probs.dtype)
         return self._score(grade_index.to(grade_probs.dtype), argmax_subgrade), parts
+
+    def grade_band(self, parts: dict[str, Tensor]) -> GradeBand:
+        """The most probable grade g, covering the normalised scores [g S_C, (g + 1) S_C] (the last band ends at 1)."""
+        index = parts["grade_index"]  # (B,)
+        low = index.double() * self.scheme.grade_width
+        return GradeBand(index, low, (low + self.scheme.grade_width).clamp(max=1.0), self.scheme.n_grades)
 
     def _score(self, grade: Tensor, subgrade: Tensor | None) -> Tensor:
         """Eq. 6 with the FGS; without it (``subgrade`` None) no fine information, so the grade

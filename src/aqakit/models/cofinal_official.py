@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
-from aqakit.models.base import Prediction
+from aqakit.models.base import Explanation, Prediction
 from aqakit.models.blocks import hardest_triplet_loss
 from aqakit.models.config import NonNegativeInt, Positive, PositiveInt
 from aqakit.models.etf import SimplexETF
@@ -153,6 +153,20 @@ class CoFInAlOfficial(GDLT):
     name = "cofinal-official"
     config_class = CoFInAlOfficialConfig
     config: CoFInAlOfficialConfig
+    explanations = (
+        Explanation(
+            "grade_weights", "bars", "Weight of each coarse grade",
+            "The coarse part of the score is the weighted mean of the grades' anchors; the digit head then "
+            "adds the fine digits, so a tall bar is a grade the model judged this performance close to.",
+            item="grade (1 = lowest)", value="weight (sums to 1)",
+        ),
+        Explanation(
+            "revert_weights", "bars", "Weight of each reverted grade",
+            "The same grades read from the top down (the released code's revert branch, trained on 1 - score); "
+            "it should mirror the coarse weights.",
+            item="reverted grade (1 = highest score)", value="weight (sums to 1)",
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: CoFInAlOfficialConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)
@@ -214,6 +228,11 @@ class CoFInAlOfficial(GDLT):
             "label": label, "query_embeddings": query_embeddings,
         }  # fmt: skip
         return normalised, parts
+
+    def grade_band(self, parts: dict[str, Tensor]) -> None:
+        """None: the coarse anchors live in label space and the digits move the score off them, so no
+        grade covers a band of the score."""
+        return None
 
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         parts = prediction.parts

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
-from aqakit.models.base import AQAModel, Prediction
+from aqakit.models.base import AQAModel, Explanation, GradeBand, Prediction
 from aqakit.models.blocks import ClipProjection, hardest_triplet_loss
 from aqakit.models.config import DropoutRate, HParams, NonNegative, PositiveInt, Range
 from aqakit.models.registry import register_model
@@ -53,6 +53,14 @@ class GDLT(AQAModel):
     name = "gdlt"
     config_class = GDLTConfig
     config: GDLTConfig
+    explanations = (
+        Explanation(
+            "grade_weights", "bars", "Weight of each grade",
+            "The score is the weighted mean of the grades' anchor scores, equally spaced from the lowest "
+            "training score (grade 1) to the highest; a tall bar is a grade the model judged this performance close to.",
+            item="grade (1 = lowest)", value="weight (sums to 1)",
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: GDLTConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)
@@ -97,6 +105,17 @@ class GDLT(AQAModel):
         grade_weights = likert_weights(self.grade_head, query_embeddings)  # (B, G)
         score = grade_weights @ self.grade_anchors  # (B,)
         return score, {"grade_weights": grade_weights, "query_embeddings": query_embeddings}
+
+    def grade_band(self, parts: dict[str, Tensor]) -> GradeBand:
+        """The grade whose anchor is nearest the score (the Likert grade the weighted mean rounds to),
+        covering the scores nearer its anchor than any other anchor."""
+        anchors = self.grade_anchors  # (G,), ascending
+        score = parts["grade_weights"] @ anchors  # (B,) normalised, as predict_normalised
+        index = (score[:, None] - anchors).abs().argmin(dim=1)  # (B,)
+        midpoints = (anchors[1:] + anchors[:-1]) / 2  # (G - 1,)
+        low = torch.cat([anchors[:1], midpoints])[index]
+        high = torch.cat([midpoints, anchors[-1:]])[index]
+        return GradeBand(index, low, high, len(anchors))
 
     def loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         embeddings = prediction.parts["query_embeddings"]  # (B, G, H)

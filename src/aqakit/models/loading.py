@@ -65,6 +65,15 @@ def find_checkpoint(path: str | Path) -> Path:
     raise RunDirectoryError(f"{path}: no checkpoint found (expected {WEIGHTS_FILE} and {META_FILE})")
 
 
+def find_checkpoints(path: str | Path) -> list[Path]:
+    """Every finished seed's checkpoint folder of a run, in seed order; for any other ``path``
+    (a seed, a checkpoint, a run with no finished seed) the one :func:`find_checkpoint` finds."""
+    finished = [seed for seed in RunDir(path).seed_dirs() if seed.finished]
+    if finished:
+        return [find_checkpoint(seed.path) for seed in finished]
+    return [find_checkpoint(path)]
+
+
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[AQAModel, dict[str, Any]]:
     """Rebuild the model saved at ``path`` (see :func:`find_checkpoint`) in eval mode, with its metadata."""
     folder = find_checkpoint(path)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError
-from aqakit.models.base import AQAModel, Prediction
+from aqakit.models.base import AQAModel, Explanation, Prediction
 from aqakit.models.blocks import sinusoidal_positions
 from aqakit.models.config import DropoutRate, HParams, NonNegative, Positive, PositiveInt
 from aqakit.models.registry import register_model
@@ -154,6 +154,32 @@ class QueryDecoder(AQAModel):
     name = "query-decoder"
     config_class = QueryDecoderConfig
     config: QueryDecoderConfig
+    explanations = (
+        Explanation(
+            "query_weights", "bars", "Weight of each query",
+            "Each learnable query reads part of the video and scores it; the final score is the queries' "
+            "scores averaged with these weights.",
+            item="query", value="weight (sums to 1)",
+        ),
+        Explanation(
+            "query_scores", "bars", "Each query's score",
+            "The score each query gives the part of the video it reads; weighted by the bars above, they "
+            "average to the predicted score.",
+            item="query", value="score (original scale)", normalised=True,
+        ),
+        Explanation(
+            "cross_attention", "clip_map", "What each query reads",
+            "Each row is one query; dark cells are the clips it attends to in the last decoder layer (each row "
+            "sums to 1 over the clips).",
+            item="query", value="attention",
+        ),
+        Explanation(
+            "self_similarity", "matrix", "How alike the queries are",
+            "Row k: how much query k resembles each other query (softmax of their similarity); a dark diagonal "
+            "means the queries read different things.",
+            item="query", value="similarity (rows sum to 1)", columns="query",
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: QueryDecoderConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)

@@ -21,7 +21,7 @@ from aqakit.data.scale import ScoreScale
 from aqakit.data.splits import carve_fold
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
-from aqakit.models.base import AQAModel, Prediction
+from aqakit.models.base import AQAModel, Explanation, Prediction
 from aqakit.models.blocks import masked_mean
 from aqakit.models.config import Distinct, HParams, Positive, Range
 from aqakit.models.registry import register_model
@@ -59,6 +59,14 @@ class RidgeRegression(AQAModel):
     config_class = RidgeConfig
     config: RidgeConfig
     closed_form: ClassVar[bool] = True
+    explanations = (
+        Explanation(
+            "clip_scores", "clips", "Each clip's score",
+            "The linear model applied to each clip alone; the predicted score is the mean of these values over "
+            "the clips (present with mean pooling only).",
+            value="score (original scale)",
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: RidgeConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)

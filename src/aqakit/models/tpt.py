@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from aqakit.data.exemplars import Exemplars
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
-from aqakit.models.base import Prediction
+from aqakit.models.base import Explanation, Prediction
 from aqakit.models.config import DropoutRate, NonNegative, Positive, PositiveInt
 from aqakit.models.group_aware import GroupAwareHead
 from aqakit.models.pair import PairConfig, PairModel
@@ -111,6 +111,20 @@ class TPT(PairModel):
     name = "tpt"
     config_class = TPTConfig
     config: TPTConfig
+    explanations = (
+        Explanation(
+            "part_attention", "clip_map", "Temporal parts",
+            "Each row is one of the K temporal parts the decoder parses the video into, in order; dark cells "
+            "are the clips that part covers (each row sums to 1 over the clips).",
+            item="part", value="attention",
+        ),
+        Explanation(
+            "exemplar_votes", "bars", "What each exemplar votes for",
+            "Each training exemplar's known score plus the score difference the model predicts between this "
+            "video and it; the predicted score is their mean.",
+            item="exemplar", value="score (original scale)", normalised=True,
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: TPTConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)

@@ -1,17 +1,21 @@
-"""Score one video with a trained checkpoint: extract its features the way the training features
-were made, predict, and collect everything a report shows (a :class:`~aqakit.explain.ScoreReport`)."""
+"""Score one video with a trained checkpoint (or every seed of a run): extract its features the way
+the training features were made, predict, and collect everything a report shows (a
+:class:`~aqakit.explain.ScoreReport`); or do the same for a feature file that is already extracted."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from aqakit.data.features import load_feature_file
 from aqakit.errors import ConfigError, DataError
-from aqakit.explain.parts import INFLUENCE_NAME, PartView, clip_influence, view_parts
+from aqakit.explain.parts import clip_influence, grade_view, view_parts
 from aqakit.explain.report import MAX_THUMBNAILS, ScoreReport
-from aqakit.models.loading import find_checkpoint, load_checkpoint
+from aqakit.models.base import AQAModel
+from aqakit.models.loading import find_checkpoints, load_checkpoint
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
 from aqakit.video.manifest import with_legacy_settings
@@ -63,6 +67,58 @@ def extraction_plan(
     return recorded["backbone"], int(recorded["clip_len"]), options
 
 
+def load_seed_models(checkpoint: Path) -> tuple[list[AQAModel], list[dict[str, Any]], list[Path]]:
+    """The models, checkpoint descriptions and folders of every finished seed of a run (one for a
+    seed or checkpoint folder).
+
+    Raises:
+        ConfigError: a pair model (TPT), which scores against training exemplars that scoring one
+            input does not draw yet.
+    """
+    folders = find_checkpoints(checkpoint)
+    loaded = [load_checkpoint(folder) for folder in folders]
+    models, metas = [model for model, _ in loaded], [meta for _, meta in loaded]
+    if models[0].needs_exemplars:
+        raise ConfigError(
+            f"{folders[0]}: {metas[0]['model']} scores a video against exemplars from its training videos, which scoring one "
+            "video does not do yet; extract its features (aqakit extract) and score the folder with aqakit predict"
+        )
+    return models, metas, folders
+
+
+def explain(
+    features: torch.Tensor, models: list[AQAModel], metas: list[dict[str, Any]], folders: list[Path], video: str,
+    extraction: dict[str, Any], clip_seconds: list[float] | None = None, thumbnails: dict[int, np.ndarray] | None = None,
+) -> ScoreReport:
+    """Score one input's features (T, D) with every seed's model and explain the first model's prediction."""
+    with torch.no_grad():
+        predictions = [model(features.unsqueeze(0)) for model in models]
+    first, prediction = models[0], predictions[0]
+    training_scores = metas[0]["info"].get("training_scores")
+    return ScoreReport(
+        video=video, seed_scores=[float(p.score[0]) for p in predictions], model=metas[0]["model"],
+        checkpoint=str(folders[0].parent.parent if len(folders) > 1 else folders[0]),
+        score_range=(first.score_scale.lo, first.score_scale.hi), extraction=extraction,
+        parts=view_parts(first, prediction), n_clips=features.shape[0], grade=grade_view(first, prediction),
+        influence=clip_influence(first, features),
+        training_scores=None if training_scores is None else np.asarray(training_scores, float),
+        clip_seconds=clip_seconds, thumbnails=thumbnails or {},
+    )
+
+
+def score_features(path: Path, checkpoint: Path) -> ScoreReport:
+    """Score one feature file (``.npy``, (T, D)) with ``checkpoint`` (every finished seed of a run)
+    and explain it as :func:`score_video` does a video, without thumbnails or clip times.
+
+    Raises:
+        DataError: the file is unreadable or its dimension is not the model's; ConfigError: a pair model.
+    """
+    models, metas, folders = load_seed_models(checkpoint)
+    features = torch.from_numpy(load_feature_file(Path(path), expected_dim=models[0].in_dim))  # (T, D)
+    extraction = {"features": "read from the file as they are", "feature_dim": models[0].in_dim}
+    return explain(features, models, metas, folders, str(path), extraction)
+
+
 def score_video(
     video: Path,
     checkpoint: Path,
@@ -77,6 +133,9 @@ def score_video(
 ) -> ScoreReport:
     """Extract ``video``'s features, score them with ``checkpoint`` and explain the prediction.
 
+    A run folder scores with every finished seed's model (the report shows their spread) and
+    explains the first seed's.
+
     Args:
         video: a video file or a frame folder (one image per frame).
         weights: the backbone's weights file (never stored in checkpoints, never downloaded).
@@ -90,13 +149,8 @@ def score_video(
             settings that contradict the checkpoint; DataError: the video cannot be decoded or its
             features do not fit the model.
     """
-    folder = find_checkpoint(checkpoint)
-    model, meta = load_checkpoint(folder)
-    if model.needs_exemplars:
-        raise ConfigError(
-            f"{folder}: {meta['model']} scores a video against exemplars from its training videos, which scoring one "
-            "video does not do yet; extract its features (aqakit extract) and score the folder with aqakit predict"
-        )
+    models, metas, folders = load_seed_models(checkpoint)
+    folder, model, meta = folders[0], models[0], metas[0]
     recorded = meta["info"].get("features")
     name, clip_len, options = extraction_plan(recorded, folder, backbone, clip_len, fps, folder_fps)
     if weights is None:
@@ -110,19 +164,6 @@ def score_video(
     if encoder.feature_dim != model.in_dim:
         raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
     extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS)
-    features = torch.from_numpy(extracted.features)  # (T, D)
-    with torch.no_grad():
-        prediction = model(features.unsqueeze(0))
-    n_clips = features.shape[0]
-    views = view_parts(prediction.parts, n_clips)
-    influence = clip_influence(model, features)
-    if influence.size:
-        views.append(PartView(INFLUENCE_NAME, "timeline", influence))
-    return ScoreReport(
-        video=str(video), score=float(prediction.score[0]), model=meta["model"], checkpoint=str(folder),
-        score_range=(model.score_scale.lo, model.score_scale.hi),
-        extraction=recorded or extraction_settings(encoder, clip_len, options),
-        parts=views, n_clips=n_clips,
-        clip_seconds=extracted.clip_seconds,
-        thumbnails=extracted.thumbnails,
-    )
+    extraction = recorded or extraction_settings(encoder, clip_len, options)
+    return explain(torch.from_numpy(extracted.features), models, metas, folders, str(video), extraction,
+                   extracted.clip_seconds, extracted.thumbnails)

@@ -152,7 +152,8 @@ def held_out_sets(
     return held_out, eval_sets
 
 
-def checkpoint_info(config: RunConfig, seed: int) -> dict[str, Any]:
-    """What a seed's checkpoint records about its data (and how its features were extracted)."""
+def checkpoint_info(config: RunConfig, seed: int, train_scores: np.ndarray) -> dict[str, Any]:
+    """What a seed's checkpoint records about its data (and how its features were extracted), with
+    the scores of the videos it was fitted on, sorted (a score report places a new score among them)."""
     return {"benchmark": config.benchmark, "benchmark_args": config.benchmark_args, "seed": seed,
-            **feature_extraction_info(config)}
+            **feature_extraction_info(config), "training_scores": sorted(float(s) for s in train_scores)}

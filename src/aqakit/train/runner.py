@@ -80,7 +80,7 @@ def train_seed(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     )
     prepared = model.prepare(splits.train)
-    info = checkpoint_info(config, seed)
+    info = checkpoint_info(config, seed, splits.train.scores)
     if model.closed_form:
         held_out, eval_sets = held_out_sets(splits, train_cfg)
         return fit_closed_form_seed(config, seed, seed_dir, model, splits, held_out, eval_sets, info, on_epoch_end, device)
@@ -374,7 +374,7 @@ def train_ensemble_run(
     for seed in seeds:
         seed_dir = run.seed(seed)
         seed_dir.path.mkdir(parents=True, exist_ok=True)
-        records.append(SeedRecord(seed_dir, config.train.epochs, config.train.select, checkpoint_info(config, seed)))
+        records.append(SeedRecord(seed_dir, config.train.epochs, config.train.select, checkpoint_info(config, seed, splits.train.scores)))
     precision = train_ensemble(
         config, seeds, splits.train, splits.scale, eval_sets, records, device=device, on_epoch_end=on_epoch_end
     )
