@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from aqakit.data.exemplars import Exemplars
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
-from aqakit.models.base import Prediction
+from aqakit.models.base import Explanation, Prediction
 from aqakit.models.blocks import DenseGATv2
 from aqakit.models.config import DropoutRate, NonNegative, Positive, PositiveInt
 from aqakit.models.group_aware import GroupAwareHead
@@ -116,12 +116,32 @@ class CausalStageAttention(nn.Module):
 class FineCausal(PairModel):
     """FineCausal. Parts: ``stage_attention`` (B, S, S), ``of_attention`` (B, T, 2) the share of each
     refined clip's first-layer GAT attention on O and on F nodes (zeros without the intervention),
-    ``transition_probability`` (B, T) and ``transitions`` (B, S - 1) the predicted cuts, plus the
-    pair model's parts."""
+    ``foreground_attention`` (B, T) its F share alone, ``transition_probability`` (B, T) and
+    ``transitions`` (B, S - 1) the predicted cuts, plus the pair model's parts."""
 
     name = "finecausal"
     config_class = FineCausalConfig
     config: FineCausalConfig
+    explanations = (
+        Explanation(
+            "transition_probability", "clips", "Where the stages change",
+            "The parser's probability that a clip is a stage transition (take-off to flight to entry for a dive); "
+            "the stages are cut at the most likely ones.",
+            value="probability of a transition",
+        ),
+        Explanation(
+            "stage_attention", "matrix", "How the stages read each other",
+            "Row i: how much stage i draws on each stage before it and itself (causal: never on a later stage; "
+            "each row sums to 1).",
+            item="stage", value="attention (rows sum to 1)", columns="stage attended to",
+        ),
+        Explanation(
+            "foreground_attention", "clips", "How much each clip rests on the athlete",
+            "The share of each refined clip's graph attention that goes to foreground (athlete) nodes rather than "
+            "whole-frame nodes; 0 everywhere when the model runs without the intervention.",
+            value="foreground share of attention",
+        ),
+    )  # fmt: skip
 
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: FineCausalConfig | None = None) -> None:
         if in_dim % 2:
@@ -184,6 +204,7 @@ class FineCausal(PairModel):
         logits, offsets = self.head((compared * self.stage_weights[:, None]).sum(dim=2))  # (B, M, n) twice
         probability = torch.where(mask, query["transition_logits"].sigmoid(), 0.0)
         parts = {"stage_attention": query["stage_attention"], "of_attention": query["of_attention"],
+                 "foreground_attention": query["of_attention"][..., 1],
                  "transition_probability": probability, "transitions": query["transitions"]}
         return logits, offsets, parts, {"transition_logits": query["transition_logits"]}
 
