@@ -255,3 +255,22 @@ def test_a_small_training_set_gets_a_hint_before_a_deep_model_trains(tmp_path, m
     assert "hint: 10 training videos (fewer than 50)" in err and "--preset gdlt-small" in err
     status, _, err = run_cli(monkeypatch, capsys, "train", "ridge", "csv", *small[:-2])
     assert status == 0 and "hint" not in err  # ridge is the suggestion, not hinted at
+
+
+def test_logger_tensorboard_logs_every_epoch_of_metrics_csv(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--logger", "tensorboard",
+                             "--runs-dir", tmp_path, "--name", "tb")
+    assert status == 0, err
+    events = EventAccumulator(str(tmp_path / "tb" / "seed-0" / "tensorboard"))
+    events.Reload()
+    rows = list(csv.DictReader((tmp_path / "tb" / "seed-0" / "metrics.csv").open()))
+    logged = events.Scalars("test_spearman")
+    assert [e.step for e in logged] == [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [e.value for e in logged] == pytest.approx([float(r["test_spearman"]) for r in rows], abs=1e-6)
+    assert "train_loss" in events.Tags()["scalars"]
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "synthetic", *TINY, "--logger", "wandb",
+                             "--runs-dir", tmp_path)
+    assert status == 2 and "train.logger 'wandb' is not one of none, tensorboard" in err

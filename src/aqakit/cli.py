@@ -162,6 +162,7 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same name."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
+    logger: Optional[str] = typer.Option(None, "--logger", help="tensorboard: also log every epoch for `tensorboard --logdir RUNS_DIR` (needs aqakit[tensorboard])."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     budget_minutes: float = typer.Option(60.0, "--budget-minutes", help="auto: time for the whole search."),
@@ -184,7 +185,7 @@ def train(
 
     values = dict(parse_override(text) for text in overrides)
     for flag, key, given in (("--select", "train.select", select), ("--epochs", "train.epochs", epochs),
-                             ("--ensemble", "train.ensemble", True if ensemble else None),
+                             ("--ensemble", "train.ensemble", True if ensemble else None), ("--logger", "train.logger", logger),
                              ("--data-root", "data_root", None if data_root is None else str(data_root))):
         _set_once(values, flag, key, given)
     adapter, values = resolve_benchmark(benchmark, values)

@@ -38,6 +38,8 @@ SCHEDULERS = ("cosine", "step", "none")
 SCHEDULER_INTERVALS = ("epoch", "step")
 #: Lightning precision strings aqakit accepts; "auto" is bf16-mixed where the hardware has bf16, else 32-true.
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
+#: ``train.logger``: ``tensorboard`` also writes each epoch's figures as TensorBoard events.
+LOGGERS = ("none", "tensorboard")
 
 
 @dataclass
@@ -93,6 +95,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's training forward pass
     ema_decay: float | None = None  # per-step decay of a weight moving average that is evaluated and saved; None = off
     ensemble: bool = False  # train all seeds of a run together as one batched ensemble (aqakit.train.ensemble)
+    logger: str = "none"  # none | tensorboard: also log each epoch's metrics.csv row for TensorBoard (seed-<k>/tensorboard)
 
     @property
     def carves_validation(self) -> bool:
@@ -119,6 +122,10 @@ class TrainConfig:
                 f"train.evaluate_test=false leaves only the validation split to select and report on, "
                 f"so it needs train.select best-val or train.val_folds, not select {self.select!r} alone"
             )
+        if self.logger not in LOGGERS:
+            raise ConfigError(f"train.logger {self.logger!r} is not one of {', '.join(LOGGERS)}")
+        if self.logger != "none" and self.ensemble:
+            raise ConfigError("train.logger tensorboard logs seeds trained one by one; an --ensemble run has only metrics.csv")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
 

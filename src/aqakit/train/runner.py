@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
 from aqakit import metrics
 from aqakit.atomic import remove_partials
@@ -97,7 +98,7 @@ def train_seed(
         devices=1,
         precision=precision,
         gradient_clip_val=train_cfg.grad_clip,
-        logger=False,
+        logger=epoch_logger(train_cfg.logger, seed_dir),
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -110,12 +111,24 @@ def train_seed(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")  # aqakit logs per epoch itself
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
         fit_reporting_interrupts(trainer, task, train_batches, str(last) if resume and last.is_file() else None)
     return finish_seed(
         config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision,
         exemplars=exemplar_report(model, pool, prepared),
     )
+
+
+def epoch_logger(kind: str, seed_dir: SeedDir) -> Logger | bool:
+    """Lightning's TensorBoard logger writing into ``seed-<k>/tensorboard`` (``tensorboard --logdir
+    runs`` finds every run's seeds), or False for none."""
+    if kind == "none":
+        return False
+    try:
+        return TensorBoardLogger(save_dir=seed_dir.path, name="tensorboard", version="", default_hp_metric=False)
+    except ModuleNotFoundError:
+        raise ConfigError("train.logger tensorboard needs TensorBoard: pip install 'aqakit[tensorboard]'") from None
 
 
 def seed_batches(

@@ -111,6 +111,8 @@ class AQATask(pl.LightningModule):
             train_seconds=train_seconds, started=self._epoch_start,
         )
         self.record.add_epoch(self.scored_model, row)
+        if self.trainer.logger is not None:  # train.logger: the same row as metrics.csv, by epoch
+            self.trainer.logger.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         if self.on_epoch_end is not None:
             self.on_epoch_end(row)
 
