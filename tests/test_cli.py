@@ -250,9 +250,11 @@ def test_a_small_training_set_gets_a_hint_before_a_deep_model_trains(tmp_path, m
     scores = {f"v{i}": (float(i), "train" if i < 10 else "test") for i in range(14)}
     folder = csv_folder(tmp_path / "data", scores, clips=4, dim=8)
     small = ["--data-root", folder, "--runs-dir", tmp_path / "runs", "--epochs", "1"]
-    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", *small, "--preset", "gdlt-small")
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", *small)
     assert status == 0, err
     assert "hint: 10 training videos (fewer than 50)" in err and "--preset gdlt-small" in err
+    status, _, err = run_cli(monkeypatch, capsys, "train", "gdlt", "csv", *small, "--preset", "gdlt-small", "--overwrite")
+    assert status == 0 and "hint" not in err  # a preset chosen: no advice
     status, _, err = run_cli(monkeypatch, capsys, "train", "ridge", "csv", *small[:-2])
     assert status == 0 and "hint" not in err  # ridge is the suggestion, not hinted at
 

@@ -208,7 +208,7 @@ def train(
         how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
                else describe_precision(config.train.precision, default_device()))
         console.print(how, highlight=False, soft_wrap=True)
-        if not is_closed_form(config.model.name):
+        if not is_closed_form(config.model.name) and preset is None:
             _hint_small_training_set(adapter, config.data_root, benchmark)
     try:
         with EpochProgress(config.train.epochs) as progress:
@@ -236,7 +236,7 @@ SMALL_TRAINING_SET = 50
 
 
 def _hint_small_training_set(adapter: Any, data_root: Optional[str], benchmark: str) -> None:
-    """A hint, before a deep model trains, when the training split has fewer than SMALL_TRAINING_SET
+    """A hint, before a deep model trains on its own preset, when the training split has fewer than SMALL_TRAINING_SET
     labelled videos (counted from the label file; a label file that does not read is left to training,
     which names the problem)."""
     from aqakit.data.benchmarks import FileBenchmark
@@ -252,7 +252,7 @@ def _hint_small_training_set(adapter: Any, data_root: Optional[str], benchmark: 
         err_console.print(
             f"[yellow]hint:[/] {n_train} training videos (fewer than {SMALL_TRAINING_SET}): a deep model's preset is made "
             f"for hundreds. Quicker and steadier here: `aqakit train ridge {benchmark}` (closed form, seconds), "
-            f"`--preset gdlt-small` (a 64-wide GDLT, 30 epochs), or `aqakit train auto {benchmark}` (k-fold validation "
+            f"`--preset gdlt-small` (a 64-wide GDLT, 60 epochs), or `aqakit train auto {benchmark}` (k-fold validation "
             "chooses among them; docs/own-data.md#a-handful-of-videos).", highlight=False, soft_wrap=True)
 
 
