@@ -16,7 +16,7 @@ from aqakit.errors import ConfigError
 from aqakit.models import load_model
 from aqakit.pipeline.evaluate import evaluate_checkpoint
 from aqakit.pipeline.predict import predict_folder
-from aqakit.pipeline.score_video import score_video
+from aqakit.pipeline.score_video import score_features
 from aqakit.rundir import RunDir
 from aqakit.train.config import build_config, require_data_root, resolve_benchmark
 from aqakit.train.evaluate import predict_videos
@@ -106,6 +106,9 @@ def test_a_pair_model_is_evaluated_and_predicts_against_its_training_exemplars(d
     assert len(recorded) == 3
     for video_id, (_, predicted) in recorded.items():
         assert scored[video_id] == pytest.approx(predicted, abs=1e-5)
+        # one file through the report's path: the same exemplars for that video, the same score
+        report = score_features(data_env / "features" / f"{video_id}.npy", tmp_path / "run")
+        assert report.seed_scores == [pytest.approx(predicted, abs=1e-5)]
 
 
 def test_a_pair_model_without_exemplars_is_a_clear_error(data_env, tmp_path):
@@ -113,5 +116,3 @@ def test_a_pair_model_without_exemplars_is_a_clear_error(data_env, tmp_path):
     videos = resolve_benchmark("csv", {})[0].load(data_env, "test")
     with pytest.raises(ConfigError, match="tpt scores a video against exemplars from its training videos"):
         predict_videos(load_model(tmp_path / "run"), videos)
-    with pytest.raises(ConfigError, match="score the folder with aqakit predict"):
-        score_video(tmp_path / "clip.mp4", tmp_path / "run", None)

@@ -4,18 +4,22 @@ the training features were made, predict, and collect everything a report shows 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from aqakit.data.exemplars import Exemplars, ExemplarPool, held_out_batches
 from aqakit.data.features import load_feature_file
+from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
 from aqakit.explain.parts import clip_influence, grade_view, view_parts
 from aqakit.explain.report import MAX_THUMBNAILS, ScoreReport
-from aqakit.models.base import AQAModel
+from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.loading import find_checkpoints, load_checkpoint
+from aqakit.pipeline.evaluate import training_exemplars
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
 from aqakit.video.manifest import with_legacy_settings
@@ -67,40 +71,62 @@ def extraction_plan(
     return recorded["backbone"], int(recorded["clip_len"]), options
 
 
-def load_seed_models(checkpoint: Path) -> tuple[list[AQAModel], list[dict[str, Any]], list[Path]]:
-    """The models, checkpoint descriptions and folders of every finished seed of a run (one for a
-    seed or checkpoint folder).
+@dataclass
+class SeedModels:
+    """Every finished seed of a run: its model, checkpoint description and folder, and for a pair
+    model (TPT, FineCausal) the pool of training videos and the seed its exemplars are drawn with."""
+
+    models: list[AQAModel]
+    metas: list[dict[str, Any]]
+    folders: list[Path]
+    exemplar_pools: list[tuple[ExemplarPool, int] | None]
+
+
+def load_seed_models(checkpoint: Path) -> SeedModels:
+    """The models of every finished seed of a run (one for a seed or checkpoint folder); a pair
+    model's training split is read for its exemplars (:func:`~aqakit.pipeline.evaluate.training_exemplars`).
 
     Raises:
-        ConfigError: a pair model (TPT), which scores against training exemplars that scoring one
-            input does not draw yet.
+        RunDirectoryError: no checkpoint; ConfigError / DataError: a pair model whose training data
+            cannot be found or read.
     """
     folders = find_checkpoints(checkpoint)
     loaded = [load_checkpoint(folder) for folder in folders]
     models, metas = [model for model, _ in loaded], [meta for _, meta in loaded]
-    if models[0].needs_exemplars:
-        raise ConfigError(
-            f"{folders[0]}: {metas[0]['model']} scores a video against exemplars from its training videos, which scoring one "
-            "video does not do yet; extract its features (aqakit extract) and score the folder with aqakit predict"
-        )
-    return models, metas, folders
+    pools = [training_exemplars(model, meta, folder) for model, meta, folder in zip(models, metas, folders)]
+    return SeedModels(models, metas, folders, pools)
+
+
+def predict_one(model: AQAModel, features: torch.Tensor, video_id: str,
+                pool: tuple[ExemplarPool, int] | None) -> tuple[Prediction, Exemplars | None]:
+    """One input's prediction (features (T, D)) and, for a pair model, the exemplars it was scored
+    against: drawn from the training pool as ``aqakit predict`` draws them for a video of that id."""
+    if pool is None:
+        return model(features.unsqueeze(0)), None
+    exemplar_pool, seed = pool
+    one = VideoSet([video_id], [features.numpy()], np.zeros(1), source=video_id)
+    batch = next(iter(held_out_batches(one, 1, (exemplar_pool, model.config.n_exemplars, seed))))
+    exemplars = Exemplars.from_batch(batch)
+    return model(batch["features"], batch["mask"], exemplars), exemplars
 
 
 def explain(
-    features: torch.Tensor, models: list[AQAModel], metas: list[dict[str, Any]], folders: list[Path], video: str,
-    extraction: dict[str, Any], clip_seconds: list[float] | None = None, thumbnails: dict[int, np.ndarray] | None = None,
+    features: torch.Tensor, seeds: SeedModels, video: str, extraction: dict[str, Any],
+    clip_seconds: list[float] | None = None, thumbnails: dict[int, np.ndarray] | None = None,
 ) -> ScoreReport:
     """Score one input's features (T, D) with every seed's model and explain the first model's prediction."""
+    video_id = Path(video).stem
     with torch.no_grad():
-        predictions = [model(features.unsqueeze(0)) for model in models]
-    first, prediction = models[0], predictions[0]
+        scored = [predict_one(model, features, video_id, pool) for model, pool in zip(seeds.models, seeds.exemplar_pools)]
+    first, (prediction, exemplars) = seeds.models[0], scored[0]
+    folders, metas = seeds.folders, seeds.metas
     training_scores = metas[0]["info"].get("training_scores")
     return ScoreReport(
-        video=video, seed_scores=[float(p.score[0]) for p in predictions], model=metas[0]["model"],
+        video=video, seed_scores=[float(p.score[0]) for p, _ in scored], model=metas[0]["model"],
         checkpoint=str(folders[0].parent.parent if len(folders) > 1 else folders[0]),
         score_range=(first.score_scale.lo, first.score_scale.hi), extraction=extraction,
         parts=view_parts(first, prediction), n_clips=features.shape[0], grade=grade_view(first, prediction),
-        influence=clip_influence(first, features),
+        influence=clip_influence(first, features, exemplars=exemplars),
         training_scores=None if training_scores is None else np.asarray(training_scores, float),
         clip_seconds=clip_seconds, thumbnails=thumbnails or {},
     )
@@ -111,12 +137,12 @@ def score_features(path: Path, checkpoint: Path) -> ScoreReport:
     and explain it as :func:`score_video` does a video, without thumbnails or clip times.
 
     Raises:
-        DataError: the file is unreadable or its dimension is not the model's; ConfigError: a pair model.
+        DataError: the file is unreadable or its dimension is not the model's.
     """
-    models, metas, folders = load_seed_models(checkpoint)
-    features = torch.from_numpy(load_feature_file(Path(path), expected_dim=models[0].in_dim))  # (T, D)
-    extraction = {"features": "read from the file as they are", "feature_dim": models[0].in_dim}
-    return explain(features, models, metas, folders, str(path), extraction)
+    seeds = load_seed_models(checkpoint)
+    features = torch.from_numpy(load_feature_file(Path(path), expected_dim=seeds.models[0].in_dim))  # (T, D)
+    extraction = {"features": "read from the file as they are", "feature_dim": seeds.models[0].in_dim}
+    return explain(features, seeds, str(path), extraction)
 
 
 def score_video(
@@ -149,8 +175,8 @@ def score_video(
             settings that contradict the checkpoint; DataError: the video cannot be decoded or its
             features do not fit the model.
     """
-    models, metas, folders = load_seed_models(checkpoint)
-    folder, model, meta = folders[0], models[0], metas[0]
+    seeds = load_seed_models(checkpoint)
+    folder, model, meta = seeds.folders[0], seeds.models[0], seeds.metas[0]
     recorded = meta["info"].get("features")
     name, clip_len, options = extraction_plan(recorded, folder, backbone, clip_len, fps, folder_fps)
     if weights is None:
@@ -165,5 +191,5 @@ def score_video(
         raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
     extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS)
     extraction = recorded or extraction_settings(encoder, clip_len, options)
-    return explain(torch.from_numpy(extracted.features), models, metas, folders, str(video), extraction,
+    return explain(torch.from_numpy(extracted.features), seeds, str(video), extraction,
                    extracted.clip_seconds, extracted.thumbnails)
