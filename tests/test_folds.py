@@ -115,8 +115,8 @@ def test_folds_all_trains_every_fold_and_reports_the_fisher_z_mean(features, tmp
     status, out, err = run_cli(monkeypatch, capsys, "results", run)
     assert status == 0, err
     for fold, rho in enumerate(rhos):
-        assert f"| cv/fold-{fold} | gdlt | jigsaws-suturing | best-val | 0 | 2 |" in out and f"| {rho:.3f} (one seed) |" in out
-    assert (f"| cv (Fisher-z mean over folds 0, 1, 2, 3) | gdlt | jigsaws-suturing | best-val | 0 | 2 |" in out
+        assert f"| cv/fold-{fold} | gdlt | jigsaws-suturing | best-val | 1 (0) | 2 |" in out and f"| {rho:.3f} (one seed) |" in out
+    assert (f"| cv (Fisher-z mean over folds 0, 1, 2, 3) | gdlt | jigsaws-suturing | best-val | 1 (0) | 2 |" in out
             and f"{direct:.3f} (one seed)" in out)
     status, out, err = run_cli(monkeypatch, capsys, "results", tmp_path, "--json")  # the folder of runs
     rows = json.loads(out)["runs"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,19 @@ def config():
     return build_config("gdlt", "synthetic", SETTINGS)
 
 
+#: Every process here computes with this many threads: float sums differ in their last bits between
+#: thread counts, and other tests (``aqakit bench --threads``) change the test process's count.
+THREADS = 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def same_threads_everywhere():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
@@ -119,7 +133,7 @@ def kill_during_training(point: str, run: Path) -> None:
     seed, epoch, _, _ = KILLS[point]
     child = subprocess.run(
         [sys.executable, "-c", CHILD, point, str(seed), str(epoch), str(run), json.dumps(SETTINGS), json.dumps(SEEDS)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
     )
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
 

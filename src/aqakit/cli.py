@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aqakit.atomic import atomic_write_text
-from aqakit.errors import AqakitError, ConfigError
+from aqakit.errors import AqakitError, ConfigError, DataError
 from aqakit.metrics import TERMS_NOTE, format_mean_std
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.", rich_markup_mode="markdown")
@@ -208,7 +208,7 @@ def train(
         how = (f"{model}: fitted in closed form, in float64 (no epochs)" if is_closed_form(config.model.name)
                else describe_precision(config.train.precision, default_device()))
         console.print(how, highlight=False, soft_wrap=True)
-        if not is_closed_form(config.model.name) and preset is None:
+        if not is_closed_form(config.model.name) and preset is None and folds is None:
             _hint_small_training_set(adapter, config.data_root, benchmark)
     try:
         with EpochProgress(config.train.epochs) as progress:
@@ -240,13 +240,12 @@ def _hint_small_training_set(adapter: Any, data_root: Optional[str], benchmark: 
     labelled videos (counted from the label file; a label file that does not read is left to training,
     which names the problem)."""
     from aqakit.data.benchmarks import FileBenchmark
-    from aqakit.errors import DataError
 
     if not isinstance(adapter, FileBenchmark):
         return
     try:
         n_train = len(adapter.read_labels(Path(data_root) if data_root else None, "train").ids)
-    except DataError:
+    except (ConfigError, DataError):  # e.g. a benchmark of folds without one chosen: training says so
         return
     if n_train < SMALL_TRAINING_SET:
         err_console.print(
