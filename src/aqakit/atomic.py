@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -22,11 +23,27 @@ from aqakit.errors import WriteError, one_line_reason
 #: Suffix of the folder a :func:`replace_folder` moves the previous version to while it swaps.
 PREVIOUS_SUFFIX = ".previous"
 
+#: The name :func:`temporary_beside` gives: ``.<name>.<pid>.partial[<suffix>]``.
+_PARTIAL_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.partial(\.[^.]+)?$")
+
 
 def temporary_beside(path: Path, suffix: str = "") -> Path:
     """A name in ``path``'s folder for writing ``path`` (same filesystem, so the rename is atomic);
     ``suffix`` keeps an extension a writer insists on (``np.save`` appends ``.npy``)."""
     return path.with_name(f".{path.name}.{os.getpid()}.partial{suffix}")
+
+
+def remove_partials(folder: str | Path) -> list[Path]:
+    """Remove the partial files (:func:`temporary_beside`) of other processes in ``folder``: what
+    writers killed in the middle of a write left. Only for a caller that holds the folder's lock
+    (:mod:`aqakit.locking`), so that no live writer owns one. Returns the files removed."""
+    removed = []
+    for path in Path(folder).glob(".*.partial*"):
+        match = _PARTIAL_NAME.match(path.name)
+        if match and int(match["pid"]) != os.getpid() and path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from aqakit.explain.report import MAX_THUMBNAILS, ScoreReport
 from aqakit.models.loading import find_checkpoint, load_checkpoint
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
+from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT
 from aqakit.video.manifest import with_legacy_settings
 from aqakit.video.registry import backbone_class, load_backbone
 
@@ -74,6 +75,7 @@ def score_video(
     folder_fps: float | None = None,
     batch_size: int = 8,
     device: str | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
 ) -> ScoreReport:
     """Extract ``video``'s features, score them with ``checkpoint`` and explain the prediction.
 
@@ -84,6 +86,7 @@ def score_video(
         clip_len: frames per clip, likewise only for such checkpoints.
         fps: the frame rate clips are sampled at, likewise only for such checkpoints.
         folder_fps: the frame rate of a frame folder ``video`` (default: as recorded, else 25).
+        decode_timeout: seconds the decoder may go without decoding a frame (:mod:`aqakit.video.isolated`).
 
     Raises:
         ConfigError: no weights, other weights than the training features were made with, or
@@ -109,7 +112,8 @@ def score_video(
         )
     if encoder.feature_dim != model.in_dim:
         raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
-    extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS)
+    extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS,
+                              decode_timeout=decode_timeout)
     features = torch.from_numpy(extracted.features)  # (T, D)
     with torch.no_grad():
         prediction = model(features.unsqueeze(0))
