@@ -12,11 +12,16 @@ process started once, with PyAV imported), which costs milliseconds per video. d
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import resource
+import select
 import signal
 import sys
+import threading
 import time
+import types
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,16 +36,27 @@ DEFAULT_DECODE_TIMEOUT = 60.0
 #: How often the parent looks at the decoder's progress while it waits for a clip.
 _POLL_SECONDS = 0.05
 
-_PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal the kernel sends when the parent process ends
-
-
 def _context() -> multiprocessing.context.BaseContext:
     """A fork-server context whose server has the decoding modules loaded (spawn where there is no fork)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "av", "aqakit.video.decode"])  # __main__: imported once, not per child
+    context.set_forkserver_preload(["av", "aqakit.video.isolated"])
     return context
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Hide the main module while a child starts. multiprocessing runs the main script again in every
+    child it starts (the fork server's preload of ``__main__`` never gets the script's path: a
+    mismatched key in CPython's forkserver.py); for the ``aqakit`` command that imports the whole
+    command line (about a second) per video, and the child needs nothing from it."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def isolated_timed_clips(
@@ -61,13 +77,14 @@ def isolated_timed_clips(
     decoded = context.RawValue("Q", 0)  # source frames the child has decoded so far
     child = context.Process(target=_decode_into, args=(sender, decoded, path, clip_len, options),
                             name=f"aqakit-decode {path.name}", daemon=True)
-    child.start()
+    with _main_module_hidden():
+        child.start()
     sender.close()  # the child holds the only write end: its death reads as end of file
     try:
         while True:
             message = _next_message(receiver, decoded, timeout, path, child)
             if message[0] == "clip":
-                yield message[1], message[2]
+                yield message[1], _receive_clip(receiver, message[2], path, child)
             elif message[0] == "error":
                 raise message[1]
             else:
@@ -92,10 +109,24 @@ def _next_message(receiver, decoded, timeout: float, path: Path, child) -> tuple
             )
     try:
         return receiver.recv()
-    except EOFError:
-        child.join()
-        raise DataError(f"{path}: the decoder process died ({_exit_reason(child.exitcode)}) while reading this "
-                        "video; the file probably crashes FFmpeg") from None
+    except (EOFError, OSError):
+        _raise_died(path, child)
+
+
+def _receive_clip(receiver, shape: tuple[int, ...], path: Path, child) -> np.ndarray:
+    """The uint8 clip of ``shape`` the child sends as raw bytes after its ``("clip", ...)`` header."""
+    clip = np.empty(shape, np.uint8)
+    try:
+        receiver.recv_bytes_into(clip.reshape(-1))  # a flat view: Connection sizes buffers by their first axis
+    except (EOFError, OSError):  # OSError: the child ended in the middle of a message
+        _raise_died(path, child)
+    return clip
+
+
+def _raise_died(path: Path, child) -> None:
+    child.join()
+    raise DataError(f"{path}: the decoder process died ({_exit_reason(child.exitcode)}) while reading this "
+                    "video; the file probably crashes FFmpeg") from None
 
 
 def _exit_reason(exitcode: int | None) -> str:
@@ -105,8 +136,9 @@ def _exit_reason(exitcode: int | None) -> str:
 
 
 def _decode_into(sender, decoded, path: Path, clip_len: int, options: DecodeOptions) -> None:
-    """The child: send ``("clip", seconds, clip)`` per clip, then ``("done",)`` or ``("error", DataError)``."""
-    _end_with_parent()
+    """The child: send ``("clip", seconds, shape)`` and the clip's bytes per clip, then ``("done",)`` or
+    ``("error", DataError)``."""
+    _exit_when_the_parent_ends(sender)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops this child
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a decoder crashing on a hostile file leaves no core dump
 
@@ -115,7 +147,8 @@ def _decode_into(sender, decoded, path: Path, clip_len: int, options: DecodeOpti
 
     try:
         for start, clip in iter_timed_clips(path, clip_len, options, on_frame=count):
-            sender.send(("clip", start, clip))
+            sender.send(("clip", start, clip.shape))
+            sender.send_bytes(clip.reshape(-1))  # raw bytes, not pickled: a copy less each way
         sender.send(("done",))
     except AqakitError as exc:
         sender.send(("error", exc))
@@ -123,11 +156,16 @@ def _decode_into(sender, decoded, path: Path, clip_len: int, options: DecodeOpti
         sender.send(("error", DataError(f"{path}: cannot be decoded ({type(exc).__name__}: {one_line_reason(exc)})")))
 
 
-def _end_with_parent() -> None:
-    """Have the kernel kill this process when its parent (the fork server, which ends with the
-    extraction) ends, so a decoder stuck in C does not outlive a killed extraction (Linux only)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _exit_when_the_parent_ends(sender) -> None:
+    """End this process when the parent's end of the pipe closes (the extraction was killed), from a
+    thread: the decoding thread may be blocked in C, which PyAV runs without holding the GIL."""
+    if not hasattr(select, "poll"):  # pragma: no cover - no poll() on this platform
+        return
+    watch = select.poll()
+    watch.register(sender.fileno(), 0)  # a pipe's write end reports POLLERR once its read end is closed
 
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    def wait() -> None:
+        watch.poll()
+        os._exit(1)
 
+    threading.Thread(target=wait, name="aqakit-decode-watch", daemon=True).start()
