@@ -7,7 +7,8 @@ The child decodes clips with :func:`aqakit.video.decode.iter_timed_clips` and se
 pipe; it counts every decoded source frame in shared memory. The limit is on progress, not on the
 whole video: the decoder is stopped when the parent has waited ``timeout`` seconds and no frame was
 decoded meanwhile, so a long video is never cut short. Children come from a fork server (a small
-process started once, with PyAV imported), which costs milliseconds per video. docs/reliability.md.
+process started once, with PyAV imported), which costs milliseconds per video. Unix only (fork
+server, ``poll``). docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 import time
 import types
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import numpy as np
 
@@ -36,10 +37,9 @@ DEFAULT_DECODE_TIMEOUT = 60.0
 #: How often the parent looks at the decoder's progress while it waits for a clip.
 _POLL_SECONDS = 0.05
 
+
 def _context() -> multiprocessing.context.BaseContext:
-    """A fork-server context whose server has the decoding modules loaded (spawn where there is no fork)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
+    """The fork-server context, its server loading PyAV and this module once for all children."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["av", "aqakit.video.isolated"])
     return context
@@ -123,7 +123,7 @@ def _receive_clip(receiver, shape: tuple[int, ...], path: Path, child) -> np.nda
     return clip
 
 
-def _raise_died(path: Path, child) -> None:
+def _raise_died(path: Path, child) -> NoReturn:
     child.join()
     raise DataError(f"{path}: the decoder process died ({_exit_reason(child.exitcode)}) while reading this "
                     "video; the file probably crashes FFmpeg") from None
@@ -159,8 +159,6 @@ def _decode_into(sender, decoded, path: Path, clip_len: int, options: DecodeOpti
 def _exit_when_the_parent_ends(sender) -> None:
     """End this process when the parent's end of the pipe closes (the extraction was killed), from a
     thread: the decoding thread may be blocked in C, which PyAV runs without holding the GIL."""
-    if not hasattr(select, "poll"):  # pragma: no cover - no poll() on this platform
-        return
     watch = select.poll()
     watch.register(sender.fileno(), 0)  # a pipe's write end reports POLLERR once its read end is closed
 
