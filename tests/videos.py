@@ -142,3 +142,62 @@ def write_random_i3d_weights(folder: Path) -> Path:
     path = folder / "i3d_random.npz"
     np.savez(path, **i3d_flax_arrays(I3D()))
     return path
+
+
+def write_hostile_corpus(folder: Path) -> dict[str, str | None]:
+    """Files that break decoders, written into ``folder`` beside nothing else: name -> a part of the
+    one-line error extraction must give (clips of 2 frames), or None for a file it must extract.
+
+    Tiny on purpose: the 4K video is 2 frames; the header that lies is a 10-frame Matroska file whose
+    stream duration tag says 1000 s; ``playlist.mp4`` is an FFmpeg concat list naming the named pipe
+    ``pipe.mp4``, whose open blocks in C until a writer appears (none does): a real hang.
+    """
+    import os
+    import re
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cut_mkv = write_video(folder / "cut.mkv", 60).read_bytes()
+    (folder / "cut.mkv").write_bytes(cut_mkv[: len(cut_mkv) // 2])
+    cut_mp4 = write_video(folder / "cut_index.mp4", 30).read_bytes()  # MP4 keeps its index at the end
+    (folder / "cut_index.mp4").write_bytes(cut_mp4[: len(cut_mp4) // 2])
+    (folder / "metadata_only.mkv").write_text(";FFMETADATA1\ntitle=no streams at all\n")  # FFmpeg's metadata container
+    _write_audio_only(folder / "audio_only.mp4")
+    write_video(folder / "one_frame.mp4", 1)
+    write_video(folder / "one_pixel.mkv", 4, size=(1, 1), codec="ffv1")
+    write_video(folder / "uhd.mp4", 2, size=(3840, 2160))
+    lying = write_video(folder / "lying.mkv", 10).read_bytes()
+    (folder / "lying.mkv").write_bytes(re.sub(rb"00:00:00\.333000000", b"00:16:40.000000000", lying))
+    (folder / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 65536, dtype=np.uint8).tobytes())
+    (folder / "zero.mp4").write_bytes(b"")
+    os.mkfifo(folder / "pipe.mp4")
+    (folder / "folder.mp4").mkdir()
+    (folder / "broken.mp4").symlink_to(folder / "gone.mp4")
+    (folder / "loop.mp4").symlink_to("loop.mp4")
+    (folder / "cycle").symlink_to(".")  # a folder link loop: never followed
+    (folder / "playlist.mp4").write_text("ffconcat version 1.0\nfile pipe.mp4\n")
+    return {
+        "cut.mkv": "truncated", "cut_index.mp4": "not a video, or a truncated one",
+        "metadata_only.mkv": "has no video stream", "audio_only.mp4": "has no video stream",
+        "one_frame.mp4": "only 1 frames, fewer than one clip of 2 frames", "one_pixel.mkv": None, "uhd.mp4": None,
+        "lying.mkv": "truncated video: frames stop at 0.33 s of a declared 1000.00 s",
+        "random.mp4": "not a video, or a truncated one (FFmpeg: Invalid data", "zero.mp4": "empty file",
+        "pipe.mp4": "a named pipe (FIFO), not a video file", "folder.mp4": "a folder with no image files",
+        "broken.mp4": "a broken symbolic link (to ", "loop.mp4": "a symbolic link loop, not a video file",
+        "playlist.mp4": "the decoder decoded no frame for",
+    }
+
+
+def _write_audio_only(path: Path) -> None:
+    """An MP4 holding one AAC audio track and no video."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        audio = container.add_stream("aac", rate=8000)
+        audio.layout = "mono"
+        for i in range(3):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -21,6 +22,9 @@ from aqakit.errors import WriteError, one_line_reason
 
 #: Suffix of the folder a :func:`replace_folder` moves the previous version to while it swaps.
 PREVIOUS_SUFFIX = ".previous"
+
+#: The name :func:`temporary_beside` gives: ``.<name>.<pid>.partial[<suffix>]``.
+_PARTIAL_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.partial(\.[^.]+)?$")
 
 
 def temporary_beside(path: Path, suffix: str = "") -> Path:
@@ -102,15 +106,20 @@ def recover_folder(folder: str | Path) -> None:
 
 
 def remove_partials(folder: str | Path) -> list[Path]:
-    """Remove what killed writers left under ``folder`` (the hidden ``.<name>.<pid>.partial`` files
-    and folders, at any depth); returns them. Call it only while holding the folder's lock
-    (:mod:`aqakit.locking`), so that no live writer's partial file is taken."""
-    left = sorted(Path(folder).rglob(".*.partial*"))
-    for path in left:
+    """Remove what writers killed in the middle of a write left under ``folder``, at any depth: the
+    hidden partial files (:func:`temporary_beside`) and partial folders (:func:`replace_folder`) of
+    other processes. Only for a caller that holds the folder's lock (:mod:`aqakit.locking`), so that
+    no live writer owns one. Returns what was removed."""
+    left = []
+    for path in sorted(Path(folder).rglob(".*.partial*")):
+        match = _PARTIAL_NAME.match(path.name)
+        if match is None or int(match["pid"]) == os.getpid() or not path.exists():
+            continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+        left.append(path)
     return left
 
 

@@ -22,10 +22,13 @@ from rich.table import Table
 from aqakit.atomic import atomic_write_text
 from aqakit.errors import AqakitError, ConfigError, DataError
 from aqakit.metrics import TERMS_NOTE, format_mean_std
+from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Action quality assessment toolkit.", rich_markup_mode="markdown")
 console = Console()
 err_console = Console(stderr=True)
+
+DECODE_TIMEOUT_HELP = "Seconds the decoder may go without decoding a frame before the video fails (a hung read)."
 
 def check_new_file(path: Path, overwrite: bool) -> None:
     """ConfigError unless ``path`` can be written: absent (or ``overwrite``), in a folder that exists."""
@@ -553,11 +556,13 @@ def extract(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Clips per forward pass."),
     force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
+    decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
 ) -> None:
     """Extract clip features of VIDEOS into OUT: one VIDEO_ID.npy (clips, dim) per video.
 
-    Resumable: videos already extracted with the same settings are skipped. A video that fails
-    is reported and the others continue; the exit status is 1 if any failed.
+    Resumable, also after a kill: rerun the same command to finish the folder. A video that fails
+    is reported and the others continue; every failure is listed at the end (and in OUT/manifest.json),
+    and the exit status is 1 if any failed.
     """
     from aqakit.video.extract import extract_folder, find_videos
     from aqakit.video.registry import load_backbone
@@ -582,6 +587,7 @@ def extract(
         report = extract_folder(
             files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
             on_clips=lambda n: progress.update(task, clips=progress.tasks[0].fields["clips"] + n),
+            decode_timeout=decode_timeout,
         )
     timing = report.timing
     console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
@@ -591,6 +597,11 @@ def extract(
         console.print(f"{timing.clips} clips in {total:.1f} s ({timing.clips / total:.2f} clips/s; "
                       f"decode {timing.decode_seconds:.1f} s, {model.name} on {model.device} {timing.model_seconds:.1f} s)")
     if report.failed:
+        err_console.print(f"{len(report.failed)} videos failed (recorded in {out / 'manifest.json'}):", highlight=False,
+                          soft_wrap=True)
+        for path, reason in report.failed.items():
+            err_console.print(f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}", highlight=False,
+                              soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -610,6 +621,7 @@ def score(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report file."),
     as_json: bool = typer.Option(False, "--json", help="Print the score and every part as JSON."),
+    decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
 ) -> None:
     """Score VIDEO with a trained checkpoint (a run: every finished seed): extract features as the
     checkpoint's were (a .npy feature file is scored as it is), predict, explain."""
@@ -621,8 +633,8 @@ def score(
     if video.suffix == ".npy":
         result = score_features(video, checkpoint)
     else:
-        result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps,
-                             folder_fps=folder_fps, batch_size=batch_size, device=device)
+        result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps, folder_fps=folder_fps,
+                             batch_size=batch_size, device=device, decode_timeout=decode_timeout)
     if report is not None:
         atomic_write_text(report, render_html(result))
     if as_json:

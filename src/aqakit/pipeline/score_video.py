@@ -22,6 +22,7 @@ from aqakit.models.loading import find_checkpoints, load_checkpoint
 from aqakit.pipeline.evaluate import training_exemplars
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import extract_video, extraction_settings
+from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT
 from aqakit.video.manifest import with_legacy_settings
 from aqakit.video.registry import backbone_class, load_backbone
 
@@ -156,6 +157,7 @@ def score_video(
     folder_fps: float | None = None,
     batch_size: int = 8,
     device: str | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
 ) -> ScoreReport:
     """Extract ``video``'s features, score them with ``checkpoint`` and explain the prediction.
 
@@ -169,6 +171,7 @@ def score_video(
         clip_len: frames per clip, likewise only for such checkpoints.
         fps: the frame rate clips are sampled at, likewise only for such checkpoints.
         folder_fps: the frame rate of a frame folder ``video`` (default: as recorded, else 25).
+        decode_timeout: seconds the decoder may go without decoding a frame (:mod:`aqakit.video.isolated`).
 
     Raises:
         ConfigError: no weights, other weights than the training features were made with, or
@@ -189,7 +192,8 @@ def score_video(
         )
     if encoder.feature_dim != model.in_dim:
         raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
-    extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS)
+    extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS,
+                              decode_timeout=decode_timeout)
     extraction = recorded or extraction_settings(encoder, clip_len, options)
     return explain(torch.from_numpy(extracted.features), seeds, str(video), extraction,
                    extracted.clip_seconds, extracted.thumbnails)

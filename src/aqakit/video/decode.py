@@ -8,9 +8,12 @@ at a time, so a long video never sits in memory. Every failure is a
 
 from __future__ import annotations
 
+import errno
 import heapq
 import math
+import os
 import re
+import stat
 from collections import Counter, deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -143,6 +146,40 @@ def _pixel_aspect(stream) -> Fraction:
     return Fraction(1)
 
 
+#: What a path that is not a regular file is, by ``stat`` file type (for :func:`check_readable_file`).
+_FILE_KINDS = {
+    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+}
+
+
+def check_readable_file(path: Path, what: str = "video file") -> None:
+    """DataError naming ``path`` (a ``what``) unless it is a regular, non-empty file this process can read.
+
+    Checked before FFmpeg opens it: a named pipe would block the open until a writer appears, and
+    a broken link, a link loop or a folder would otherwise read as "not a video".
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(f"{path}: a broken symbolic link (to {os.readlink(path)}), not a {what}") from None
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{path}: a symbolic link loop, not a {what}") from None
+        raise DataError(f"{path}: cannot be read ({one_line_reason(exc)})") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: {_FILE_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a {what}")
+    try:
+        with path.open("rb") as handle:
+            empty = handle.read(1) == b""
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({one_line_reason(exc)})") from None
+    if empty:
+        raise DataError(f"{path}: empty file, not a {what}")
+
+
 class _open:
     """Context manager yielding (container, first video stream) with one-line errors."""
 
@@ -152,12 +189,7 @@ class _open:
 
     def __enter__(self):
         av = _av()
-        if not self.path.exists():
-            raise DataError(f"{self.path}: video file not found")
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: is not a file")
-        if self.path.stat().st_size == 0:
-            raise DataError(f"{self.path}: empty file, not a video")
+        check_readable_file(self.path)
         try:
             self.container = av.open(str(self.path), mode="r")
         except av.EOFError:
@@ -191,21 +223,26 @@ def iter_frames(path: Path, options: DecodeOptions = DecodeOptions()) -> Iterato
         yield image
 
 
-def iter_timed_frames(path: Path, options: DecodeOptions = DecodeOptions()) -> Iterator[tuple[float, np.ndarray]]:
+def iter_timed_frames(
+    path: Path, options: DecodeOptions = DecodeOptions(), *, on_frame: Callable[[], None] | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(seconds, frame)``: each frame of :func:`iter_frames` with its time since the first frame
     (``k / fps`` when resampling, else the frame's own timestamp, so variable rates keep true times).
 
     ``path`` may also be a frame folder (see :func:`frame_folder_images`): its images are frames
     ``1 / options.folder_fps`` apart. With ``options.frames`` the frames are the uniform sample of
-    the module's docstring, each with the time of the frame it repeats.
+    the module's docstring, each with the time of the frame it repeats. ``on_frame`` is called
+    after each source frame is decoded (or, in a frame folder, reached), in every pass: a watchdog's
+    sign of progress (:mod:`aqakit.video.isolated`).
 
     Raises:
         DataError: as :func:`iter_frames`.
     """
     path = Path(path)
-    pictures = _timed_pictures(path, options)
+    on_frame = on_frame or _no_progress
+    pictures = _timed_pictures(path, options, on_frame)
     if options.frames is not None:
-        total = sum(1 for _ in _timed_pictures(path, options))  # first pass: count, nothing resized
+        total = sum(1 for _ in _timed_pictures(path, options, on_frame))  # first pass: count, nothing resized
         pictures = _uniform_sample(pictures, total, options.frames)
     for time, picture in pictures:
         yield time, picture()
@@ -215,9 +252,14 @@ def iter_timed_frames(path: Path, options: DecodeOptions = DecodeOptions()) -> I
 Picture = Callable[[], np.ndarray]
 
 
-def _timed_pictures(path: Path, options: DecodeOptions) -> Iterator[tuple[float, Picture]]:
-    """The output frames of a video file or frame folder, resampled by ``options.fps``, not yet prepared."""
-    return _folder_frames(path, options) if path.is_dir() else _video_frames(path, options)
+def _no_progress() -> None:
+    """The ``on_frame`` of a decoding nobody watches."""
+
+
+def _timed_pictures(path: Path, options: DecodeOptions, on_frame: Callable[[], None]) -> Iterator[tuple[float, Picture]]:
+    """The output frames of a video file or frame folder, resampled by ``options.fps``, not yet prepared;
+    ``on_frame()`` after each source frame."""
+    return _folder_frames(path, options, on_frame) if path.is_dir() else _video_frames(path, options, on_frame)
 
 
 def _once(make: Picture) -> Picture:
@@ -311,7 +353,7 @@ def _presentation_order(frames: Iterable[tuple[float | None, Any]], nominal: flo
         yield heapq.heappop(times), waiting.popleft()
 
 
-def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, Picture]]:
+def _video_frames(path: Path, options: DecodeOptions, on_frame: Callable[[], None]) -> Iterator[tuple[float, Picture]]:
     """:func:`_timed_pictures` of a video file."""
     av = _av()
     short = options.short_side or options.size
@@ -329,6 +371,7 @@ def _video_frames(path: Path, options: DecodeOptions) -> Iterator[tuple[float, P
             nonlocal decoded
             for frame in container.decode(stream):
                 decoded += 1
+                on_frame()
                 yield (float(frame.pts * time_base) if frame.pts is not None else None), frame
 
         def picture(frame) -> Picture:
@@ -364,7 +407,7 @@ def frame_folder_images(folder: Path) -> list[Path]:
     Raises:
         DataError: the folder holds no image files.
     """
-    images = [p for p in Path(folder).iterdir() if is_image_file(p) and p.is_file()]
+    images = [p for p in Path(folder).iterdir() if is_image_file(p)]  # a link or pipe so named fails when read
     if not images:
         raise DataError(f"{folder}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}), not a frame folder")
     return sorted(images, key=_natural_key)
@@ -375,7 +418,7 @@ def _natural_key(path: Path) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", path.name) if part]
 
 
-def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float, Picture]]:
+def _folder_frames(folder: Path, options: DecodeOptions, on_frame: Callable[[], None]) -> Iterator[tuple[float, Picture]]:
     """:func:`_timed_pictures` of a frame folder: image k is shown at ``k / options.folder_fps``.
 
     Each image is read, resized and cropped on its own when its frame is used; EXIF orientation is
@@ -387,6 +430,7 @@ def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float
     images = frame_folder_images(folder)
     for index, image_path in enumerate(images):
         picture = _once(lambda image_path=image_path, index=index: _read_image(image_path, index, folder, short, options.size))
+        on_frame()
         yield from resampler.feed(index * period, picture)
     yield from resampler.finish(period)
 
@@ -394,6 +438,7 @@ def _folder_frames(folder: Path, options: DecodeOptions) -> Iterator[tuple[float
 def _read_image(image_path: Path, index: int, folder: Path, short_side: int, size: int) -> np.ndarray:
     """Frame ``index`` of a frame folder, resized and cropped; DataError naming it when unreadable."""
     av = _av()
+    check_readable_file(image_path, "frame image")
     try:
         with av.open(str(image_path), mode="r") as container:
             frame = next(container.decode(video=0))
@@ -453,10 +498,10 @@ def iter_clips(path: Path, clip_len: int, options: DecodeOptions = DecodeOptions
 
 
 def iter_timed_clips(
-    path: Path, clip_len: int, options: DecodeOptions = DecodeOptions()
+    path: Path, clip_len: int, options: DecodeOptions = DecodeOptions(), *, on_frame: Callable[[], None] | None = None
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(seconds, clip)``: each clip of :func:`iter_clips` with its first frame's time (see
-    :func:`iter_timed_frames`).
+    :func:`iter_timed_frames`, which calls ``on_frame``).
 
     Raises:
         DataError: as :func:`iter_clips`.
@@ -466,7 +511,7 @@ def iter_timed_clips(
     buffer = np.empty((clip_len, options.size, options.size, 3), dtype=np.uint8)
     filled = clips = 0
     start = 0.0
-    for time, frame in iter_timed_frames(path, options):
+    for time, frame in iter_timed_frames(path, options, on_frame=on_frame):
         if filled == 0:
             start = time
         buffer[filled] = frame

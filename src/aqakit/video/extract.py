@@ -17,13 +17,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-import aqakit
-from aqakit.atomic import atomic_write
+from aqakit.atomic import atomic_write, remove_partials
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.locking import folder_lock
 from aqakit.video.backbone import ClipBackbone
-from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file, iter_timed_clips
-from aqakit.video.manifest import read_manifest, write_manifest
+from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file
+from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT, isolated_timed_clips
+from aqakit.video.manifest import new_manifest, read_manifest, write_manifest
 from aqakit.video.registry import backbone_class
 
 
@@ -104,16 +104,20 @@ def extract_video(
     *,
     max_thumbnails: int = 0,
     on_clips: Callable[[int], None] | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
 ) -> VideoFeatures:
-    """Decode ``path`` into clips and encode them in batches of ``batch_size``.
+    """Decode ``path`` into clips (in a child process, :mod:`aqakit.video.isolated`) and encode them in
+    batches of ``batch_size``.
 
     Args:
         max_thumbnails: also keep the middle frame of at most this many clips for reports, evenly
             spaced (every 2^k-th clip), copied so that no clip stays in memory.
         on_clips: called with the number of clips just encoded (for progress bars).
+        decode_timeout: seconds the decoder may go without decoding a frame before it is stopped.
 
     Raises:
-        DataError: the video cannot be decoded or is shorter than one clip (see :mod:`aqakit.video.decode`).
+        DataError: the video cannot be decoded, is shorter than one clip (see :mod:`aqakit.video.decode`),
+            stalls the decoder for ``decode_timeout`` seconds or crashes it.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
@@ -132,7 +136,7 @@ def extract_video(
             on_clips(len(batch))
         batch.clear()
 
-    for start, clip in _timed(iter_timed_clips(path, clip_len, options), timing):
+    for start, clip in _timed(isolated_timed_clips(path, clip_len, options, decode_timeout), timing):
         thumbnails.offer(len(clip_seconds), lambda: clip[len(clip) // 2].copy())
         clip_seconds.append(start)
         batch.append(clip)
@@ -162,9 +166,10 @@ def extraction_settings(backbone: ClipBackbone, clip_len: int, options: DecodeOp
 
 
 def video_id(path: Path) -> str:
-    """A video's id in the feature folder: a file's name without the extension, a frame folder's name."""
+    """A video's id in the feature folder: a file's name without the extension, a frame folder's name
+    (without the extension when it is named like a video file)."""
     path = Path(path)
-    return path.name if path.is_dir() else path.stem
+    return path.name if path.is_dir() and path.suffix.lower() not in VIDEO_SUFFIXES else path.stem
 
 
 #: Files a folder of videos is searched for.
@@ -178,7 +183,9 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
     """The videos named by ``paths``, by id, for :func:`extract_folder`.
 
     - a file is one video, id :func:`video_id`;
-    - a folder holding video files gives each of them (directly inside it);
+    - a folder holding video files gives each of them (directly inside it), and everything else
+      named like one (a broken link, a link loop, a named pipe, a folder), which then fails with the
+      reason rather than being skipped unseen;
     - a frame folder (image files directly inside) is one video, id its name;
     - any other folder gives every frame folder below it, id its path below that folder joined by
       ``_``: ``frames/01_01/`` is ``01_01`` (MTL-AQA), ``FineDiving/<competition>/<clip>/`` is
@@ -192,8 +199,9 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
         if not path.is_dir():
             found.append((video_id(path), path))
             continue
-        files = sorted(p for p in path.iterdir() if p.is_file())
-        videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+        entries = sorted(path.iterdir())
+        files = [p for p in entries if p.is_file()]
+        videos = [p for p in entries if p.suffix.lower() in VIDEO_SUFFIXES]
         if videos:
             found += [(video_id(p), p) for p in videos]
         elif any(map(is_image_file, files)):
@@ -251,8 +259,12 @@ def extract_folder(
     force: bool = False,
     on_video: Callable[[Path, str], None] | None = None,
     on_clips: Callable[[int], None] | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
 ) -> ExtractionReport:
-    """Extract features of every video into ``out_dir`` (created); failures are collected, not raised.
+    """Extract features of every video into ``out_dir`` (created); failures are collected, not raised,
+    and recorded in the manifest's ``failed`` entry until the video is extracted.
+
+    Safe to kill at any moment: rerunning the same call finishes the folder (docs/reliability.md).
 
     Args:
         videos: video files and frame folders, or ``{id: path}`` (as :func:`find_videos` gives);
@@ -261,6 +273,7 @@ def extract_folder(
         force: re-extract videos already done and replace files the manifest does not know.
         on_video: called with (video path, status) as each video starts (``"extracting"``) or ends
             (``"written"``, ``"skipped"``, ``"failed: <reason>"``).
+        decode_timeout: seconds the decoder may go without decoding a frame (see :func:`extract_video`).
 
     Raises:
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
@@ -276,48 +289,57 @@ def extract_folder(
         raise ConfigError(f"{out_dir} is a file, not a folder; --out needs a folder for the features")
     with folder_lock(out_dir, "feature folder"):  # a second extraction into it is refused
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_partials(out_dir)  # left by a killed extraction; nobody else writes here while we hold the lock
         settings = extraction_settings(backbone, clip_len, options)
         manifest = read_manifest(out_dir)
         settings_changed = manifest is not None and manifest["extraction"] != settings
         if settings_changed:
             _check_settings_change(out_dir, manifest, settings, ids, force)
         if manifest is None or settings_changed:
-            manifest = {"aqakit_version": aqakit.__version__, "extraction": settings, "videos": {}}
+            manifest = new_manifest(settings)
         report = ExtractionReport()
         notify = on_video or (lambda path, status: None)
+
+        def fail(vid: str, path: Path, reason: str) -> None:
+            report.failed[str(path)] = reason
+            manifest["failed"][vid] = {"source": str(path), "reason": reason}
+            notify(path, f"failed: {reason}")
+
         for vid, path in ids.items():
             target = out_dir / f"{vid}.npy"
             recorded = manifest["videos"].get(vid)
-            if not force and target.is_file():
+            interrupted = vid in manifest["writing"]  # a killed run was replacing it: ours, but not to be trusted
+            if not force and not interrupted and target.is_file():
                 if recorded is not None and _is_complete(target, recorded["clips"]):
                     report.skipped.append(vid)
                     notify(path, "skipped")
                     continue
                 if recorded is None:
-                    reason = (f"{target} exists but {out_dir / 'manifest.json'} does not record it (a file of your own, or "
-                              "features made with other settings); pass --force to replace it")
-                    report.failed[str(path)] = reason
-                    notify(path, f"failed: {reason}")
+                    fail(vid, path, f"{target} exists but {out_dir / 'manifest.json'} does not record it (a file of your "
+                                    "own, or features made with other settings); pass --force to replace it")
                     continue
             notify(path, "extracting")
             try:
-                result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips)
+                result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips,
+                                       decode_timeout=decode_timeout)
             except AqakitError as exc:
                 reason = str(exc)
                 if settings_changed and target.is_file():
                     reason += f"; {target} still holds its features made with the old settings"
-                report.failed[str(path)] = reason
-                notify(path, f"failed: {reason}")
+                fail(vid, path, reason)
                 continue
+            manifest["writing"] = sorted({*manifest["writing"], vid})
+            write_manifest(out_dir, manifest)
             with atomic_write(target, suffix=".npy") as partial:
                 np.save(partial, result.features)
             manifest["videos"][vid] = {"source": str(path), "clips": result.timing.clips, "frames": result.timing.frames}
+            manifest["writing"].remove(vid)
+            manifest["failed"].pop(vid, None)
             write_manifest(out_dir, manifest)
             report.written.append(vid)
             report.timing.add(result.timing)
             notify(path, "written")
-        if not manifest["videos"]:
-            write_manifest(out_dir, manifest)
+        write_manifest(out_dir, manifest)
         return report
 
 

@@ -2,9 +2,10 @@
 
 ``<feature folder>/manifest.json`` holds the ``extraction`` settings (backbone and its revision,
 weights file name and SHA-256, feature dimension, clip length, frame rate or uniform sample, resize
-and crop) and one entry per video (source
-file, clips, frames). Training on such a folder copies ``extraction`` into the checkpoint, so
-``aqakit score`` can later extract a new video the same way. Reading it needs no video library.
+and crop), one entry per video (source file, clips, frames), the videos an extraction was writing
+when it stopped (``writing``) and those that failed, with the reason (``failed``). Training on such
+a folder copies ``extraction`` into the checkpoint, so ``aqakit score`` can later extract a new
+video the same way. Reading it needs no video library.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aqakit
 from aqakit.atomic import atomic_write_text
 from aqakit.errors import DataError
 
@@ -24,6 +26,13 @@ MANIFEST_FILE = "manifest.json"
 #: frame (no uniform sample), and revision 1 of the backbone (for I3D: the port whose
 #: MaxPool3d_4a_3x3 strided by 3; see :data:`aqakit.video.i3d.REVISIONS`).
 LEGACY_SETTINGS: dict[str, Any] = {"upright": False, "folder_fps": 25.0, "frames_per_video": None, "backbone_revision": 1}
+
+
+def _empty_records() -> dict[str, Any]:
+    """A manifest's per-video records, empty: finished videos (id -> source, clips, frames), ids whose
+    feature file an extraction was replacing when it stopped (not trusted: extracted again), and
+    videos that failed (id -> source, reason), until they are extracted."""
+    return {"videos": {}, "writing": [], "failed": {}}
 
 
 def with_legacy_settings(extraction: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +60,15 @@ def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
         raise DataError(f"{path}: not a valid feature manifest ({exc})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("extraction"), dict):
         raise DataError(f"{path}: not a feature manifest (no 'extraction' settings)")
-    manifest.setdefault("videos", {})
+    for key, empty in _empty_records().items():
+        manifest.setdefault(key, empty)
     manifest["extraction"] = with_legacy_settings(manifest["extraction"])
     return manifest
+
+
+def new_manifest(extraction: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a folder with no features yet, made with ``extraction`` settings."""
+    return {"aqakit_version": aqakit.__version__, "extraction": extraction, **_empty_records()}
 
 
 def write_manifest(feature_dir: Path, manifest: dict[str, Any]) -> None:
