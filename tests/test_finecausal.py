@@ -95,7 +95,8 @@ def test_dense_gatv2_in_blocks_of_receivers_equals_the_whole_graph_with_gradient
 
 
 def test_the_block_size_follows_the_graph_and_keeps_the_pair_scores_bounded():
-    assert receiver_rows_per_block(16, 192, 32) == 192  # a FineDiving batch (2 x 96 clips): one block
+    assert receiver_rows_per_block(1, 192, 32) == 192  # a FineDiving video (2 x 96 clips): one block
+    assert receiver_rows_per_block(16, 192, 32) * 16 * 192 * 32 <= PAIR_ELEMENTS_PER_BLOCK  # a batch of them
     rows = receiver_rows_per_block(1, 40_000, 32)  # a 20,000-clip video
     assert 1 <= rows < 40_000 and rows * 40_000 * 32 <= PAIR_ELEMENTS_PER_BLOCK
     assert receiver_rows_per_block(1, 10**9, 32) == 1
@@ -113,10 +114,10 @@ class LargestTensor(TorchDispatchMode):
 
 
 def test_a_long_video_is_scored_without_its_pairwise_scores_or_attention_whole():
-    """3,000 clips: 6,000 graph nodes, whose (N, N, attention_dim) pair scores and (N, N) attention
-    would be 36 M values each (attention_dim 1); no tensor of the forward pass is as big."""
+    """1,200 clips: 2,400 graph nodes, whose (N, N, attention_dim) pair scores and (N, N) attention
+    would be 5.8 M values each (attention_dim 1); no tensor of the forward pass is as big."""
     model = tiny(attention_dim=1)
-    clips = 3_000
+    clips = 1_200
     nodes = 2 * clips
     features = torch.randn(1, clips, 8)
     with torch.no_grad(), LargestTensor() as counted:

@@ -160,9 +160,9 @@ def sinusoidal_positions(length: int, dim: int) -> Tensor:
     return code[:, :dim]
 
 
-#: Elements of the (B, rows, N, attention_dim) pair scores :class:`DenseGATv2` builds at once: 2**25
-#: float32 values (128 MiB per intermediate), so the receiver rows per block follow from B, N and attention_dim.
-PAIR_ELEMENTS_PER_BLOCK = 2**25
+#: Elements of the (B, rows, N, attention_dim) pair scores :class:`DenseGATv2` builds at once: 2**22
+#: float32 values (16 MiB), so the receiver rows per block follow from B, N and attention_dim (why: docs/models/finecausal.md).
+PAIR_ELEMENTS_PER_BLOCK = 2**22
 
 
 def receiver_rows_per_block(batch: int, n_nodes: int, attention_dim: int) -> int:

@@ -122,6 +122,7 @@ class FineCausal(PairModel):
     name = "finecausal"
     config_class = FineCausalConfig
     config: FineCausalConfig
+    synthetic_benchmark = "synthetic-confounded"  # [O | F] features and planted transitions
     explanations = (
         Explanation(
             "transition_probability", "clips", "Where the stages change",
