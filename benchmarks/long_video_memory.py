@@ -2,12 +2,17 @@
 
     python benchmarks/long_video_memory.py --clips 20000 --dim 1024 --record benchmarks/results/long-video-memory-cpu.jsonl
 
-Each model is trained for one epoch on the built-in synthetic benchmark (features of ``--dim``) with
-the preset a CSV feature folder gets (``<model>-generic`` or ``<model>``: the paper's widths),
-through ``train_run``; then a fresh process scores a feature folder holding one
-float16 file of ``--clips`` clips with ``predict_folder`` (the code of ``aqakit predict``) and
-reports its peak resident memory (``VmHWM``, Linux), the memory before scoring (interpreter, torch,
-model) and the seconds. Prints one JSON line per model.
+Each model is trained for one epoch on its built-in synthetic benchmark (``AQAModel.synthetic_benchmark``,
+``--dim`` features) with the preset a CSV feature folder gets (``<model>-generic`` or ``<model>``: the
+paper's widths), through ``train_run``; then a fresh process scores a feature folder holding one
+float16 file of ``--clips`` clips, as wide as the model's input, with ``predict_folder`` (the code
+of ``aqakit predict``) and reports its peak resident memory (``VmHWM``, Linux), the memory before
+scoring (interpreter, torch, model) and the seconds. Prints one JSON line per model.
+
+FineCausal cannot score single-stream features: it reads a whole-frame and a foreground stream
+side by side and trains its parser on stage transitions. It is trained on ``synthetic-confounded``
+(two streams of ``--dim`` each, planted transitions) and scores a file of ``2 x --dim`` features
+``[O | F]``; its line records ``trained_on`` and ``feature_dim``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from aqakit.bench import append_result
-from aqakit.models import list_models
+from aqakit.models import find_checkpoint, list_models, load_checkpoint, model_class
 from aqakit.train.config import build_config, preset_path
 from aqakit.train.runner import train_run
 
@@ -44,13 +49,22 @@ print(json.dumps({"seconds": time.perf_counter() - start, "before_mib": before, 
 """
 
 
-def trained_run(model: str, dim: int, runs: Path) -> Path:
-    """A one-epoch run of ``model`` with the preset of a CSV folder on synthetic features of ``dim``."""
+def trained_run(model: str, benchmark: str, dim: int, runs: Path) -> Path:
+    """A one-epoch run of ``model`` with the preset of a CSV folder on ``benchmark``'s synthetic features of ``dim``."""
     overrides = {"benchmark_args.dim": dim, "benchmark_args.n_train": 24, "benchmark_args.n_test": 8,
                  "train.epochs": 1, "train.select": "final", "train.ema_decay": None}
     preset = preset_path(model, "csv", "csv")
-    train_run(build_config(model, "synthetic", overrides, preset=str(preset)), runs / model, [0])
+    train_run(build_config(model, benchmark, overrides, preset=str(preset)), runs / model, [0])
     return runs / model
+
+
+def long_video_folder(root: Path, clips: int, width: int) -> Path:
+    """A feature folder holding one float16 video of ``clips`` x ``width`` (written once per width)."""
+    folder = root / f"features-{width}"
+    if not folder.is_dir():
+        folder.mkdir()
+        np.save(folder / "long.npy", np.random.default_rng(0).normal(size=(clips, width)).astype(np.float16))
+    return folder
 
 
 def main() -> None:
@@ -61,14 +75,15 @@ def main() -> None:
     parser.add_argument("--record", type=Path, help="append each result as a JSON line to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        features = Path(tmp) / "features"
-        features.mkdir()
-        np.save(features / "long.npy", np.random.default_rng(0).normal(size=(args.clips, args.dim)).astype(np.float16))
         for model in args.models or list_models():
-            run = trained_run(model, args.dim, Path(tmp) / "runs")
+            benchmark = model_class(model).synthetic_benchmark
+            run = trained_run(model, benchmark, args.dim, Path(tmp) / "runs")
+            width = load_checkpoint(find_checkpoint(run))[0].in_dim  # 2 x dim for a two-stream model
+            features = long_video_folder(Path(tmp), args.clips, width)
             measured = subprocess.run([sys.executable, "-c", SCORE_ONE_FOLDER, str(run), str(features)],
                                       capture_output=True, text=True, check=True)
             result = {"benchmark": "long_video_memory", "model": model, "clips": args.clips, "dim": args.dim,
+                      **({} if benchmark == "synthetic" else {"trained_on": benchmark, "feature_dim": width}),
                       **json.loads(measured.stdout.strip().splitlines()[-1])}
             print(json.dumps(result), flush=True)
             if args.record is not None:

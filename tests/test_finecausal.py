@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from aqakit import metrics
 from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
@@ -14,7 +16,7 @@ from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, Exemplars
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
 from aqakit.models import create_model
-from aqakit.models.blocks import DenseGATv2
+from aqakit.models.blocks import PAIR_ELEMENTS_PER_BLOCK, DenseGATv2, receiver_rows_per_block
 from aqakit.models.finecausal import predicted_transitions
 from conftest import exemplars_for, padded_batch
 
@@ -59,11 +61,82 @@ def test_dense_gatv2_ignores_padded_nodes():
     torch.manual_seed(0)
     layer = DenseGATv2(4, 5, 3)
     nodes, mask = torch.randn(1, 6, 4), torch.tensor([[True] * 4 + [False] * 2])
-    out, attention = layer(nodes, mask)
+    out, attention = layer(nodes, mask, sender_groups=torch.eye(6))  # each sender its own group: (B, N, N)
     padded = nodes.clone()
     padded[:, 4:] = 99.0
     torch.testing.assert_close(layer(padded, mask)[0][:, :4], out[:, :4])
     assert torch.all(attention[:, :, 4:] == 0) and torch.all(attention[:, 4:] == 0)
+
+
+def test_dense_gatv2_in_blocks_of_receivers_equals_the_whole_graph_with_gradients():
+    """Outputs, grouped attention and every gradient are those of the one-block computation, for
+    any block size, with padded nodes in the batch (gradients on: the blocks are checkpointed)."""
+    torch.manual_seed(0)
+    layer = DenseGATv2(4, 5, 3)
+    nodes = torch.randn(2, 7, 4)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    groups = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1, 1, 2, 2]), 3).float()  # (N, G)
+
+    def run(block_rows):
+        layer.zero_grad()
+        leaf = nodes.clone().requires_grad_()
+        out, grouped = layer(leaf, mask, sender_groups=groups, block_rows=block_rows)
+        ((out * torch.linspace(-1, 1, 5)).sum() + (grouped * torch.arange(3.0)).sum()).backward()
+        return out.detach(), grouped.detach(), leaf.grad, {name: p.grad.clone() for name, p in layer.named_parameters()}
+
+    whole = run(7)
+    for rows in (1, 2, 3, 6):
+        out, grouped, node_grad, parameter_grads = run(rows)
+        assert torch.allclose(out, whole[0], atol=1e-6) and torch.allclose(grouped, whole[1], atol=1e-6)
+        assert torch.allclose(node_grad, whole[2], atol=1e-6)
+        assert all(torch.allclose(parameter_grads[name], grad, atol=1e-6) for name, grad in whole[3].items())
+    assert torch.all(whole[0][1, 4:] == 0) and torch.all(whole[1][1, 4:] == 0)  # padded receivers
+    torch.testing.assert_close(whole[1][0].sum(-1), torch.ones(7))  # a row's attention over all groups sums to 1
+
+
+def test_the_block_size_follows_the_graph_and_keeps_the_pair_scores_bounded():
+    assert receiver_rows_per_block(1, 192, 32) == 192  # a FineDiving video (2 x 96 clips): one block
+    assert receiver_rows_per_block(16, 192, 32) * 16 * 192 * 32 <= PAIR_ELEMENTS_PER_BLOCK  # a batch of them
+    rows = receiver_rows_per_block(1, 40_000, 32)  # a 20,000-clip video
+    assert 1 <= rows < 40_000 and rows * 40_000 * 32 <= PAIR_ELEMENTS_PER_BLOCK
+    assert receiver_rows_per_block(1, 10**9, 32) == 1
+
+
+class LargestTensor(TorchDispatchMode):
+    """The most elements of any tensor an operation returns inside the block."""
+
+    largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.largest = max([self.largest] + [t.numel() for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)])
+        return out
+
+
+def test_a_long_video_is_scored_without_its_pairwise_scores_or_attention_whole():
+    """1,200 clips: 2,400 graph nodes, whose (N, N, attention_dim) pair scores and (N, N) attention
+    would be 5.8 M values each (attention_dim 1); no tensor of the forward pass is as big."""
+    model = tiny(attention_dim=1)
+    clips = 1_200
+    nodes = 2 * clips
+    features = torch.randn(1, clips, 8)
+    with torch.no_grad(), LargestTensor() as counted:
+        prediction = model(features, exemplars=exemplars_for(1))
+    assert counted.largest <= PAIR_ELEMENTS_PER_BLOCK < nodes * nodes
+    assert torch.isfinite(prediction.score).all() and prediction.parts["of_attention"].shape == (1, clips, 2)
+    torch.testing.assert_close(prediction.parts["of_attention"].sum(-1), torch.ones(1, clips))
+
+
+def test_a_one_clip_video_is_scored_alone_as_in_a_padded_batch():
+    model = tiny()
+    features, mask = padded_batch([1, 9], 8)
+    with torch.no_grad():
+        alone = model(features[:1, :1], exemplars=exemplars_for(1))
+        batched = model(features, mask, exemplars_for(2))
+    assert torch.isfinite(alone.score).all()
+    torch.testing.assert_close(alone.score, batched.score[:1])
+    assert alone.parts["stage_attention"].shape == (1, 3, 3) and alone.parts["transitions"].shape == (1, 2)
+    torch.testing.assert_close(alone.parts["of_attention"].sum(-1), torch.ones(1, 1))  # its O and F nodes
 
 
 def test_predicted_transitions_are_increasing_and_inside_the_video():

@@ -104,6 +104,9 @@ class AQAModel(nn.Module):
     closed_form: ClassVar[bool] = False
     #: True for a model that scores a video against exemplars of known score (:mod:`aqakit.models.pair`).
     needs_exemplars: ClassVar[bool] = False
+    #: The built-in benchmark (no files needed) whose videos carry what this model reads: ``aqakit bench``'s and
+    #: the benchmarks' default data for it (FineCausal's two streams and stage transitions: ``synthetic-confounded``).
+    synthetic_benchmark: ClassVar[str] = "synthetic"
     #: The parts a report draws, in order (:class:`Explanation`); the rest are never drawn.
     explanations: ClassVar[tuple[Explanation, ...]] = ()
 

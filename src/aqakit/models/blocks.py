@@ -4,11 +4,13 @@ metric losses, sinusoidal positions."""
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from aqakit.errors import ConfigError
 
@@ -158,14 +160,31 @@ def sinusoidal_positions(length: int, dim: int) -> Tensor:
     return code[:, :dim]
 
 
+#: Elements of the (B, rows, N, attention_dim) pair scores :class:`DenseGATv2` builds at once: 2**22
+#: float32 values (16 MiB), so the receiver rows per block follow from B, N and attention_dim (why: docs/models/finecausal.md).
+PAIR_ELEMENTS_PER_BLOCK = 2**22
+
+
+def receiver_rows_per_block(batch: int, n_nodes: int, attention_dim: int) -> int:
+    """How many receiver rows of a (batch, n_nodes) graph :class:`DenseGATv2` scores at once: as many as
+    keep the block's pair scores within :data:`PAIR_ELEMENTS_PER_BLOCK` (at least 1, at most ``n_nodes``)."""
+    return max(1, min(n_nodes, PAIR_ELEMENTS_PER_BLOCK // max(1, batch * n_nodes * attention_dim)))
+
+
 class DenseGATv2(nn.Module):
     """One GATv2 layer (Brody et al., 2022) over a dense graph whose nodes are the real positions of ``mask``.
 
     Every real node attends to every real node of its graph (itself included):
     ``e_ij = a . LeakyReLU(W_s x_i + W_t x_j)`` on ``attention_dim`` channels, ``alpha_ij`` its
-    softmax over ``j`` and ``out_i = sum_j alpha_ij W_v x_j``. The pairwise scores take
-    ``(B, N, N, attention_dim)`` memory, so ``attention_dim`` may stay small beside ``out_dim``.
-    Padded nodes neither send nor receive (their output is zero). No torch_geometric needed.
+    softmax over ``j`` and ``out_i = sum_j alpha_ij W_v x_j``. Padded nodes neither send nor
+    receive (their output is zero). No torch_geometric needed.
+
+    Memory is bounded whatever the graph's size: the receivers are scored in blocks of rows
+    (:func:`receiver_rows_per_block`), each row's softmax over all its senders at once (so the
+    result is the unblocked one up to float rounding), and neither the (B, N, N, attention_dim) pair
+    scores nor the (B, N, N) attention are ever whole; with gradients on and more than one block,
+    each block is recomputed in the backward pass (activation checkpointing) instead of kept.
+    What the caller sees of the attention is its sum over groups of senders (``sender_groups``).
     """
 
     def __init__(self, in_dim: int, out_dim: int, attention_dim: int, negative_slope: float = 0.2) -> None:
@@ -175,10 +194,35 @@ class DenseGATv2(nn.Module):
         self.score = nn.Linear(attention_dim, 1, bias=False)  # the attention vector a
         self.negative_slope = negative_slope
 
-    def forward(self, nodes: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """nodes (B, N, C), mask (B, N) bool -> outputs (B, N, out_dim) and attention (B, N, N), rows over senders."""
-        pairs = self.source(nodes)[:, :, None, :] + self.target(nodes)[:, None, :, :]  # (B, N, N, attention_dim)
-        scores = self.score(F.leaky_relu(pairs, self.negative_slope)).squeeze(-1)  # (B, N, N)
-        attention = masked_softmax(scores, mask[:, None, :])
-        attention = torch.where(mask[:, :, None], attention, 0.0)  # padded receivers: no row
-        return attention @ self.value(nodes), attention
+    def forward(
+        self, nodes: Tensor, mask: Tensor, sender_groups: Tensor | None = None, block_rows: int | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """nodes (B, N, C), mask (B, N) bool -> outputs (B, N, out_dim) and, given ``sender_groups``
+        (N, G) float (column g: the weight of each sender in group g; ``torch.eye(N)`` gives the whole
+        attention), each receiver's attention summed per group (B, N, G), else None.
+
+        ``block_rows`` (receiver rows per block) defaults to :func:`receiver_rows_per_block`.
+        """
+        n_nodes = nodes.shape[1]
+        receivers, senders = self.source(nodes), self.target(nodes)  # (B, N, attention_dim): W_s x_i, W_t x_j
+        values = self.value(nodes)  # (B, N, out_dim)
+        rows = block_rows or receiver_rows_per_block(nodes.shape[0], n_nodes, receivers.shape[-1])
+        receive = self._receive
+        if rows < n_nodes and torch.is_grad_enabled():
+            receive = partial(checkpoint, self._receive, use_reentrant=False)
+        blocks = [receive(receivers[:, start:start + rows], mask[:, start:start + rows], senders, values, mask,
+                          sender_groups) for start in range(0, n_nodes, rows)]  # fmt: skip
+        outputs = torch.cat([block[0] for block in blocks], dim=1)
+        return outputs, None if sender_groups is None else torch.cat([block[1] for block in blocks], dim=1)
+
+    def _receive(
+        self, receivers: Tensor, receiver_mask: Tensor, senders: Tensor, values: Tensor, sender_mask: Tensor,
+        sender_groups: Tensor | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """One block of R receiver rows: receivers (B, R, A), receiver_mask (B, R) against every sender
+        -> their outputs (B, R, out_dim) and grouped attention (B, R, G) or None."""
+        pairs = receivers[:, :, None, :] + senders[:, None, :, :]  # (B, R, N, attention_dim)
+        scores = self.score(F.leaky_relu(pairs, self.negative_slope, inplace=True)).squeeze(-1)  # (B, R, N)
+        attention = masked_softmax(scores, sender_mask[:, None, :])
+        attention = torch.where(receiver_mask[:, :, None], attention, 0.0)  # padded receivers: no row
+        return attention @ values, None if sender_groups is None else attention @ sender_groups

@@ -122,6 +122,7 @@ class FineCausal(PairModel):
     name = "finecausal"
     config_class = FineCausalConfig
     config: FineCausalConfig
+    synthetic_benchmark = "synthetic-confounded"  # [O | F] features and planted transitions
     explanations = (
         Explanation(
             "transition_probability", "clips", "Where the stages change",
@@ -168,12 +169,12 @@ class FineCausal(PairModel):
         node_mask = torch.cat([mask, mask], dim=1)  # (N, 2T)
         if self.config.graph == "batch":  # the released graph: every node of the batch
             nodes, node_mask = nodes.reshape(1, n * 2 * t, d), node_mask.reshape(1, n * 2 * t)
-        first, attention = self.gat[0](nodes, node_mask)
+        is_foreground = (torch.arange(nodes.shape[1], device=mask.device) % (2 * t)) >= t  # (nodes,)
+        streams = F.one_hot(is_foreground.long(), 2).to(nodes.dtype)  # (nodes, 2): O, F senders
+        first, on_streams = self.gat[0](nodes, node_mask, sender_groups=streams)  # on_streams (., nodes, 2)
         first = F.elu(first)
         second, _ = self.gat[1](first, node_mask)
         refined = (F.elu(second) + self.residual_weight * first).reshape(n, 2 * t, d)[:, t:] + foreground
-        is_foreground = (torch.arange(attention.shape[-1], device=mask.device) % (2 * t)) >= t  # (nodes,)
-        on_streams = torch.stack([attention[..., ~is_foreground].sum(-1), attention[..., is_foreground].sum(-1)], -1)
         of_attention = on_streams.reshape(n, 2 * t, 2)[:, t:]  # rows of the F nodes
         return torch.where(mask[..., None], refined, 0.0), of_attention
 
