@@ -426,7 +426,10 @@ def bench(
         benchmark=benchmark, data_root=root, device=device, threads=threads, repeats=repeats,
         train_epochs=train_epochs, clips=clips, overrides=dict(parse_override(text) for text in overrides),
     )  # fmt: skip
-    result = run_bench(models or list_models(), settings)
+    from aqakit.models import model_class
+
+    default = [name for name in list_models() if benchmark != "synthetic" or model_class(name).synthetic_benchmark == "synthetic"]
+    result = run_bench(models or default, settings)
     if record is not None:
         append_result(record, result)
     if as_json:
