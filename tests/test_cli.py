@@ -107,6 +107,7 @@ def test_unknown_model_lists_the_available_ones(monkeypatch, capsys, tmp_path):
 def test_datasets_lists_adapters_and_inspects_a_folder(monkeypatch, capsys, tmp_path):
     status, out, _ = run_cli(monkeypatch, capsys, "datasets")
     assert status == 0 and "fisv-pcs" in out and "rg-ball" in out and "csv" in out and "gdlt" in out
+    assert "synthetic-confounded" in out and "finecausal" in out
     folder = tmp_path / "features"
     folder.mkdir()
     np.save(folder / "ok.npy", np.ones((7, 4), np.float32))

@@ -1,10 +1,13 @@
 """``aqakit bench``: how fast each model runs on this machine, and how close that is to its limit.
 
-For every model (its preset for the benchmark, exactly as ``aqakit train`` builds it) one run measures:
+For every model (its preset for the benchmark, exactly as ``aqakit train`` builds it) one run measures
+the figures below. With no benchmark named, each model runs on its built-in synthetic benchmark
+(``synthetic``; FineCausal, which reads two streams and stage transitions, ``synthetic-confounded``),
+and there is one result per benchmark.
 
 - **parameters** and **FLOPs per video** at the benchmark's median length (``torch.utils.flop_counter``:
   matrix products and attention, 2 FLOPs per multiply-add; element-wise work is not counted); a
-  pair model (TPT) is measured as it scores at test time, against its ``n_exemplars`` exemplars;
+  pair model (TPT, FineCausal) is measured as it scores at test time, against its ``n_exemplars`` exemplars;
 - **inference latency** per video: batch 1, every clip of the median-length video, the median and
   95th percentile of ``repeats`` timed calls after warm-up, at the stated thread count;
 - **batched inference throughput**: the whole test split scored as the engine scores it (videos
@@ -39,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aqakit.data.batches import TrainBatches
 from aqakit.data.exemplars import ExemplarBatches, Exemplars
 from aqakit.errors import ConfigError
-from aqakit.models import AQAModel, create_model, is_closed_form
+from aqakit.models import AQAModel, create_model, is_closed_form, model_class
 from aqakit.train.config import RunConfig, build_config
 from aqakit.train.data import Splits, read_data
 from aqakit.train.evaluate import predict_bank
@@ -55,7 +58,8 @@ class BenchSettings:
     """What to measure and how often.
 
     Attributes:
-        benchmark: benchmark adapter name (``synthetic`` needs no data).
+        benchmark: benchmark adapter name; None: each model on its built-in synthetic benchmark
+            (:func:`benchmark_groups`; no data needed).
         data_root: the benchmark's folder (None for synthetic).
         device: ``cpu`` or ``cuda``.
         threads: torch intra-op threads (None = torch's default).
@@ -65,7 +69,7 @@ class BenchSettings:
         overrides: settings applied to every model's preset (``--set``).
     """
 
-    benchmark: str = "synthetic"
+    benchmark: str | None = None
     data_root: Path | None = None
     device: str = "cpu"
     threads: int | None = None
@@ -79,6 +83,8 @@ class BenchSettings:
             raise ConfigError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: torch sees no CUDA GPU on this machine")
+        if self.data_root is not None and self.benchmark is None:
+            raise ConfigError(f"--data-root {self.data_root} needs --benchmark: the folder of which benchmark?")
         for name in ("repeats", "train_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -298,22 +304,43 @@ def training_step_flops(model: AQAModel, train_batches: TrainBatches | ExemplarB
 
 
 # --- the whole run ---------------------------------------------------------------------------------
-def run_bench(models: list[str], settings: BenchSettings) -> dict[str, Any]:
-    """Measure the machine's matmul peak, then every model in ``models``; a JSON-ready dict."""
+def benchmark_groups(models: list[str], benchmark: str | None) -> dict[str, list[str]]:
+    """The models measured on each benchmark, in order: every one on ``benchmark``, or (None) each on
+    its built-in synthetic benchmark (``AQAModel.synthetic_benchmark``: FineCausal's needs two
+    streams and stage transitions, so it is ``synthetic-confounded``).
+
+    Raises:
+        ConfigError: an unknown model.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in models:
+        groups.setdefault(benchmark or model_class(name).synthetic_benchmark, []).append(name)
+    return groups
+
+
+def run_bench(models: list[str], settings: BenchSettings) -> list[dict[str, Any]]:
+    """Measure the machine's matmul peak, then every model in ``models``: one JSON-ready dict per
+    benchmark measured on (:func:`benchmark_groups`), each with the models measured on it."""
     settings.check()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
+    groups = benchmark_groups(models, settings.benchmark)
+    peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),
+            "bf16": matmul_peak_gflops(torch.bfloat16, settings.device)}  # fmt: skip
+    return [bench_on(benchmark, names, settings, peak) for benchmark, names in groups.items()]
+
+
+def bench_on(benchmark: str, models: list[str], settings: BenchSettings, peak: dict[str, Any]) -> dict[str, Any]:
+    """Every model of ``models`` measured on ``benchmark`` (the machine's ``peak`` measured already)."""
     overrides = dict(settings.overrides or {})
     overrides["train.epochs"] = settings.train_epochs
     overrides["train.select"] = "final"
     if settings.data_root is not None:
         overrides["data_root"] = str(Path(settings.data_root).resolve())
-    configs = [build_config(name, settings.benchmark, {**overrides, "train.epochs": 1} if is_closed_form(name) else overrides)
+    configs = [build_config(name, benchmark, {**overrides, "train.epochs": 1} if is_closed_form(name) else overrides)
                for name in models]
     splits = read_data(configs[0], with_test=True)  # every preset reads the same benchmark
     lengths = np.concatenate([splits.train.lengths, splits.test.lengths])
-    peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),
-            "bf16": matmul_peak_gflops(torch.bfloat16, settings.device)}  # fmt: skip
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     model_results = [bench_model(config, splits, settings, peak["fp32"]["gflops"]) for config in configs]
     return {
@@ -323,7 +350,7 @@ def run_bench(models: list[str], settings: BenchSettings) -> dict[str, Any]:
         "device": settings.device,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "benchmark": settings.benchmark,
+        "benchmark": benchmark,
         "videos": {"train": len(splits.train), "test": len(splits.test)},
         "clips": {"median": float(np.median(lengths)), "min": int(lengths.min()), "max": int(lengths.max())},
         "repeats": settings.repeats,

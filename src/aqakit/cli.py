@@ -404,7 +404,11 @@ def datasets(
 @app.command()
 def bench(
     models: Optional[list[str]] = typer.Argument(None, help="Models to measure (default: every registered model)."),
-    benchmark: str = typer.Option("synthetic", "--benchmark", "-b", help="Benchmark whose data and presets are used."),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", "-b",
+        help="Benchmark whose data and presets are used (default: each model's built-in synthetic benchmark: "
+        "synthetic, finecausal's synthetic-confounded).",
+    ),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="The benchmark's folder."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
@@ -413,7 +417,7 @@ def bench(
     clips: Optional[int] = typer.Option(None, "--clips", min=1, help="Video length for FLOPs and latency (default: the median)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a preset setting for every model (repeatable)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Append the result as one JSON line to this file."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print each result (one per benchmark) as a JSON line."),
 ) -> None:
     """Measure parameters, FLOPs, latency, throughput, memory and the fraction of the machine's peak."""
     from aqakit.bench import BenchSettings, append_result, render_bench, run_bench
@@ -421,21 +425,18 @@ def bench(
     from aqakit.models import list_models
     from aqakit.train.config import parse_override, require_data_root
 
-    root = require_data_root(get_benchmark(benchmark), data_root)
+    root = require_data_root(get_benchmark(benchmark), data_root) if benchmark is not None else data_root
     settings = BenchSettings(
         benchmark=benchmark, data_root=root, device=device, threads=threads, repeats=repeats,
         train_epochs=train_epochs, clips=clips, overrides=dict(parse_override(text) for text in overrides),
     )  # fmt: skip
-    from aqakit.models import model_class
-
-    default = [name for name in list_models() if benchmark != "synthetic" or model_class(name).synthetic_benchmark == "synthetic"]
-    result = run_bench(models or default, settings)
-    if record is not None:
-        append_result(record, result)
-    if as_json:
-        console.print_json(json.dumps(result))
-    else:
-        console.print(render_bench(result))
+    for result in run_bench(models or list_models(), settings):  # one per benchmark measured on
+        if record is not None:
+            append_result(record, result)
+        if as_json:
+            print(json.dumps(result))  # one JSON line per benchmark
+        else:
+            console.print(render_bench(result))
 
 
 @app.command()

@@ -210,10 +210,16 @@ class DenseGATv2(nn.Module):
         receive = self._receive
         if rows < n_nodes and torch.is_grad_enabled():
             receive = partial(checkpoint, self._receive, use_reentrant=False)
-        blocks = [receive(receivers[:, start:start + rows], mask[:, start:start + rows], senders, values, mask,
-                          sender_groups) for start in range(0, n_nodes, rows)]  # fmt: skip
-        outputs = torch.cat([block[0] for block in blocks], dim=1)
-        return outputs, None if sender_groups is None else torch.cat([block[1] for block in blocks], dim=1)
+        # Filled block by block: nothing of a block outlives it but its rows here (no heap fragments between blocks).
+        outputs = values.new_empty(values.shape)  # (B, N, out_dim)
+        grouped = None if sender_groups is None else values.new_empty(*mask.shape, sender_groups.shape[-1])  # (B, N, G)
+        for start in range(0, n_nodes, rows):
+            block = slice(start, start + rows)
+            outputs[:, block], block_grouped = receive(receivers[:, block], mask[:, block], senders, values, mask,
+                                                       sender_groups)  # fmt: skip
+            if grouped is not None:
+                grouped[:, block] = block_grouped
+        return outputs, grouped
 
     def _receive(
         self, receivers: Tensor, receiver_mask: Tensor, senders: Tensor, values: Tensor, sender_mask: Tensor,
