@@ -123,3 +123,19 @@ def overfit(model, batch: dict, steps: int, lr: float = 3e-3) -> tuple[float, fl
         sum(model.loss(model(batch["features"], batch["mask"]), batch).values()).backward()
         optimiser.step()
     return before, eval_mse()
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """Random I3D weights in the Flax .npz layout (a stand-in for the Kinetics file)."""
+    from videos import write_random_i3d_weights
+
+    return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def backbone(weights_file):
+    """The I3D backbone on those random weights, on the CPU."""
+    from aqakit.video.registry import load_backbone
+
+    return load_backbone("i3d", weights_file, "cpu")

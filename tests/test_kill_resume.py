@@ -57,6 +57,14 @@ seed_folder = f"seed-{seed}"
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
+def die_when_called_for_the_seed(name):  # runner.<name>(config, seed, ...) kills the process for SEED
+    original = getattr(runner, name)
+    def wrapped(config, s, *args, **kwargs):
+        if s == seed:
+            die()
+        return original(config, s, *args, **kwargs)
+    setattr(runner, name, wrapped)
+
 if point == "mid-epoch":  # before the second batch of the epoch
     step = AQATask.training_step
     def training_step(self, batch, batch_idx):
@@ -78,19 +86,9 @@ elif point == "mid-checkpoint-save":  # half of last.ckpt's bytes are on disk
         return save(checkpoint, f, *args, **kwargs)
     torch.save = half_a_save_then_die
 elif point == "before-seed-summary":  # every epoch and its last.ckpt done, the summary not written
-    finish = runner.finish_seed
-    def finish_seed(config, s, *args, **kwargs):
-        if s == seed:
-            die()
-        return finish(config, s, *args, **kwargs)
-    runner.finish_seed = finish_seed
+    die_when_called_for_the_seed("finish_seed")
 elif point == "between-seeds":  # the seed before is finished, this one not begun
-    train_seed = runner.train_seed
-    def train_seed_or_die(config, s, *args, **kwargs):
-        if s == seed:
-            die()
-        return train_seed(config, s, *args, **kwargs)
-    runner.train_seed = train_seed_or_die
+    die_when_called_for_the_seed("train_seed")
 runner.train_run(build_config("gdlt", "synthetic", settings), Path(run_dir), seeds, device="cpu")
 sys.exit(3)  # the kill point was never reached
 """

@@ -11,27 +11,15 @@ import torch
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import run_cli  # noqa: E402
-from videos import write_frame_folder, write_random_i3d_weights, write_video  # noqa: E402
+from videos import write_frame_folder, write_video  # noqa: E402
 
 from aqakit.data.features import load_feature_file  # noqa: E402
 from aqakit.errors import ConfigError  # noqa: E402
 from aqakit.video.i3d import I3DBackbone  # noqa: E402
 from aqakit.video.decode import DecodeOptions, iter_frames  # noqa: E402
 from aqakit.video.extract import _EvenlySpaced, extract_folder, extract_video, find_videos  # noqa: E402
-from aqakit.video.registry import load_backbone  # noqa: E402
 
 SMALL = DecodeOptions(size=32)
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    """Random I3D weights in the Flax .npz layout (a stand-in for the Kinetics file)."""
-    return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def backbone(weights_file):
-    return load_backbone("i3d", weights_file, "cpu")
 
 
 @pytest.fixture

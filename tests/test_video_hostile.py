@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import run_cli  # noqa: E402
-from videos import write_frame_folder, write_hostile_corpus, write_random_i3d_weights, write_video  # noqa: E402
+from videos import write_frame_folder, write_hostile_corpus, write_video  # noqa: E402
 
 from aqakit.data.scale import ScoreScale  # noqa: E402
 from aqakit.errors import DataError  # noqa: E402
@@ -26,19 +26,8 @@ from aqakit.models import create_model, save_checkpoint  # noqa: E402
 from aqakit.video.decode import DecodeOptions, iter_frames, iter_timed_clips  # noqa: E402
 from aqakit.video.extract import extract_folder, find_videos  # noqa: E402
 from aqakit.video.isolated import isolated_timed_clips  # noqa: E402
-from aqakit.video.registry import load_backbone  # noqa: E402
 
 SMALL = DecodeOptions(size=32)
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def backbone(weights_file):
-    return load_backbone("i3d", weights_file, "cpu")
 
 
 def children(pid: int) -> list[int]:

@@ -19,7 +19,7 @@ import torch
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 
 from conftest import run_cli  # noqa: E402
-from videos import write_hostile_corpus, write_random_i3d_weights, write_video  # noqa: E402
+from videos import write_hostile_corpus, write_video  # noqa: E402
 
 from aqakit.video.manifest import read_manifest  # noqa: E402
 
@@ -71,11 +71,6 @@ np.save, aqakit.video.manifest.atomic_write_text, os.replace = half_saved, half_
 sys.argv = ["aqakit", *args]
 main()
 """
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    return write_random_i3d_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
