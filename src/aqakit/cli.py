@@ -30,6 +30,7 @@ err_console = Console(stderr=True)
 
 DECODE_TIMEOUT_HELP = "Seconds the decoder may go without decoding a frame before the video fails (a hung read)."
 
+
 def check_new_file(path: Path, overwrite: bool) -> None:
     """ConfigError unless ``path`` can be written: absent (or ``overwrite``), in a folder that exists."""
     if path.exists() and not overwrite:
