@@ -14,6 +14,7 @@ from aqakit.data.batches import ClipBank, EvalBatches, TrainBatches
 from aqakit.data.benchmarks import get_benchmark
 from aqakit.data.exemplars import ExemplarBatches, ExemplarPool, Exemplars
 from aqakit.data.scale import ScoreScale
+from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
 from aqakit.models import create_model
 from aqakit.models.blocks import PAIR_ELEMENTS_PER_BLOCK, DenseGATv2, receiver_rows_per_block
@@ -208,3 +209,49 @@ def test_the_intervention_beats_the_naive_fusion_when_the_background_confounder_
     assert min(gains) > 0 and np.mean(gains) > 0.05, gains
     print("test Spearman gains", gains, "AIoU@0.5", aious)
     assert min(aious) > 0.8, aious
+
+
+def test_a_difficulty_aware_score_is_the_query_difficulty_times_its_execution():
+    model = tiny(difficulty_aware=True)
+    model.execution_range.copy_(torch.tensor([2.0, 8.0], dtype=torch.float64))
+    features, mask = padded_batch([6, 9], 8)
+    base = exemplars_for(2)
+    aware = Exemplars(base.features, base.mask, base.index, base.score, torch.full_like(base.score, 2.5),
+                      torch.tensor([2.0, 3.0]))
+    score = model(features, mask, aware).score
+    harder = Exemplars(*[getattr(aware, name) for name in ("features", "mask", "index", "score", "difficulty")],
+                       aware.query_difficulty * 2)
+    torch.testing.assert_close(model(features, mask, harder).score, 2 * score)
+    # an exemplar's vote is its execution: its score and difficulty scaled together change nothing
+    same_execution = Exemplars(base.features, base.mask, base.index, base.score * 2, aware.difficulty * 2,
+                               aware.query_difficulty)
+    torch.testing.assert_close(model(features, mask, same_execution).score, score)
+    with pytest.raises(DataError, match="difficulty-aware: it needs the degree of difficulty"):
+        model(features, mask, base)
+    zero = Exemplars(*[getattr(aware, name) for name in ("features", "mask", "index", "score")],
+                     torch.zeros_like(base.score), aware.query_difficulty)
+    with pytest.raises(DataError, match="a degree of difficulty is 0.0"):
+        model(features, mask, zero)
+
+
+def with_difficulty(videos, seed: int):
+    """The same videos judged as dives: a degree of difficulty per video (not in its features) times
+    its score, as a final diving score is DD x execution."""
+    difficulty = np.random.default_rng(seed).choice([1.6, 2.4, 3.2, 3.6], size=len(videos))
+    return VideoSet(videos.ids, videos.features, videos.scores * difficulty, f"{videos.source} x DD",
+                    {**videos.extras, "difficulty": difficulty})
+
+
+def test_the_difficulty_aware_score_ranks_dives_the_plain_one_cannot_read_the_difficulty_of():
+    """Final = DD x execution with DD invisible in the features: trained on the same videos, the
+    difficulty-aware model ranks the test finals far better than the plain one (which must guess DD)."""
+    bench = get_benchmark("synthetic-confounded", n_train=120, n_test=120, seed=0, rho=0.0)
+    train, test = (with_difficulty(bench.load(None, split), seed) for seed, split in enumerate(("train", "test")))
+    rho = {}
+    for aware in (True, False):
+        model = create_model("finecausal", in_dim=32, score_scale=ScoreScale.from_scores(train.scores),
+                             hidden_dim=32, attention_dim=8, n_intervals=8, head_hidden=32, dropout=0.0,
+                             n_exemplars=5, difficulty_aware=aware)
+        rho[aware], _ = spearman_and_aiou(fit(model, train, epochs=15, seed=0), test)
+    print("test Spearman of the final scores, difficulty-aware / plain:", rho)
+    assert rho[True] > rho[False] + 0.1, rho

@@ -14,7 +14,8 @@ processes. Batches are gathered from it by index:
 A batch is a dict: ``features`` (B, T, D) float32, ``mask`` (B, T) bool (True = real clip),
 ``score`` (B,) float32 on the original scale and ``index`` (B,) int64 positions in the set; a set
 with stage transitions (``extras["transition_clips"]``, :mod:`aqakit.data.stages`) adds
-``transition`` (B, T) float32, 1.0 at each video's transition clips of the window.
+``transition`` (B, T) float32, 1.0 at each video's transition clips of the window, and a set
+with degrees of difficulty (``extras["difficulty"]``) adds ``difficulty`` (B,) float32.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor
 from aqakit.data.stages import TRANSITION_CLIPS, check_transitions
 from aqakit.data.videoset import VideoSet
 
+DIFFICULTY = "difficulty"
 Batch = dict[str, Tensor]
 
 
@@ -46,6 +48,9 @@ class ClipBank:
                 check_transitions(row, int(length), f"{videos.source}: video {video_id}")
                 for row, length, video_id in zip(videos.extras[TRANSITION_CLIPS], lengths, videos.ids)
             ]))
+        self.difficulty: Tensor | None = None  # (N,) degrees of difficulty, if the set has them
+        if DIFFICULTY in videos.extras:
+            self.difficulty = torch.as_tensor(np.asarray(videos.extras[DIFFICULTY], dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -59,6 +64,8 @@ class ClipBank:
         batch = {"features": features, "mask": mask, "score": self.scores[indices], "index": indices}
         if self.transitions is not None:
             batch["transition"] = (positions[:, :, None] == self.transitions[indices, None, :]).any(-1).float()
+        if self.difficulty is not None:
+            batch[DIFFICULTY] = self.difficulty[indices]
         return batch
 
     def crop(self, indices: Tensor, crop_len: int, generator: torch.Generator) -> Batch:

@@ -14,7 +14,9 @@ This module chooses the exemplars and attaches them to batches:
 A batch with exemplars carries, beside the query's keys, ``exemplar_features`` (U, T', D) and
 ``exemplar_mask`` (U, T') for the U distinct exemplars of the batch (each encoded once),
 ``exemplar_index`` (B, M) rows of those for every query and ``exemplar_score`` (B, M) their
-scores on the original scale. :class:`Exemplars` is the same, as the model receives it.
+scores on the original scale; when the videos have degrees of difficulty (``extras["difficulty"]``),
+``exemplar_difficulty`` (B, M) too, beside the queries' own ``difficulty`` (B,).
+:class:`Exemplars` is the same, as the model receives it.
 
 A video whose group holds no other training video is paired with any training video instead
 (``fallback="any"``, counted in :attr:`ExemplarPool.fallbacks` and reported in the seed's summary),
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aqakit.data.batches import Batch, ClipBank, EvalBatches
+from aqakit.data.batches import DIFFICULTY, Batch, ClipBank, EvalBatches
 from aqakit.data.videoset import VideoSet
 from aqakit.errors import ConfigError, DataError
 
@@ -48,22 +50,27 @@ class Exemplars:
         mask: (U, T') bool, True = a real clip.
         index: (B, M) int64 rows of ``features`` paired with each query.
         score: (B, M) the exemplars' judge scores on the original scale.
+        difficulty: (B, M) the exemplars' degrees of difficulty, None when the set has none.
+        query_difficulty: (B,) the queries' degrees of difficulty, None when their set has none.
     """
 
     features: Tensor
     mask: Tensor
     index: Tensor
     score: Tensor
+    difficulty: Tensor | None = None
+    query_difficulty: Tensor | None = None
 
     @classmethod
     def from_batch(cls, batch: Batch) -> "Exemplars | None":
         """The exemplars a batch carries (None when it carries none)."""
         if "exemplar_features" not in batch:
             return None
-        return cls(*(batch[key] for key in EXEMPLAR_KEYS))
+        return cls(*(batch[key] for key in EXEMPLAR_KEYS), batch.get("exemplar_difficulty"), batch.get(DIFFICULTY))
 
     def to(self, device: torch.device | str) -> "Exemplars":
-        return Exemplars(self.features.to(device), self.mask.to(device), self.index.to(device), self.score.to(device))
+        return Exemplars(*(None if value is None else value.to(device) for value in (
+            self.features, self.mask, self.index, self.score, self.difficulty, self.query_difficulty)))
 
 
 class ExemplarPool:
@@ -215,12 +222,15 @@ class ExemplarBatches:
         unique, inverse = torch.unique(chosen, return_inverse=True)  # (U,), (B, M)
         bank = self.pool.bank
         clips = bank.whole(unique) if self.crop_len is None else bank.crop(unique, self.crop_len, generator)
-        return {
+        attached = {
             "exemplar_features": clips["features"],
             "exemplar_mask": clips["mask"],
             "exemplar_index": inverse,
             "exemplar_score": bank.scores[chosen],
         }
+        if bank.difficulty is not None:
+            attached["exemplar_difficulty"] = bank.difficulty[chosen]
+        return attached
 
 
 #: Batches of a held-out set: plain, or with exemplars for a pair model.

@@ -125,7 +125,9 @@ def clip_influence(
 
 
 def repeated(exemplars: Exemplars | None, n: int) -> Exemplars | None:
-    """One video's exemplars (index and score (1, M)) for ``n`` copies of that video."""
+    """One video's exemplars (index, score, difficulty (1, M)) for ``n`` copies of that video."""
     if exemplars is None:
         return None
-    return Exemplars(exemplars.features, exemplars.mask, exemplars.index.expand(n, -1), exemplars.score.expand(n, -1))
+    difficulty, query = exemplars.difficulty, exemplars.query_difficulty
+    return Exemplars(exemplars.features, exemplars.mask, exemplars.index.expand(n, -1), exemplars.score.expand(n, -1),
+                     None if difficulty is None else difficulty.expand(n, -1), None if query is None else query.expand(n))

@@ -2,7 +2,10 @@
 
 A :class:`PairModel` predicts, for a query and an exemplar, the difference of their scores in
 the normalised space with a :class:`~aqakit.models.group_aware.GroupAwareHead`; its score is the
-mean over the exemplars of (exemplar score + predicted difference). Exemplars come with the batch
+mean over the exemplars of (exemplar score + predicted difference). Difficulty-aware
+(``difficulty_aware``, CoRe's and TSA's use of the diving degree of difficulty DD): the differences
+are of execution scores ``score / DD`` and the prediction is the query's DD times its predicted
+execution, so a model never has to read the difficulty from the video. Exemplars come with the batch
 (:mod:`aqakit.data.exemplars`); which and how many are the model's own hyper-parameters
 (:class:`PairConfig`), so a checkpoint says how it wants to be scored.
 """
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from aqakit.data.batches import DIFFICULTY
 from aqakit.data.exemplars import Exemplars, group_keys
 from aqakit.data.scale import ScoreScale
 from aqakit.errors import ConfigError, DataError
@@ -35,7 +39,9 @@ class PairConfig(HParams):
     ``exemplar_fallback`` says what happens to a video that has no such exemplar (``any``: any
     training video, counted in the summary; ``error``: refused). The head classifies
     ``n_intervals`` intervals of score differences through ``head_hidden`` units and learns
-    ``head_lr_factor`` times faster than the trunk.
+    ``head_lr_factor`` times faster than the trunk. ``difficulty_aware`` compares execution scores
+    (score / degree of difficulty, the set's ``extras["difficulty"]``) and multiplies the query's
+    predicted execution by its difficulty (every video then needs a positive difficulty).
     """
 
     n_exemplars: PositiveInt = 10
@@ -44,6 +50,7 @@ class PairConfig(HParams):
     n_intervals: Annotated[int, Range(low=2)] = 16
     head_hidden: PositiveInt = 128
     head_lr_factor: Positive = 10.0
+    difficulty_aware: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,16 +68,44 @@ class PairModel(AQAModel):
     def __init__(self, in_dim: int, score_scale: ScoreScale, config: PairConfig | None = None) -> None:
         super().__init__(in_dim, score_scale, config)
         self.head: GroupAwareHead
+        if self.config.difficulty_aware:  # the training executions' range (lo, hi), set by prepare
+            self.register_buffer("execution_range", torch.tensor([0.0, 1.0], dtype=torch.float64))
 
     def prepare(self, train: "VideoSet") -> dict[str, Any]:
-        """Set the head's intervals from the training pairs (those of one group when keyed)."""
+        """Set the head's intervals from the training pairs (those of one group when keyed), and a
+        difficulty-aware model's execution range."""
+        fixed: dict[str, Any] = {}
+        scores, difficulty = torch.from_numpy(train.scores), self.difficulties(train)  # (N,) float64 each
+        if difficulty is not None:
+            scale = ScoreScale.from_scores((scores / difficulty).numpy())
+            self.execution_range.copy_(torch.tensor([scale.lo, scale.hi], dtype=torch.float64))
+            fixed["execution_range"] = [scale.lo, scale.hi]
+        normalised = self.comparable(scores, difficulty).numpy()
         groups = group_keys(train, self.config.exemplar_key)
-        differences = pair_differences(self.score_scale.normalise(train.scores), groups)
+        differences = pair_differences(normalised, groups)
         if len(differences) == 0:  # every group has one member: pairs cross groups
-            differences = pair_differences(self.score_scale.normalise(train.scores))
+            differences = pair_differences(normalised)
         boundaries = interval_boundaries(differences, self.config.n_intervals)
         self.head.set_boundaries(boundaries)
-        return {"interval_boundaries": boundaries.tolist(), "pairs": len(differences)}
+        return {"interval_boundaries": boundaries.tolist(), "pairs": len(differences), **fixed}
+
+    def difficulties(self, videos: "VideoSet") -> Tensor | None:
+        """(N,) the videos' degrees of difficulty when the model is difficulty-aware (else None)."""
+        if not self.config.difficulty_aware:
+            return None
+        if DIFFICULTY not in videos.extras:
+            recorded = ", ".join(sorted(videos.extras)) or "none"
+            raise DataError(f"{self.name} is difficulty-aware and {videos.source} records no {DIFFICULTY} per video "
+                            f"(recorded: {recorded}); set difficulty_aware: false")
+        return check_difficulty(torch.as_tensor(videos.extras[DIFFICULTY], dtype=torch.float64), videos.source)
+
+    def comparable(self, scores: Tensor, difficulty: Tensor | None) -> Tensor:
+        """Scores on the original scale -> the normalised space the head compares them in: the
+        score scale's, or a difficulty-aware model's execution range of ``scores / difficulty``."""
+        if difficulty is None:
+            return self.score_scale.normalise(scores)
+        lo, hi = self.execution_range.to(scores)
+        return (scores / difficulty.to(scores) - lo) / (hi - lo)
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         head = list(self.head.parameters())
@@ -86,10 +121,14 @@ class PairModel(AQAModel):
         exemplars = self.check_exemplars(exemplars, len(features))
         logits, offsets, parts, internals = self.compare(features, mask, exemplars)  # (B, M, n_intervals) twice
         difference = self.head.difference(logits, offsets)  # (B, M) normalised query - exemplar
-        votes = self.score_scale.normalise(exemplars.score.float()) + difference  # (B, M)
-        normalised = votes.mean(dim=1)
+        votes = self.comparable(exemplars.score.float(), exemplars.difficulty) + difference  # (B, M)
         parts.update(interval_logits=logits, interval_offsets=offsets, exemplar_votes=votes)
-        return Prediction(self.score_scale.denormalise(normalised), normalised, parts, internals)
+        if exemplars.query_difficulty is None:
+            normalised = votes.mean(dim=1)
+            return Prediction(self.score_scale.denormalise(normalised), normalised, parts, internals)
+        lo, hi = self.execution_range.to(votes)
+        score = (votes.mean(dim=1) * (hi - lo) + lo) * exemplars.query_difficulty.to(votes)
+        return Prediction(score, self.score_scale.normalise(score), parts, internals)
 
     def compare(
         self, features: Tensor, mask: Tensor, exemplars: Exemplars
@@ -101,7 +140,9 @@ class PairModel(AQAModel):
     def pair_loss(self, prediction: Prediction, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The group-aware loss terms of the (query, exemplar) pairs, and of the reversed pairs
         (exemplar, query) when the prediction holds them."""
-        target = self.normalised_target(batch)[:, None] - self.score_scale.normalise(batch["exemplar_score"].float())
+        query = self.comparable(batch["score"].float(), self.batch_difficulty(batch, DIFFICULTY))
+        exemplar = self.comparable(batch["exemplar_score"].float(), self.batch_difficulty(batch, "exemplar_difficulty"))
+        target = query[:, None] - exemplar
         parts = prediction.parts
         classification, offset = self.head.loss(parts["interval_logits"], parts["interval_offsets"], target)
         if "reverse_interval_logits" in prediction.internals:
@@ -109,6 +150,15 @@ class PairModel(AQAModel):
             reverse = self.head.loss(internals["reverse_interval_logits"], internals["reverse_interval_offsets"], -target)
             classification, offset = classification + reverse[0], offset + reverse[1]
         return {"interval": classification, "offset": offset}
+
+    def batch_difficulty(self, batch: dict[str, Tensor], key: str) -> Tensor | None:
+        """The batch's ``key`` difficulties when the model is difficulty-aware (else None)."""
+        if not self.config.difficulty_aware:
+            return None
+        if key not in batch:
+            raise DataError(f"{self.name} is difficulty-aware and its training batch has no {key} "
+                            f"(the set needs extras['{DIFFICULTY}'])")
+        return check_difficulty(batch[key], f"the training batch's {key}")
 
     def check_exemplars(self, exemplars: Exemplars | None, n_queries: int) -> Exemplars:
         """Validate the exemplars up front, so bad input fails here with a clear message."""
@@ -128,5 +178,25 @@ class PairModel(AQAModel):
             raise DataError(f"exemplar index shape {tuple(exemplars.index.shape)} is not ({n_queries}, exemplars)")
         if exemplars.score.shape != exemplars.index.shape:
             raise DataError(f"exemplar scores {tuple(exemplars.score.shape)} do not match their index")
-        return Exemplars(exemplars.features.float(), exemplars.mask.bool(), exemplars.index, exemplars.score)
+        if not self.config.difficulty_aware:
+            return Exemplars(exemplars.features.float(), exemplars.mask.bool(), exemplars.index, exemplars.score)
+        if exemplars.difficulty is None or exemplars.query_difficulty is None:
+            raise DataError(f"{self.name} is difficulty-aware: it needs the degree of difficulty of every video it "
+                            f"scores and of its exemplars (extras['{DIFFICULTY}']), and these videos have none")
+        if exemplars.difficulty.shape != exemplars.index.shape or exemplars.query_difficulty.shape != (n_queries,):
+            raise DataError(f"exemplar difficulties {tuple(exemplars.difficulty.shape)} / query difficulties "
+                            f"{tuple(exemplars.query_difficulty.shape)} do not match the index")
+        return Exemplars(exemplars.features.float(), exemplars.mask.bool(), exemplars.index, exemplars.score,
+                         check_difficulty(exemplars.difficulty, "the exemplars"),
+                         check_difficulty(exemplars.query_difficulty, "the scored videos"))
+
+
+def check_difficulty(difficulty: Tensor, where: str) -> Tensor:
+    """``difficulty`` unchanged when every value is finite and positive, else a DataError naming one."""
+    bad = ~(torch.isfinite(difficulty) & (difficulty > 0))
+    if bool(bad.any()):
+        value = float(difficulty[bad][0])
+        raise DataError(f"{where}: a degree of difficulty is {value}; a difficulty-aware model divides by it "
+                        "and needs every one finite and positive")
+    return difficulty
 
