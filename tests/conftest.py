@@ -73,7 +73,8 @@ def exemplars_for(n_queries: int, dim: int = 8, per_query: int = 3):
     mask = torch.arange(7)[None, :] < torch.tensor([4, 1, 7])[:, None]
     features[~mask] = 50.0
     index = torch.arange(per_query).repeat(n_queries, 1)  # (B, M)
-    return Exemplars(features, mask, index, torch.tensor([11.0, 20.0, 28.0]).repeat(n_queries, 1))
+    score = torch.tensor([11.0, 20.0, 28.0]).repeat(n_queries, 1)
+    return Exemplars(features, mask, index, score, torch.full_like(score, 2.0), torch.full((n_queries,), 3.0))
 
 
 def scoring_exemplars(model, n_queries: int, dim: int = 8):
@@ -82,7 +83,8 @@ def scoring_exemplars(model, n_queries: int, dim: int = 8):
 
 
 def random_videos(n_videos: int, dim: int, max_clips: int = 9, seed: int = 0):
-    """A VideoSet of ``n_videos`` with 1..max_clips random clips each and scores 10..30 that rise with feature 0."""
+    """A VideoSet of ``n_videos`` with 1..max_clips random clips each and scores 10..30 that rise with feature 0;
+    extras a degree of difficulty and a dive number of two values, as diving sets have."""
     import numpy as np
 
     from aqakit.data.videoset import VideoSet
@@ -91,7 +93,8 @@ def random_videos(n_videos: int, dim: int, max_clips: int = 9, seed: int = 0):
     features = [rng.normal(size=(int(rng.integers(1, max_clips + 1)), dim)).astype(np.float32) for _ in range(n_videos)]
     signal = np.array([f[:, 0].mean() for f in features])
     scores = 10.0 + 20.0 * (signal - signal.min()) / (np.ptp(signal) or 1.0)
-    return VideoSet([f"v{i}" for i in range(n_videos)], features, scores, source="random videos")
+    extras = {"difficulty": rng.uniform(1.5, 3.5, size=n_videos), "dive_number": np.arange(n_videos) % 2}
+    return VideoSet([f"v{i}" for i in range(n_videos)], features, scores, source="random videos", extras=extras)
 
 
 def learnable_batch(min_clips: int, max_clips: int, n_videos: int = 16, dim: int = 8) -> dict:

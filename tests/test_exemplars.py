@@ -54,8 +54,8 @@ def test_a_key_with_one_member_is_an_error_when_fallback_is_refused():
 
 
 def test_an_unrecorded_key_names_the_recorded_ones():
-    with pytest.raises(ConfigError, match="exemplar key 'difficulty' is not recorded .* recorded keys: dive"):
-        ExemplarPool(keyed_videos(["a", "b"]), key="difficulty")
+    with pytest.raises(ConfigError, match="exemplar key 'grade' is not recorded .* recorded keys: difficulty, dive, dive_number"):
+        ExemplarPool(keyed_videos(["a", "b"]), key="grade")
 
 
 def test_test_exemplars_are_deterministic_per_seed_and_video_whatever_the_batch():

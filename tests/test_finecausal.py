@@ -227,7 +227,7 @@ def test_a_difficulty_aware_score_is_the_query_difficulty_times_its_execution():
                                aware.query_difficulty)
     torch.testing.assert_close(model(features, mask, same_execution).score, score)
     with pytest.raises(DataError, match="difficulty-aware: it needs the degree of difficulty"):
-        model(features, mask, base)
+        model(features, mask, Exemplars(base.features, base.mask, base.index, base.score))
     zero = Exemplars(*[getattr(aware, name) for name in ("features", "mask", "index", "score")],
                      torch.zeros_like(base.score), aware.query_difficulty)
     with pytest.raises(DataError, match="a degree of difficulty is 0.0"):
