@@ -28,7 +28,7 @@ from conftest import run_cli
 #: A tiny GDLT with no dropout and no triplet term, trained 2 epochs of 3 steps: batches of 399, 399
 #: and 2 of the 800 synthetic training videos, so the two processes' shares are unequal (200 and 199)
 #: and the last is one video each. Nothing but float reduction order differs between one process and
-#: two, so the final predictions agree to float precision (docs/performance.md#several-devices).
+#: two, so the final predictions agree to float precision (docs/performance.md, "Several devices").
 TINY = ["--epochs", "2", "--set", "train.precision=32-true", "--set", "train.batch_size=399",
         "--set", "model.args.hidden_dim=32", "--set", "model.args.dropout=0", "--set", "model.args.triplet_weight=0"]
 #: Largest allowed |prediction (2 processes) - prediction (1 process)|, as a share of the test score

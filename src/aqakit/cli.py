@@ -170,7 +170,7 @@ def train(
     ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
     devices: Optional[int] = typer.Option(
         None, "--devices", help="Processes (GPUs, or CPU processes) per machine training one model with DDP (train.devices, "
-        "default 1; docs/performance.md#several-devices)."),
+        "default 1; docs/performance.md, Several devices)."),
     num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Machines taking part in DDP training (train.num_nodes, default 1)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     budget_minutes: float = typer.Option(60.0, "--budget-minutes", help="auto: time for the whole search."),
