@@ -31,9 +31,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aqakit.data.batches import Batch, TrainBatches
 from aqakit.data.exemplars import ExemplarBatches, HeldOutBatches
+from aqakit.errors import TrainingDivergedError
 from aqakit.models import AQAModel
 from aqakit.rundir import SeedDir
-from aqakit.errors import TrainingDivergedError
 from aqakit.train.config import OptimConfig
 from aqakit.train.distributed import ShardedBatches, weighted_loss
 from aqakit.train.resume import restore_rng_state, rng_state
