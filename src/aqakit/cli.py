@@ -168,6 +168,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same name."),
     logger: Optional[str] = typer.Option(None, "--logger", help="tensorboard: also log every epoch for `tensorboard --logdir RUNS_DIR` (needs aqakit[tensorboard])."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Train the seeds together as one batched ensemble (docs/performance.md)."),
+    devices: Optional[int] = typer.Option(
+        None, "--devices", help="Processes (GPUs, or CPU processes) per machine training one model with DDP (train.devices, "
+        "default 1; docs/performance.md, Several devices)."),
+    num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Machines taking part in DDP training (train.num_nodes, default 1)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     budget_minutes: float = typer.Option(60.0, "--budget-minutes", help="auto: time for the whole search."),
     folds: Optional[str] = typer.Option(
@@ -184,12 +188,14 @@ def train(
     """
     from aqakit.models import is_closed_form
     from aqakit.train.config import build_config, parse_override, require_data_root, resolve_benchmark
+    from aqakit.train.distributed import is_rank_zero
     from aqakit.train.precision import describe_precision
     from aqakit.train.runner import default_device, train_run
 
     values = dict(parse_override(text) for text in overrides)
     for flag, key, given in (("--select", "train.select", select), ("--epochs", "train.epochs", epochs),
                              ("--ensemble", "train.ensemble", True if ensemble else None), ("--logger", "train.logger", logger),
+                             ("--devices", "train.devices", devices), ("--num-nodes", "train.num_nodes", num_nodes),
                              ("--data-root", "data_root", None if data_root is None else str(data_root))):
         _set_once(values, flag, key, given)
     adapter, values = resolve_benchmark(benchmark, values)
@@ -200,10 +206,14 @@ def train(
     if model == "auto":
         if select is not None or epochs is not None or preset is not None or ensemble:
             raise ConfigError("aqakit train auto chooses the model and its preset: --select, --epochs, --preset and --ensemble do not apply")
+        if any(values.get(key, 1) != 1 for key in ("train.devices", "train.num_nodes")):
+            raise ConfigError("aqakit train auto trains its candidates on one device: --devices and --num-nodes do not apply")
         _train_auto(benchmark, run_dir, values, seed_list, budget_minutes, _auto_folds(folds), rule, candidates,
                     overwrite=overwrite, resume=resume, as_json=as_json)
         return
     config = build_config(model, benchmark, values, preset=preset)
+    if not is_rank_zero(config.train):  # another process of a DDP run (Lightning started it): it trains, rank 0 reports
+        console.quiet = err_console.quiet = True
     if folds is not None:
         from aqakit.train.folds import parse_folds
 
@@ -228,6 +238,8 @@ def train(
     except KeyboardInterrupt:
         err_console.print(f"interrupted: run the same command with --resume to continue {run_dir}", highlight=False, soft_wrap=True)
         raise
+    if not is_rank_zero(config.train):
+        return
     if as_json:
         console.print_json(json.dumps(summary))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,16 +25,26 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     the module runs unchanged under ``torch.func.vmap`` (batched ensembles) and ``torch.compile``.
     Parameters and buffers are those of ``nn.BatchNorm1d`` (same checkpoint keys). Unlike it, a
     training batch of a single real clip is not an error: its running variance update uses 0.
+
+    With ``sync_processes`` (set by :func:`aqakit.train.distributed.sync_batch_norm` for training on
+    several processes) the training statistics are those of the real clips of every process's batch,
+    summed over the process group (differentiably), as if one process held the whole batch.
     """
+
+    sync_processes = False
 
     def forward(self, values: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
         """values (B, T, C), mask (B, T) bool -> (B, T, C); padded positions are not used."""
         if self.training or not self.track_running_stats:
             weights = mask.unsqueeze(-1).to(values.dtype)  # (B, T, 1)
-            count = weights.sum()
             real = torch.where(weights > 0, values, 0.0)  # padding may hold anything
-            mean = real.sum((0, 1)) / count  # (C,)
-            var = (torch.where(weights > 0, values - mean, 0.0).pow(2)).sum((0, 1)) / count  # biased, (C,)
+            count, total = weights.sum()[None], real.sum((0, 1))  # (1,), (C,)
+            synced = self.sync_processes and self.training
+            if synced:
+                count, total = _summed_over_processes(torch.cat([count, total])).split([1, total.shape[0]])
+            mean = total / count  # (C,)
+            squares = (torch.where(weights > 0, values - mean, 0.0).pow(2)).sum((0, 1))  # (C,)
+            var = (_summed_over_processes(squares) if synced else squares) / count  # biased, (C,)
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean.detach(), var.detach() * count / (count - 1).clamp(min=1))
         else:
@@ -48,6 +58,27 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         momentum = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum  # cumulative or EMA
         self.running_mean.mul_(1 - momentum).add_(momentum * mean)
         self.running_var.mul_(1 - momentum).add_(momentum * unbiased_var)
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) over the default process group; the gradient is all-reduced the same way."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor) -> Tensor:
+        summed = values.clone()
+        torch.distributed.all_reduce(summed)
+        return summed
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        summed = grad.clone()
+        torch.distributed.all_reduce(summed)
+        return summed
+
+
+def _summed_over_processes(values: Tensor) -> Tensor:
+    """``values`` summed over every process of the default process group, with gradients."""
+    return _SumOverProcesses.apply(values)
 
 
 class ClipProjection(nn.Module):

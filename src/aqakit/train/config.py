@@ -96,6 +96,13 @@ class TrainConfig:
     ema_decay: float | None = None  # per-step decay of a weight moving average that is evaluated and saved; None = off
     ensemble: bool = False  # train all seeds of a run together as one batched ensemble (aqakit.train.ensemble)
     logger: str = "none"  # none | tensorboard: also log each epoch's metrics.csv row for TensorBoard (seed-<k>/tensorboard)
+    devices: int = 1  # processes (GPUs, or CPU processes) per machine training one model with DDP (aqakit.train.distributed)
+    num_nodes: int = 1  # machines taking part, each with train.devices processes
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train the model together (``devices x num_nodes``)."""
+        return self.devices * self.num_nodes
 
     @property
     def carves_validation(self) -> bool:
@@ -105,6 +112,10 @@ class TrainConfig:
     def check(self) -> None:
         if self.select not in SELECTION_RULES:
             raise ConfigError(f"train.select {self.select!r} is not one of {', '.join(SELECTION_RULES)}")
+        for name in ("devices", "num_nodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.{name} must be a whole number of at least 1, got {value!r}")
         for name in ("epochs", "batch_size", "crop_len", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")

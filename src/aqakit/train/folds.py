@@ -105,6 +105,8 @@ def train_folds(
     """
     if not folds:
         raise ConfigError("at least one fold is needed")
+    if config.train.world_size > 1:
+        raise ConfigError("--folds trains its folds on one device: train.devices and train.num_nodes must be 1")
     if config.benchmark_args.get(FOLD_OPTION) is not None:
         raise ConfigError(
             f"--folds chooses the folds; benchmark_args.{FOLD_OPTION}={config.benchmark_args[FOLD_OPTION]!r} "

@@ -47,6 +47,15 @@ from aqakit.train.data import (
     read_data,
     seed_splits,
 )
+from aqakit.train.distributed import (
+    ShardedBatches,
+    check_distributed,
+    check_shares,
+    is_rank_zero,
+    shard_batches,
+    sync_batch_norm,
+    trainer_devices,
+)
 from aqakit.train.ensemble import check_ensemble_config, train_ensemble
 from aqakit.train.evaluate import predict_bank, score_metrics
 from aqakit.train.precision import resolve_precision
@@ -66,17 +75,23 @@ def train_seed(
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     splits: Splits | None = None,
     device: str | None = None,
-) -> SeedSummary:
+) -> SeedSummary | None:
     """Fit one seed; returns (and writes) its summary. ``splits`` skips re-reading the data.
 
     ``device`` (``cpu`` or ``cuda``) fixes where it trains; None takes a GPU when there is one.
-    The precision actually used (``train.precision: auto`` resolved) is in the summary.
+    The precision actually used (``train.precision: auto`` resolved) is in the summary. With
+    ``train.devices`` or ``train.num_nodes`` above 1 every process calls this; global rank 0 alone
+    writes and returns the summary, the others train their share and return None
+    (:mod:`aqakit.train.distributed`).
     """
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"/tips chatter
+    for logger in ("lightning.pytorch", "lightning.fabric"):  # no "GPU available"/tips/"Initializing distributed" chatter
+        logging.getLogger(logger).setLevel(logging.WARNING)
     pl.seed_everything(seed, workers=False, verbose=False)
     splits = splits or seed_splits(read_data(config), config, seed)
-    seed_dir.path.mkdir(parents=True, exist_ok=True)
     train_cfg = config.train
+    rank_zero = is_rank_zero(train_cfg)
+    if rank_zero:
+        seed_dir.path.mkdir(parents=True, exist_ok=True)
     model = create_model(
         config.model.name, in_dim=splits.train.feature_dim, score_scale=splits.scale, **config.model.args
     )
@@ -85,7 +100,11 @@ def train_seed(
     if model.closed_form:
         held_out, eval_sets = held_out_sets(splits, train_cfg)
         return fit_closed_form_seed(config, seed, seed_dir, model, splits, held_out, eval_sets, info, on_epoch_end, device)
+    check_shares(len(splits.train), train_cfg)
     train_batches, held_out, eval_sets, pool = seed_batches(model, splits, train_cfg, seed)
+    if train_cfg.world_size > 1:
+        sync_batch_norm(model)
+    train_batches = shard_batches(train_batches, train_cfg)
     task = AQATask(
         model, config.optim, train_cfg.epochs, train_batches, eval_sets, seed_dir,
         select=train_cfg.select, checkpoint_info=info, on_epoch_end=on_epoch_end, compile=train_cfg.compile,
@@ -95,7 +114,7 @@ def train_seed(
     trainer = pl.Trainer(
         max_epochs=train_cfg.epochs,
         accelerator={None: "auto", "cpu": "cpu", "cuda": "gpu"}[device],
-        devices=1,
+        **trainer_devices(train_cfg, device or default_device()),
         precision=precision,
         gradient_clip_val=train_cfg.grad_clip,
         logger=epoch_logger(train_cfg.logger, seed_dir),
@@ -114,6 +133,8 @@ def train_seed(
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")  # aqakit logs per epoch itself
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning's own use of a deprecated torch API
         fit_reporting_interrupts(trainer, task, train_batches, str(last) if resume and last.is_file() else None)
+    if not rank_zero:
+        return None
     return finish_seed(
         config, seed, seed_dir, held_out, task.history, n_train=len(splits.train), device=device, precision=precision,
         exemplars=exemplar_report(model, pool, prepared),
@@ -185,7 +206,9 @@ def fit_closed_form_seed(
     )
 
 
-def fit_reporting_interrupts(trainer: pl.Trainer, task: AQATask, batches: TrainBatches | ExemplarBatches, ckpt_path: str | None) -> None:
+def fit_reporting_interrupts(
+    trainer: pl.Trainer, task: AQATask, batches: TrainBatches | ExemplarBatches | ShardedBatches, ckpt_path: str | None
+) -> None:
     """``trainer.fit``, with Ctrl-C raised as KeyboardInterrupt (Lightning turns it into ``sys.exit(1)``
     and leaves SIGINT ignored), so callers can report it and a later Ctrl-C still works."""
     try:
@@ -302,12 +325,20 @@ def train_run(
     resume on a machine where ``auto`` means something else (bf16 against float32) is refused
     instead of mixing precisions within one run. Runs saved before that (with ``auto``) resume in
     whatever ``auto`` means where they resume.
+
+    With ``train.devices`` or ``train.num_nodes`` above 1 (:mod:`aqakit.train.distributed`), Lightning
+    runs the calling script once more per extra process; global rank 0 does all of the above, the
+    other processes train their shares of every seed, write nothing and return ``{}``.
     """
     if not seeds:
         raise ConfigError("at least one seed is needed")
     config.check()
+    check_distributed(config)
     if config.train.ensemble:
         check_ensemble_config(config)  # before anything is written
+    if not is_rank_zero(config.train):  # rank 0 holds the lock and writes; a finished seed is skipped on every rank
+        train_seeds(config, RunDir(run_dir), seeds, read_data(config), resume=resume, device=device, on_epoch_end=None)
+        return {}
     with folder_lock(run_dir, "run"):  # a second writer is refused before anything is read or removed
         run = RunDir(run_dir)
         replace_existing = run.check_use(overwrite=overwrite, resume=resume)
@@ -357,7 +388,8 @@ def train_seeds(
     device: str | None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None,
 ) -> list[SeedSummary]:
-    """Train the seeds one after the other; finished seeds of a resumed run are kept."""
+    """Train the seeds one after the other; finished seeds of a resumed run are kept. A process other
+    than rank 0 of a multi-device run trains them too and returns no summaries."""
     seed_summaries = []
     for seed in seeds:
         seed_dir = run.seed(seed)
@@ -366,7 +398,9 @@ def train_seeds(
             continue
         callback = (lambda row, s=seed: on_epoch_end(s, row)) if on_epoch_end else None
         splits = seed_splits(data, config, seed)
-        seed_summaries.append(train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits, device=device))
+        summary = train_seed(config, seed, seed_dir, resume=resume, on_epoch_end=callback, splits=splits, device=device)
+        if summary is not None:
+            seed_summaries.append(summary)
     return seed_summaries
 
 

@@ -53,6 +53,15 @@ class EpochLosses:
             self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
         self.samples += size
 
+    def reduce(self, combine: Callable[[Tensor], Tensor]) -> None:
+        """Replace every sum and the sample count by ``combine`` of them (a sum over processes);
+        every process must call it, with the same terms in the same order."""
+        self.sums = {name: combine(value) for name, value in self.sums.items()}
+        self.samples = int(combine(torch.tensor(float(self.samples), dtype=torch.float64, device=self._device())).item())
+
+    def _device(self) -> torch.device:
+        return next(iter(self.sums.values())).device if self.sums else torch.device("cpu")
+
     def means(self, member: int | None = None) -> dict[str, float]:
         """Each term's mean over the epoch's videos (of ensemble ``member`` when given)."""
         return {name: float(value if member is None else value[member]) / max(self.samples, 1)

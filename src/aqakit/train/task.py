@@ -9,6 +9,10 @@ With ``ema_decay`` set, an exponential moving average of the weights (and of the
 statistics) is kept after every optimiser step, and it is that average which is evaluated,
 selected and saved; the optimiser still steps the raw weights.
 
+On several processes (:mod:`aqakit.train.distributed`) each process trains on its share of every
+batch, the epoch's loss sums are added over the processes, and global rank 0 alone evaluates,
+selects and writes.
+
 The selection state and every global random generator travel in Lightning's resume checkpoint,
 and a fit starts by rewriting ``metrics.csv`` to the epochs it resumes from, so an interrupted run
 resumes to the same result, bit for bit (docs/reliability.md).
@@ -16,6 +20,7 @@ resumes to the same result, bit for bit (docs/reliability.md).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -26,9 +31,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aqakit.data.batches import Batch, TrainBatches
 from aqakit.data.exemplars import ExemplarBatches, HeldOutBatches
+from aqakit.errors import TrainingDivergedError
 from aqakit.models import AQAModel
 from aqakit.rundir import SeedDir
 from aqakit.train.config import OptimConfig
+from aqakit.train.distributed import ShardedBatches, weighted_loss
 from aqakit.train.resume import restore_rng_state, rng_state
 from aqakit.train.selection import SeedRecord
 from aqakit.train.step import EpochLosses, batch_loss, build_optimiser, epoch_record
@@ -42,7 +49,7 @@ class AQATask(pl.LightningModule):
         model: AQAModel,
         optim: OptimConfig,
         epochs: int,
-        train_batches: TrainBatches | ExemplarBatches,
+        train_batches: TrainBatches | ExemplarBatches | ShardedBatches,
         eval_sets: dict[str, tuple[HeldOutBatches, np.ndarray]],
         seed_dir: SeedDir,
         select: str = "final",
@@ -58,6 +65,8 @@ class AQATask(pl.LightningModule):
             if ema_decay is not None
             else None
         )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # updated by averaging, never by gradients (DDP expects none for it)
         # The training forward pass, optionally compiled (a function, so it adds no module or weights).
         self.train_forward: Callable[..., Any] = torch.compile(model.forward) if compile else model.forward
         self.optim_config = optim
@@ -85,7 +94,8 @@ class AQATask(pl.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": cfg.scheduler_interval}}
 
     def on_fit_start(self) -> None:
-        self.record.rewrite_history()  # after on_load_checkpoint: the epochs this fit starts from
+        if self.trainer.is_global_zero:
+            self.record.rewrite_history()  # after on_load_checkpoint: the epochs this fit starts from
 
     def on_train_epoch_start(self) -> None:
         self.train_batches.set_epoch(self.current_epoch)
@@ -95,7 +105,7 @@ class AQATask(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         terms, total = batch_loss(self.model, batch, self.train_forward)
         self._losses.add(terms, total, len(batch["score"]))
-        return total
+        return weighted_loss(total, batch)
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         if self.ema is not None:
@@ -103,8 +113,13 @@ class AQATask(pl.LightningModule):
 
     # --- per-epoch evaluation and selection -----------------------------------------------
     def on_train_epoch_end(self) -> None:
+        self._losses.reduce(lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))  # over processes
         losses = self._losses.means()  # waits for the device, so the seconds include its work
         train_seconds = time.perf_counter() - self._epoch_start
+        if not self.trainer.is_global_zero:
+            if not math.isfinite(losses.get("loss", 0.0)):  # rank 0 stops with the message; so must the others
+                raise TrainingDivergedError(f"training diverged in epoch {self.current_epoch}")
+            return
         row = epoch_record(
             self.scored_model, self.eval_sets, self.device, epoch=self.current_epoch,
             lr=self.trainer.optimizers[0].param_groups[0]["lr"], losses=losses,
