@@ -45,8 +45,8 @@ from aqakit.train.config import RunConfig, TrainConfig
 
 #: The batch key holding a share's loss weight (``share size x processes / global batch size``).
 SHARE_WEIGHT = "share_weight"
-#: Batch keys that index the exemplars (one row per query); the exemplars themselves stay whole.
-EXEMPLAR_ROW_KEYS = ("exemplar_index", "exemplar_score")
+#: Batch keys of the exemplars themselves, which every share keeps whole (every other key has one
+#: row per query and is cut into shares).
 EXEMPLAR_WHOLE_KEYS = ("exemplar_features", "exemplar_mask")
 
 
