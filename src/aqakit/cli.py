@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -388,7 +389,6 @@ def datasets(
     """List benchmark adapters and models, or inspect FOLDER (counts, lengths, dims, scores, problems)."""
     from aqakit.data.benchmarks import list_benchmarks
     from aqakit.data.inspect import inspect_feature_folder
-    from rich.markup import escape
 
     from aqakit.models import list_models, model_defaults
 
@@ -574,24 +574,47 @@ def extract(
     force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
     decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
+    workers: int = typer.Option(1, "--workers", min=1, help="Extract on this many Ray workers, one backbone each "
+                                "(needs aqakit[ray]; 1: in this process)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to run the workers on "
+                                              "(HOST:PORT of its head, ray://HOST:PORT or auto; default: Ray on this machine)."),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="CPUs (torch threads) each Ray worker takes."),
 ) -> None:
     """Extract clip features of VIDEOS into OUT: one VIDEO_ID.npy (clips, dim) per video.
 
     Resumable, also after a kill: rerun the same command to finish the folder. A video that fails
     is reported and the others continue; every failure is listed at the end (and in OUT/manifest.json),
-    and the exit status is 1 if any failed.
+    and the exit status is 1 if any failed. With --workers N (or --ray-address) the videos are
+    extracted on Ray workers and this process writes OUT, the same folder.
     """
     from aqakit.video.extract import extract_folder, find_videos
     from aqakit.video.registry import load_backbone
 
+    on_ray = workers > 1 or ray_address is not None
+    if on_ray:
+        from aqakit.video.distributed import RayWorkers, import_ray
+
+        import_ray()  # missing Ray fails before the backbone loads
     files = find_videos(videos)
-    model = load_backbone(backbone, weights, device)
+    model = load_backbone(backbone, weights, "cpu" if on_ray else device)  # on Ray, the workers take --device
     options = model.weights.transform.decode_options(fps=fps, size=size, short_side=short_side, upright=upright,
                                                      folder_fps=folder_fps, frames=frames)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
-    with Progress(*columns, console=err_console) as progress:
-        task = progress.add_task("videos", total=len(files), clips=0)
+    progress = Progress(*columns, console=err_console)
+    task = progress.add_task("videos", total=len(files), clips=0)
+
+    def on_clips(n: int) -> None:
+        progress.update(task, clips=progress.tasks[0].fields["clips"] + n)
+
+    runner = None
+    if on_ray:  # a cluster that does not answer fails here, before the progress bar
+        from aqakit.video.distributed import ray_runner
+
+        runner = ray_runner(model, clip_len or model.default_clip_len, options, batch_size,
+                            RayWorkers(workers, ray_address, cpus_per_worker, device), on_clips=on_clips,
+                            decode_timeout=decode_timeout)
+    with progress:
 
         def on_video(path: Path, status: str) -> None:
             if status == "extracting":
@@ -601,18 +624,16 @@ def extract(
             if status.startswith("failed"):
                 progress.console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
 
-        report = extract_folder(
-            files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
-            on_clips=lambda n: progress.update(task, clips=progress.tasks[0].fields["clips"] + n),
-            decode_timeout=decode_timeout,
-        )
+        report = extract_folder(files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
+                                on_clips=on_clips, decode_timeout=decode_timeout, runner=runner)
     timing = report.timing
     console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
                   f"{len(report.failed)} failed -> {out}")
     if timing.clips:
         total = timing.decode_seconds + timing.model_seconds
+        where = f"{workers} Ray workers on {device or 'cpu'}, times summed over them" if on_ray else model.device
         console.print(f"{timing.clips} clips in {total:.1f} s ({timing.clips / total:.2f} clips/s; "
-                      f"decode {timing.decode_seconds:.1f} s, {model.name} on {model.device} {timing.model_seconds:.1f} s)")
+                      f"decode {timing.decode_seconds:.1f} s, {model.name} on {where} {timing.model_seconds:.1f} s)")
     if report.failed:
         err_console.print(f"{len(report.failed)} videos failed (recorded in {out / 'manifest.json'}):", highlight=False,
                           soft_wrap=True)
@@ -761,7 +782,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)  # click returns the code of a typer.Exit here
     except AqakitError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")

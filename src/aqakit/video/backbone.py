@@ -53,11 +53,17 @@ class ClipBackbone(ABC):
     def __init__(
         self, model: nn.Module, weights: BackboneWeights, weights_file: Path, weights_sha256: str, device: str | None = None
     ) -> None:
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device)
+        self.model = model.eval()
+        self.to(device)
         self.weights = weights
         self.weights_file = Path(weights_file)
         self.weights_sha256 = weights_sha256
+
+    def to(self, device: str | None) -> "ClipBackbone":
+        """Move the network to ``device`` (see :func:`resolve_device`); returns this backbone."""
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        return self
 
     @classmethod
     def default_weights(cls) -> BackboneWeights:

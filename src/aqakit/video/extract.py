@@ -248,6 +248,35 @@ class ExtractionReport:
     timing: ExtractionTiming = field(default_factory=ExtractionTiming)
 
 
+#: What a :data:`VideoRunner` yields per video: its id and its features, or why it failed.
+VideoOutcome = tuple[str, VideoFeatures | AqakitError]
+
+#: Extracts the videos it is given (``{id: path}``), calling ``started(id)`` as each one starts, and
+#: yields each one's :data:`VideoOutcome` as it finishes, in any order; extraction of further
+#: videos may go on while the caller records one. :func:`one_at_a_time` is the single-process
+#: runner; :mod:`aqakit.video.distributed` gives one on Ray workers.
+VideoRunner = Callable[[Mapping[str, Path], Callable[[str], None]], Iterator[VideoOutcome]]
+
+
+def one_at_a_time(
+    backbone: ClipBackbone, clip_len: int, options: DecodeOptions, batch_size: int = 8, *,
+    on_clips: Callable[[int], None] | None = None, decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+) -> VideoRunner:
+    """The runner that extracts the videos one after another in this process (:func:`extract_video`);
+    the next video starts once the caller has recorded the previous one."""
+
+    def run(videos: Mapping[str, Path], started: Callable[[str], None]) -> Iterator[VideoOutcome]:
+        for vid, path in videos.items():
+            started(vid)
+            try:
+                yield vid, extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips,
+                                         decode_timeout=decode_timeout)
+            except AqakitError as exc:
+                yield vid, exc
+
+    return run
+
+
 def extract_folder(
     videos: Iterable[Path] | Mapping[str, Path],
     backbone: ClipBackbone,
@@ -260,11 +289,13 @@ def extract_folder(
     on_video: Callable[[Path, str], None] | None = None,
     on_clips: Callable[[int], None] | None = None,
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    runner: VideoRunner | None = None,
 ) -> ExtractionReport:
     """Extract features of every video into ``out_dir`` (created); failures are collected, not raised,
     and recorded in the manifest's ``failed`` entry until the video is extracted.
 
     Safe to kill at any moment: rerunning the same call finishes the folder (docs/reliability.md).
+    This process alone writes the folder (feature files and manifest), whichever runner computes.
 
     Args:
         videos: video files and frame folders, or ``{id: path}`` (as :func:`find_videos` gives);
@@ -274,6 +305,9 @@ def extract_folder(
         on_video: called with (video path, status) as each video starts (``"extracting"``) or ends
             (``"written"``, ``"skipped"``, ``"failed: <reason>"``).
         decode_timeout: seconds the decoder may go without decoding a frame (see :func:`extract_video`).
+        runner: computes the features of the videos to extract (default: :func:`one_at_a_time` with
+            ``backbone``, ``clip_len``, ``options``, ``batch_size``, ``on_clips`` and ``decode_timeout``);
+            ``backbone``, ``clip_len`` and ``options`` still make the manifest's settings.
 
     Raises:
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
@@ -284,6 +318,8 @@ def extract_folder(
     else:
         ids = _by_id((video_id(Path(path)), Path(path)) for path in videos)
     clip_len = clip_len or backbone.default_clip_len
+    runner = runner or one_at_a_time(backbone, clip_len, options, batch_size, on_clips=on_clips,
+                                     decode_timeout=decode_timeout)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file, not a folder; --out needs a folder for the features")
@@ -305,6 +341,7 @@ def extract_folder(
             manifest["failed"][vid] = {"source": str(path), "reason": reason}
             notify(path, f"failed: {reason}")
 
+        todo: dict[str, Path] = {}
         for vid, path in ids.items():
             target = out_dir / f"{vid}.npy"
             recorded = manifest["videos"].get(vid)
@@ -318,12 +355,11 @@ def extract_folder(
                     fail(vid, path, f"{target} exists but {out_dir / 'manifest.json'} does not record it (a file of your "
                                     "own, or features made with other settings); pass --force to replace it")
                     continue
-            notify(path, "extracting")
-            try:
-                result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips,
-                                       decode_timeout=decode_timeout)
-            except AqakitError as exc:
-                reason = str(exc)
+            todo[vid] = path
+        for vid, result in runner(todo, lambda vid: notify(todo[vid], "extracting")):
+            path, target = todo[vid], out_dir / f"{vid}.npy"
+            if isinstance(result, AqakitError):
+                reason = str(result)
                 if settings_changed and target.is_file():
                     reason += f"; {target} still holds its features made with the old settings"
                 fail(vid, path, reason)

@@ -72,8 +72,10 @@ def new_manifest(extraction: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_manifest(feature_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically (a crash never leaves half a file)."""
-    atomic_write_text(manifest_path(feature_dir), json.dumps(manifest, indent=2))
+    """Write the manifest atomically (a crash never leaves half a file), its per-video records in
+    the order of their ids: the same file whatever order the videos were extracted in."""
+    records = {key: dict(sorted(manifest[key].items())) for key in ("videos", "failed") if key in manifest}
+    atomic_write_text(manifest_path(feature_dir), json.dumps({**manifest, **records}, indent=2))
 
 
 def file_sha256(path: Path) -> str:
