@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[video]')")
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'aqakit[ray]')")
@@ -75,6 +76,17 @@ def reference(videos, backbone, options, tmp_path_factory) -> dict[str, bytes]:
 
 def folder_files(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_like_the_workers():
+    """Extraction in this process on one torch thread, as each worker (``cpus_per_worker`` 1) runs:
+    the folders are then the same bit for bit. On other thread counts the arrays differ by float
+    rounding only (docs/video.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", autouse=True)
