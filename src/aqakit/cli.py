@@ -562,24 +562,50 @@ def extract(
     force: bool = typer.Option(False, "--force", help="Re-extract videos already done; replace files not written by aqakit."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: the GPU when present)."),
     decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
+    masks: Optional[Path] = typer.Option(
+        None, "--masks", help="Also the foreground stream: each frame times its person mask from this folder "
+        "(aqakit masks, or one folder of PNG masks per video)."),
+    foreground_out: Optional[Path] = typer.Option(
+        None, "--foreground-out", help="Where the foreground features go (default: foreground/ beside OUT)."),
 ) -> None:
     """Extract clip features of VIDEOS into OUT: one VIDEO_ID.npy (clips, dim) per video.
+
+    With --masks also the foreground stream F (the same clips, each frame times its person mask) into
+    foreground/ beside OUT: the two-stream layout FineCausal trains on (docs/video.md, "Person masks").
 
     Resumable, also after a kill: rerun the same command to finish the folder. A video that fails
     is reported and the others continue; every failure is listed at the end (and in OUT/manifest.json),
     and the exit status is 1 if any failed.
     """
-    from aqakit.video.extract import extract_folder, find_videos
+    from aqakit.video.extract import find_videos
     from aqakit.video.registry import load_backbone
 
     files = find_videos(videos)
     model = load_backbone(backbone, weights, device)
     options = model.weights.transform.decode_options(fps=fps, size=size, short_side=short_side, upright=upright,
                                                      folder_fps=folder_fps, frames=frames)
+    streams = [(out, None)]
+    if masks is not None:
+        streams.append((foreground_out or out.parent / "foreground", masks))
+    elif foreground_out is not None:
+        raise ConfigError("--foreground-out needs --masks MASKS (the person masks the foreground stream is made with)")
+    failed = [_extract_stream(files, model, folder, clip_len, options, batch_size, force, decode_timeout, masks_dir)
+              for folder, masks_dir in streams]
+    if any(failed):
+        raise typer.Exit(1)
+
+
+def _extract_stream(files: dict[str, Path], model: Any, out: Path, clip_len: Optional[int], options: Any, batch_size: int,
+                    force: bool, decode_timeout: float, masks_dir: Optional[Path]) -> bool:
+    """Extract one stream of ``files`` into ``out`` with a progress bar and print what happened: the
+    whole-frame features, or with ``masks_dir`` the foreground ones. Returns whether a video failed."""
+    from aqakit.video.extract import extract_folder
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
+    stream = "foreground" if masks_dir is not None else "videos"
     with Progress(*columns, console=err_console) as progress:
-        task = progress.add_task("videos", total=len(files), clips=0)
+        task = progress.add_task(stream, total=len(files), clips=0)
 
         def on_video(path: Path, status: str) -> None:
             if status == "extracting":
@@ -592,11 +618,12 @@ def extract(
         report = extract_folder(
             files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
             on_clips=lambda n: progress.update(task, clips=progress.tasks[0].fields["clips"] + n),
-            decode_timeout=decode_timeout,
+            decode_timeout=decode_timeout, masks_dir=masks_dir,
         )
     timing = report.timing
-    console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
-                  f"{len(report.failed)} failed -> {out}")
+    what = "foreground: " if masks_dir is not None else ""
+    console.print(f"{what}{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
+                  f"{len(report.failed)} failed -> {out}", highlight=False)
     if timing.clips:
         total = timing.decode_seconds + timing.model_seconds
         console.print(f"{timing.clips} clips in {total:.1f} s ({timing.clips / total:.2f} clips/s; "
@@ -607,6 +634,46 @@ def extract(
         for path, reason in report.failed.items():
             err_console.print(f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}", highlight=False,
                               soft_wrap=True)
+    return bool(report.failed)
+
+
+@app.command()
+def masks(
+    videos: list[Path] = typer.Argument(..., help="Video files, frame folders (one image per frame), or folders of either."),
+    out: Path = typer.Option(..., "--out", "-o", help="Mask folder to write (VIDEO_ID.npz + manifest.json)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="As aqakit extract's: the masks are of the frames it sees."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="As aqakit extract's --frames."),
+    folder_fps: float = typer.Option(25.0, "--folder-fps", help="Frame rate of frame folders."),
+    short_side: Optional[int] = typer.Option(None, "--short-side", min=1, help="As aqakit extract's --short-side."),
+    size: int = typer.Option(224, "--size", min=1, help="Side of the square centre crop (as aqakit extract's; I3D's 224)."),
+    upright: bool = typer.Option(True, "--upright/--no-upright", help="Apply the video's display rotation (as extract)."),
+    force: bool = typer.Option(False, "--force", help="Make the masks of videos already done again."),
+) -> None:
+    """Person masks of every frame of VIDEOS into OUT with MediaPipe Pose (needs aqakit[masks]).
+
+    Give the decoding options that `aqakit extract` will use: mask t belongs to frame t of its clips.
+    A frame without a person is recorded as such (an empty mask, found=false). Resumable: rerun the
+    same command to finish the folder.
+    """
+    from aqakit.video.decode import DecodeOptions
+    from aqakit.video.extract import find_videos
+    from aqakit.video.masks import mask_folder
+
+    files = find_videos(videos)
+    options = DecodeOptions(fps=fps, size=size, short_side=short_side, upright=upright, folder_fps=folder_fps, frames=frames)
+
+    def on_video(path: Path, status: str) -> None:
+        if status.startswith("failed"):
+            err_console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
+
+    report = mask_folder(files, out, options, force=force, on_video=on_video)
+    for vid, (n_frames, with_person) in report.written.items():
+        console.print(f"{vid}: a person in {with_person} of {n_frames} frames", highlight=False)
+    n_written = sum(n for n, _ in report.written.values())
+    rate = f"; {1000 * report.seconds / n_written:.0f} ms a frame" if n_written else ""
+    console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
+                  f"{len(report.failed)} failed -> {out}{rate}", highlight=False)
+    if report.failed:
         raise typer.Exit(1)
 
 
@@ -627,6 +694,9 @@ def score(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report file."),
     as_json: bool = typer.Option(False, "--json", help="Print the score and every part as JSON."),
     decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
+    masks: Optional[Path] = typer.Option(
+        None, "--masks", help="A two-stream (FineCausal) checkpoint: the video's person masks (an aqakit masks folder, "
+        "or a folder of PNG masks)."),
 ) -> None:
     """Score VIDEO with a trained checkpoint (a run: every finished seed): extract features as the
     checkpoint's were (a .npy feature file is scored as it is), predict, explain."""
@@ -639,7 +709,7 @@ def score(
         result = score_features(video, checkpoint)
     else:
         result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps, folder_fps=folder_fps,
-                             batch_size=batch_size, device=device, decode_timeout=decode_timeout)
+                             batch_size=batch_size, device=device, decode_timeout=decode_timeout, masks=masks)
     if report is not None:
         atomic_write_text(report, render_html(result))
     if as_json:

@@ -22,8 +22,10 @@ from aqakit.errors import AqakitError, ConfigError
 from aqakit.locking import folder_lock
 from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file
+from aqakit.video.foreground import ClipMasker, foreground_settings
 from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT, isolated_timed_clips
 from aqakit.video.manifest import new_manifest, read_manifest, write_manifest
+from aqakit.video.masks import read_masks
 from aqakit.video.registry import backbone_class
 
 
@@ -105,6 +107,7 @@ def extract_video(
     max_thumbnails: int = 0,
     on_clips: Callable[[int], None] | None = None,
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masker: ClipMasker | None = None,
 ) -> VideoFeatures:
     """Decode ``path`` into clips (in a child process, :mod:`aqakit.video.isolated`) and encode them in
     batches of ``batch_size``.
@@ -114,10 +117,12 @@ def extract_video(
             spaced (every 2^k-th clip), copied so that no clip stays in memory.
         on_clips: called with the number of clips just encoded (for progress bars).
         decode_timeout: seconds the decoder may go without decoding a frame before it is stopped.
+        masker: multiplies each clip's frames by their person masks first (the foreground stream,
+            :mod:`aqakit.video.foreground`).
 
     Raises:
         DataError: the video cannot be decoded, is shorter than one clip (see :mod:`aqakit.video.decode`),
-            stalls the decoder for ``decode_timeout`` seconds or crashes it.
+            stalls the decoder for ``decode_timeout`` seconds or crashes it; masks that are not its frames'.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
@@ -139,11 +144,13 @@ def extract_video(
     for start, clip in _timed(isolated_timed_clips(path, clip_len, options, decode_timeout), timing):
         thumbnails.offer(len(clip_seconds), lambda: clip[len(clip) // 2].copy())
         clip_seconds.append(start)
-        batch.append(clip)
+        batch.append(clip if masker is None else masker(clip))
         if len(batch) == batch_size:
             encode()
     if batch:
         encode()
+    if masker is not None:
+        masker.check_complete(clip_len)
     features = np.concatenate(outputs).astype(np.float32)
     timing.clips = len(features)
     timing.frames = len(features) * clip_len
@@ -260,6 +267,7 @@ def extract_folder(
     on_video: Callable[[Path, str], None] | None = None,
     on_clips: Callable[[int], None] | None = None,
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masks_dir: Path | None = None,
 ) -> ExtractionReport:
     """Extract features of every video into ``out_dir`` (created); failures are collected, not raised,
     and recorded in the manifest's ``failed`` entry until the video is extracted.
@@ -274,6 +282,9 @@ def extract_folder(
         on_video: called with (video path, status) as each video starts (``"extracting"``) or ends
             (``"written"``, ``"skipped"``, ``"failed: <reason>"``).
         decode_timeout: seconds the decoder may go without decoding a frame (see :func:`extract_video`).
+        masks_dir: write the foreground stream instead: each video's frames times its person masks
+            from this folder (:func:`~aqakit.video.masks.read_masks`); a video without masks, with
+            masks of another frame count or with no person in any frame fails.
 
     Raises:
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
@@ -291,6 +302,8 @@ def extract_folder(
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(out_dir)  # left by a killed extraction; nobody else writes here while we hold the lock
         settings = extraction_settings(backbone, clip_len, options)
+        if masks_dir is not None:
+            settings["foreground"] = foreground_settings(masks_dir)
         manifest = read_manifest(out_dir)
         settings_changed = manifest is not None and manifest["extraction"] != settings
         if settings_changed:
@@ -320,8 +333,9 @@ def extract_folder(
                     continue
             notify(path, "extracting")
             try:
+                masker = None if masks_dir is None else ClipMasker(read_masks(masks_dir, vid, options), str(path))
                 result = extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips,
-                                       decode_timeout=decode_timeout)
+                                       decode_timeout=decode_timeout, masker=masker)
             except AqakitError as exc:
                 reason = str(exc)
                 if settings_changed and target.is_file():
