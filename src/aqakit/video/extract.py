@@ -8,7 +8,6 @@ mixes features of two settings or two backbone revisions in one folder (docs/vid
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from aqakit.atomic import atomic_write, remove_partials
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.locking import folder_lock
 from aqakit.video.backbone import ClipBackbone
-from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file
+from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, frame_folders_below, is_image_file
 from aqakit.video.foreground import ClipMasker, foreground_settings
 from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT, isolated_timed_clips
 from aqakit.video.manifest import new_manifest, read_manifest, write_manifest
@@ -214,7 +213,7 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
         elif any(map(is_image_file, files)):
             found.append((path.name, path))
         else:
-            folders = _frame_folders_below(path)
+            folders = frame_folders_below(path)
             if not folders:
                 raise ConfigError(
                     f"{path}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) and no frame folders "
@@ -222,17 +221,6 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
                 )
             found += [("_".join(folder.relative_to(path).parts), folder) for folder in folders]
     return _by_id(found)
-
-
-def _frame_folders_below(root: Path) -> list[Path]:
-    """Folders below ``root`` that hold image files, in sorted order (not searched further down)."""
-    folders: list[Path] = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
-        if Path(folder) != root and any(map(is_image_file, files)):
-            folders.append(Path(folder))
-            subfolders.clear()
-    return folders
 
 
 def _by_id(videos: Iterable[tuple[str, Path]]) -> dict[str, Path]:

@@ -29,7 +29,7 @@ import numpy as np
 from aqakit.atomic import atomic_write, remove_partials
 from aqakit.errors import AqakitError, ConfigError, DataError
 from aqakit.locking import folder_lock
-from aqakit.video.decode import DecodeOptions, iter_frames
+from aqakit.video.decode import DecodeOptions, frame_folders_below, iter_frames
 from aqakit.video.manifest import MANIFEST_FILE, new_manifest, read_manifest, write_manifest
 
 #: MediaPipe's segmentation confidence above which a pixel is the person.
@@ -164,11 +164,9 @@ def _read_mask_file(masks_dir: Path, video_id: str, options: DecodeOptions) -> F
 
 
 def _png_folder(root: Path, video_id: str) -> Path:
-    from aqakit.video.extract import find_videos
-
     if any(p.suffix.lower() == ".png" for p in root.iterdir()):
         return root
-    folders = find_videos([root])
+    folders = {"_".join(folder.relative_to(root).parts): folder for folder in frame_folders_below(root)}
     if video_id not in folders:
         raise DataError(f"{root}: no mask folder for video '{video_id}' (expected {root / video_id}/ holding one PNG "
                         "per frame, or a nested <competition>/<clip>/ folder)")
