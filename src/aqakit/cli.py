@@ -579,41 +579,68 @@ def extract(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to run the workers on "
                                               "(HOST:PORT of its head, ray://HOST:PORT or auto; default: Ray on this machine)."),
     cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="CPUs (torch threads) each Ray worker takes."),
+    masks: Optional[Path] = typer.Option(
+        None, "--masks", help="Also the foreground stream: each frame times its person mask from this folder "
+        "(aqakit masks, or one folder of PNG masks per video)."),
+    foreground_out: Optional[Path] = typer.Option(
+        None, "--foreground-out", help="Where the foreground features go (default: foreground/ beside OUT)."),
 ) -> None:
     """Extract clip features of VIDEOS into OUT: one VIDEO_ID.npy (clips, dim) per video.
+
+    With --masks also the foreground stream F (the same clips, each frame times its person mask) into
+    foreground/ beside OUT: the two-stream layout FineCausal trains on (docs/video.md, "Person masks").
 
     Resumable, also after a kill: rerun the same command to finish the folder. A video that fails
     is reported and the others continue; every failure is listed at the end (and in OUT/manifest.json),
     and the exit status is 1 if any failed. With --workers N (or --ray-address) the videos are
     extracted on Ray workers and this process writes OUT, the same folder.
     """
-    from aqakit.video.extract import extract_folder, find_videos
+    from aqakit.video.extract import find_videos
     from aqakit.video.registry import load_backbone
 
     on_ray = workers > 1 or ray_address is not None
+    ray_workers = None
     if on_ray:
         from aqakit.video.distributed import RayWorkers, import_ray
 
         import_ray()  # missing Ray fails before the backbone loads
+        ray_workers = RayWorkers(workers, ray_address, cpus_per_worker, device)
     files = find_videos(videos)
     model = load_backbone(backbone, weights, "cpu" if on_ray else device)  # on Ray, the workers take --device
     options = model.weights.transform.decode_options(fps=fps, size=size, short_side=short_side, upright=upright,
                                                      folder_fps=folder_fps, frames=frames)
+    streams = [(out, None)]
+    if masks is not None:
+        streams.append((foreground_out or out.parent / "foreground", masks))
+    elif foreground_out is not None:
+        raise ConfigError("--foreground-out needs --masks MASKS (the person masks the foreground stream is made with)")
+    failed = [_extract_stream(files, model, folder, clip_len, options, batch_size, force, decode_timeout, masks_dir,
+                              ray_workers) for folder, masks_dir in streams]
+    if any(failed):
+        raise typer.Exit(1)
+
+
+def _extract_stream(files: dict[str, Path], model: Any, out: Path, clip_len: Optional[int], options: Any, batch_size: int,
+                    force: bool, decode_timeout: float, masks_dir: Optional[Path], ray_workers: Any) -> bool:
+    """Extract one stream of ``files`` into ``out`` with a progress bar and print what happened: the
+    whole-frame features, or with ``masks_dir`` the foreground ones; on ``ray_workers``
+    (:class:`~aqakit.video.distributed.RayWorkers`) when given. Returns whether a video failed."""
+    from aqakit.video.extract import extract_folder
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[clips]} clips"), TimeElapsedColumn())
     progress = Progress(*columns, console=err_console)
-    task = progress.add_task("videos", total=len(files), clips=0)
+    task = progress.add_task("foreground" if masks_dir is not None else "videos", total=len(files), clips=0)
 
     def on_clips(n: int) -> None:
         progress.update(task, clips=progress.tasks[0].fields["clips"] + n)
 
     runner = None
-    if on_ray:  # a cluster that does not answer fails here, before the progress bar
+    if ray_workers is not None:  # a cluster that does not answer fails here, before the progress bar
         from aqakit.video.distributed import ray_runner
 
-        runner = ray_runner(model, clip_len or model.default_clip_len, options, batch_size,
-                            RayWorkers(workers, ray_address, cpus_per_worker, device), on_clips=on_clips,
-                            decode_timeout=decode_timeout)
+        runner = ray_runner(model, clip_len or model.default_clip_len, options, batch_size, ray_workers,
+                            masks_dir=masks_dir, on_clips=on_clips, decode_timeout=decode_timeout)
     with progress:
 
         def on_video(path: Path, status: str) -> None:
@@ -625,13 +652,15 @@ def extract(
                 progress.console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
 
         report = extract_folder(files, model, out, clip_len, options, batch_size, force=force, on_video=on_video,
-                                on_clips=on_clips, decode_timeout=decode_timeout, runner=runner)
+                                on_clips=on_clips, decode_timeout=decode_timeout, masks_dir=masks_dir, runner=runner)
     timing = report.timing
-    console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
-                  f"{len(report.failed)} failed -> {out}")
+    what = "foreground: " if masks_dir is not None else ""
+    console.print(f"{what}{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
+                  f"{len(report.failed)} failed -> {out}", highlight=False)
     if timing.clips:
         total = timing.decode_seconds + timing.model_seconds
-        where = f"{workers} Ray workers on {device or 'cpu'}, times summed over them" if on_ray else model.device
+        where = (model.device if ray_workers is None else
+                 f"{ray_workers.workers} Ray workers on {ray_workers.device or 'cpu'}, times summed over them")
         console.print(f"{timing.clips} clips in {total:.1f} s ({timing.clips / total:.2f} clips/s; "
                       f"decode {timing.decode_seconds:.1f} s, {model.name} on {where} {timing.model_seconds:.1f} s)")
     if report.failed:
@@ -640,6 +669,46 @@ def extract(
         for path, reason in report.failed.items():
             err_console.print(f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}", highlight=False,
                               soft_wrap=True)
+    return bool(report.failed)
+
+
+@app.command()
+def masks(
+    videos: list[Path] = typer.Argument(..., help="Video files, frame folders (one image per frame), or folders of either."),
+    out: Path = typer.Option(..., "--out", "-o", help="Mask folder to write (VIDEO_ID.npz + manifest.json)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="As aqakit extract's: the masks are of the frames it sees."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="As aqakit extract's --frames."),
+    folder_fps: float = typer.Option(25.0, "--folder-fps", help="Frame rate of frame folders."),
+    short_side: Optional[int] = typer.Option(None, "--short-side", min=1, help="As aqakit extract's --short-side."),
+    size: int = typer.Option(224, "--size", min=1, help="Side of the square centre crop (as aqakit extract's; I3D's 224)."),
+    upright: bool = typer.Option(True, "--upright/--no-upright", help="Apply the video's display rotation (as extract)."),
+    force: bool = typer.Option(False, "--force", help="Make the masks of videos already done again."),
+) -> None:
+    """Person masks of every frame of VIDEOS into OUT with MediaPipe Pose (needs aqakit[masks]).
+
+    Give the decoding options that `aqakit extract` will use: mask t belongs to frame t of its clips.
+    A frame without a person is recorded as such (an empty mask, found=false). Resumable: rerun the
+    same command to finish the folder.
+    """
+    from aqakit.video.decode import DecodeOptions
+    from aqakit.video.extract import find_videos
+    from aqakit.video.masks import mask_folder
+
+    files = find_videos(videos)
+    options = DecodeOptions(fps=fps, size=size, short_side=short_side, upright=upright, folder_fps=folder_fps, frames=frames)
+
+    def on_video(path: Path, status: str) -> None:
+        if status.startswith("failed"):
+            err_console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
+
+    report = mask_folder(files, out, options, force=force, on_video=on_video)
+    for vid, (n_frames, with_person) in report.written.items():
+        console.print(f"{vid}: a person in {with_person} of {n_frames} frames", highlight=False)
+    n_written = sum(n for n, _ in report.written.values())
+    rate = f"; {1000 * report.seconds / n_written:.0f} ms a frame" if n_written else ""
+    console.print(f"{len(report.written)} written, {len(report.skipped)} skipped (already complete), "
+                  f"{len(report.failed)} failed -> {out}{rate}", highlight=False)
+    if report.failed:
         raise typer.Exit(1)
 
 
@@ -660,6 +729,9 @@ def score(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report file."),
     as_json: bool = typer.Option(False, "--json", help="Print the score and every part as JSON."),
     decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
+    masks: Optional[Path] = typer.Option(
+        None, "--masks", help="A two-stream (FineCausal) checkpoint: the video's person masks (an aqakit masks folder, "
+        "or a folder of PNG masks)."),
 ) -> None:
     """Score VIDEO with a trained checkpoint (a run: every finished seed): extract features as the
     checkpoint's were (a .npy feature file is scored as it is), predict, explain."""
@@ -672,7 +744,7 @@ def score(
         result = score_features(video, checkpoint)
     else:
         result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps, folder_fps=folder_fps,
-                             batch_size=batch_size, device=device, decode_timeout=decode_timeout)
+                             batch_size=batch_size, device=device, decode_timeout=decode_timeout, masks=masks)
     if report is not None:
         atomic_write_text(report, render_html(result))
     if as_json:

@@ -27,6 +27,7 @@ class PartView:
 
     spec: Explanation
     values: np.ndarray
+    marked: tuple[int, ...] = ()  # clips the spec's ``marks`` part names, inside the video
 
     @property
     def name(self) -> str:
@@ -77,7 +78,11 @@ def view_parts(model: AQAModel, prediction: Prediction, index: int = 0) -> list[
         values = prediction.parts[spec.part][index].detach().float().cpu()
         if spec.normalised:
             values = model.score_scale.denormalise(values)
-        views.append(PartView(spec, values.numpy()))
+        marked: tuple[int, ...] = ()
+        if spec.marks in prediction.parts:
+            clips = prediction.parts[spec.marks][index].flatten().tolist()
+            marked = tuple(sorted({int(c) for c in clips if 0 <= c < len(values)}))
+        views.append(PartView(spec, values.numpy(), marked))
     return views
 
 

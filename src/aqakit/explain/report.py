@@ -86,7 +86,8 @@ class ScoreReport:
         return float(100.0 * (below + 0.5 * ties) / len(scores))
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: score (per seed too), grade, percentile, influence and every explained part."""
+        """A JSON-ready dict: score (per seed too), grade, percentile, influence, every explained part and
+        the clips ringed on a part's timeline (``marks``: FineCausal's predicted transitions)."""
         influence = None if self.influence is None else {
             "starts": self.influence.starts.tolist(), "ends": self.influence.ends.tolist(),
             "drop": self.influence.drop.tolist()}
@@ -96,6 +97,7 @@ class ScoreReport:
             "grade": None if self.grade is None else vars(self.grade), "clips": self.n_clips,
             "clip_seconds": self.clip_seconds, "extraction": self.extraction, "clip_influence": influence,
             "parts": {view.name: np.asarray(view.values).tolist() for view in self.parts},
+            "marks": {view.name: list(view.marked) for view in self.parts if view.marked},  # e.g. predicted transitions
         }
 
 
@@ -213,7 +215,8 @@ def _figure(view: PartView, report: ScoreReport) -> str:
         chart = svg.bars(values, [str(k + 1) for k in range(len(values))], spec.item, spec.value)
     elif spec.kind == "clips":
         x = np.asarray(report.clip_seconds if report.clip_seconds is not None else np.arange(1, report.n_clips + 1), float)
-        chart = svg.line_chart([svg.Series(spec.value, x, values)], report.clip_axis(), spec.value)
+        chart = svg.line_chart([svg.Series(spec.value, x, values, marked=view.marked)], report.clip_axis(), spec.value,
+                               mark_note=spec.mark_note)
     elif spec.kind == "clip_map":
         rows = [f"{spec.item} {k + 1}" for k in range(values.shape[0])]
         chart = svg.heatmap(values, rows, report.clip_labels(), spec.item, report.clip_axis(), spec.value)

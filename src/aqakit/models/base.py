@@ -67,6 +67,8 @@ class Explanation:
         columns: what a column of a ``matrix`` is.
         normalised: the values are scores in the model's [0, 1] space; the report shows them on
             the original score scale (and says so in the value title).
+        marks: for ``clips``: the part holding clip indices to ring on the line (FineCausal's
+            predicted transitions), and ``mark_note`` what a ring means.
     """
 
     part: str
@@ -77,6 +79,8 @@ class Explanation:
     value: str = ""
     columns: str = ""
     normalised: bool = False
+    marks: str = ""
+    mark_note: str = ""
 
 
 class GradeBand(NamedTuple):

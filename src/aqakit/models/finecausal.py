@@ -127,8 +127,8 @@ class FineCausal(PairModel):
         Explanation(
             "transition_probability", "clips", "Where the stages change",
             "The parser's probability that a clip is a stage transition (take-off to flight to entry for a dive); "
-            "the stages are cut at the most likely ones.",
-            value="probability of a transition",
+            "the stages are cut at the most likely ones, ringed.",
+            value="probability of a transition", marks="transitions", mark_note="predicted stage transition",
         ),
         Explanation(
             "stage_attention", "matrix", "How the stages read each other",

@@ -21,9 +21,11 @@ from aqakit.models.base import AQAModel, Prediction
 from aqakit.models.loading import find_checkpoints, load_checkpoint
 from aqakit.pipeline.evaluate import training_exemplars
 from aqakit.video.decode import DecodeOptions
-from aqakit.video.extract import extract_video, extraction_settings
+from aqakit.video.extract import extract_video, extraction_settings, video_id
+from aqakit.video.foreground import ClipMasker, foreground_settings
 from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT
 from aqakit.video.manifest import with_legacy_settings
+from aqakit.video.masks import read_masks
 from aqakit.video.registry import backbone_class, load_backbone
 
 
@@ -158,6 +160,7 @@ def score_video(
     batch_size: int = 8,
     device: str | None = None,
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masks: Path | None = None,
 ) -> ScoreReport:
     """Extract ``video``'s features, score them with ``checkpoint`` and explain the prediction.
 
@@ -172,11 +175,15 @@ def score_video(
         fps: the frame rate clips are sampled at, likewise only for such checkpoints.
         folder_fps: the frame rate of a frame folder ``video`` (default: as recorded, else 25).
         decode_timeout: seconds the decoder may go without decoding a frame (:mod:`aqakit.video.isolated`).
+        masks: for a model of [whole frame | foreground] features (FineCausal): the video's person
+            masks (:func:`~aqakit.video.masks.read_masks`: an ``aqakit masks`` folder, or a folder of
+            PNG masks), with which its foreground stream is extracted beside the whole-frame one.
 
     Raises:
-        ConfigError: no weights, other weights than the training features were made with, or
-            settings that contradict the checkpoint; DataError: the video cannot be decoded or its
-            features do not fit the model.
+        ConfigError: no weights, other weights than the training features were made with, settings
+            that contradict the checkpoint, masks missing for a two-stream model or given to another;
+            DataError: the video cannot be decoded, its features do not fit the model, or its masks
+            are not its frames' or show no person.
     """
     seeds = load_seed_models(checkpoint)
     folder, model, meta = seeds.folders[0], seeds.models[0], seeds.metas[0]
@@ -190,10 +197,23 @@ def score_video(
             f"{weights}: not the weights the training features were extracted with "
             f"({recorded.get('weights_file')}, sha256 {recorded['weights_sha256'][:12]}...)"
         )
-    if encoder.feature_dim != model.in_dim:
+    two_streams = model.in_dim == 2 * encoder.feature_dim
+    if two_streams and masks is None:
+        raise ConfigError(f"{folder}: the model reads [whole frame | foreground] features; pass --masks MASKS (the "
+                          "video's person masks: aqakit masks VIDEO --out MASKS, or a folder of PNG masks)")
+    if masks is not None and not two_streams:
+        raise ConfigError(f"--masks {masks}: the model at {folder} reads whole-frame features only, not a foreground stream")
+    if encoder.feature_dim * (2 if two_streams else 1) != model.in_dim:
         raise DataError(f"{name} features have dimension {encoder.feature_dim}, the model at {folder} expects {model.in_dim}")
     extracted = extract_video(video, encoder, clip_len, options, batch_size, max_thumbnails=MAX_THUMBNAILS,
                               decode_timeout=decode_timeout)
-    extraction = recorded or extraction_settings(encoder, clip_len, options)
-    return explain(torch.from_numpy(extracted.features), seeds, str(video), extraction,
+    extraction = dict(recorded or extraction_settings(encoder, clip_len, options))
+    features = extracted.features
+    if masks is not None:
+        masker = ClipMasker(read_masks(masks, video_id(Path(video)), options), str(video))
+        foreground = extract_video(video, encoder, clip_len, options, batch_size, decode_timeout=decode_timeout,
+                                   masker=masker)
+        features = np.concatenate([features, foreground.features], axis=1)  # (T, 2D): [O | F]
+        extraction["foreground"] = foreground_settings(masks)
+    return explain(torch.from_numpy(features), seeds, str(video), extraction,
                    extracted.clip_seconds, extracted.thumbnails)

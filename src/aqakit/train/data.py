@@ -100,7 +100,8 @@ def feature_extraction_info(config: RunConfig) -> dict[str, Any]:
     """``{"features": settings}`` when the run's feature folder was written by ``aqakit extract``.
 
     The settings (backbone, weights hash, clip length, fps, crop) go into every checkpoint so
-    ``aqakit score`` extracts a new video the way the training features were made.
+    ``aqakit score`` extracts a new video the way the training features were made; with a
+    foreground stream (``foreground=true``) its folder's settings too, under ``"foreground"``.
     """
     benchmark = get_benchmark(config.benchmark, **config.benchmark_args)
     if not isinstance(benchmark, FileBenchmark):
@@ -110,7 +111,13 @@ def feature_extraction_info(config: RunConfig) -> dict[str, Any]:
     except DataError:
         return {}
     manifest = read_manifest(feature_dir)
-    return {"features": manifest["extraction"]} if manifest else {}
+    if not manifest:
+        return {}
+    info = {"features": manifest["extraction"]}
+    foreground = read_manifest(feature_dir.parent / "foreground") if benchmark.options.get("foreground") else None
+    if foreground is not None:  # the foreground stream F beside it (aqakit extract --masks)
+        info["foreground"] = foreground["extraction"]
+    return info
 
 
 def data_fingerprint(data: Splits) -> dict[str, Any]:

@@ -413,6 +413,17 @@ def frame_folder_images(folder: Path) -> list[Path]:
     return sorted(images, key=_natural_key)
 
 
+def frame_folders_below(root: Path) -> list[Path]:
+    """Folders below ``root`` that hold image files, in sorted order (not searched further down)."""
+    folders: list[Path] = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        if Path(folder) != root and any(map(is_image_file, files)):
+            folders.append(Path(folder))
+            subfolders.clear()
+    return folders
+
+
 def _natural_key(path: Path) -> list[tuple[int, int | str]]:
     """Sort key comparing runs of digits as numbers: ``frame2.jpg`` < ``frame10.jpg``."""
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", path.name) if part]

@@ -31,7 +31,7 @@ import torch
 from aqakit.errors import AqakitError, ConfigError, DataError, one_line_reason
 from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import DecodeOptions
-from aqakit.video.extract import VideoFeatures, VideoOutcome, VideoRunner, extract_video
+from aqakit.video.extract import VideoFeatures, VideoOutcome, VideoRunner, extract_stream_video
 from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT
 
 #: Tries per video when its worker dies while extracting it (each on a new worker).
@@ -89,9 +89,11 @@ def import_ray() -> ModuleType:
 
 def ray_runner(
     backbone: ClipBackbone, clip_len: int, options: DecodeOptions, batch_size: int, workers: RayWorkers, *,
-    on_clips: Callable[[int], None] | None = None, decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masks_dir: Path | None = None, on_clips: Callable[[int], None] | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
 ) -> VideoRunner:
-    """A runner for :func:`~aqakit.video.extract.extract_folder` extracting on Ray ``workers``.
+    """A runner for :func:`~aqakit.video.extract.extract_folder` extracting on Ray ``workers`` (the
+    foreground stream with ``masks_dir``, which the workers read, like the videos, at its path).
 
     Ray starts (or is attached to) only when there is a video to extract, and stops when the run
     ends, however it ends; a Ray session the caller already started is used and left running.
@@ -116,8 +118,8 @@ def ray_runner(
             shipped = [ray.put(backbone.to("cpu"))]  # in a list: each worker fetches it from the object store
 
             def start_worker():
-                return actor_class.remote(shipped, clip_len, options, batch_size, decode_timeout, workers.device,
-                                          workers.cpus_per_worker)
+                return actor_class.remote(shipped, clip_len, options, batch_size, masks_dir, decode_timeout,
+                                          workers.device, workers.cpus_per_worker)
 
             yield from _spread(ray, videos, start_worker, min(workers.workers, len(videos)), started, on_clips)
 
@@ -145,7 +147,7 @@ def _spread(ray: ModuleType, videos: Mapping[str, Path], start_worker: Callable[
         if vid is not None:
             tries[vid] += 1
             started(vid)
-            running[actor.extract.remote(str(videos[vid]))] = (vid, actor)
+            running[actor.extract.remote(vid, str(videos[vid]))] = (vid, actor)
 
     try:
         for _ in range(n_workers):
@@ -176,19 +178,20 @@ class ExtractionWorker:
     """A Ray actor's state: one backbone on its device; extracts one video per call."""
 
     def __init__(self, backbone: list, clip_len: int, options: DecodeOptions, batch_size: int,
-                 decode_timeout: float, device: str | None, threads: int) -> None:
+                 masks_dir: Path | None, decode_timeout: float, device: str | None, threads: int) -> None:
         """``backbone``: ``[object ref of the ClipBackbone]``, the driver's copy in Ray's object store."""
         import ray
 
         torch.set_num_threads(threads)
         self.backbone: ClipBackbone = ray.get(backbone[0]).to(device or "cpu")
-        self.clip_len, self.options, self.batch_size, self.decode_timeout = clip_len, options, batch_size, decode_timeout
+        self.clip_len, self.options, self.batch_size = clip_len, options, batch_size
+        self.masks_dir, self.decode_timeout = masks_dir, decode_timeout
 
-    def extract(self, path: str) -> VideoFeatures | AqakitError:
-        """The video's features, or the error that made it fail (returned, so Ray does not wrap it)."""
+    def extract(self, vid: str, path: str) -> VideoFeatures | AqakitError:
+        """Video ``vid``'s features, or the error that made it fail (returned, so Ray does not wrap it)."""
         try:
-            return extract_video(Path(path), self.backbone, self.clip_len, self.options, self.batch_size,
-                                 decode_timeout=self.decode_timeout)
+            return extract_stream_video(vid, Path(path), self.backbone, self.clip_len, self.options, self.batch_size,
+                                        self.masks_dir, decode_timeout=self.decode_timeout)
         except AqakitError as exc:
             return exc
 

@@ -8,7 +8,6 @@ mixes features of two settings or two backbone revisions in one folder (docs/vid
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,11 @@ from aqakit.atomic import atomic_write, remove_partials
 from aqakit.errors import AqakitError, ConfigError
 from aqakit.locking import folder_lock
 from aqakit.video.backbone import ClipBackbone
-from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, is_image_file
+from aqakit.video.decode import IMAGE_SUFFIXES, DecodeOptions, frame_folders_below, is_image_file
+from aqakit.video.foreground import ClipMasker, foreground_settings
 from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT, isolated_timed_clips
 from aqakit.video.manifest import new_manifest, read_manifest, write_manifest
+from aqakit.video.masks import read_masks
 from aqakit.video.registry import backbone_class
 
 
@@ -105,6 +106,7 @@ def extract_video(
     max_thumbnails: int = 0,
     on_clips: Callable[[int], None] | None = None,
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masker: ClipMasker | None = None,
 ) -> VideoFeatures:
     """Decode ``path`` into clips (in a child process, :mod:`aqakit.video.isolated`) and encode them in
     batches of ``batch_size``.
@@ -114,10 +116,12 @@ def extract_video(
             spaced (every 2^k-th clip), copied so that no clip stays in memory.
         on_clips: called with the number of clips just encoded (for progress bars).
         decode_timeout: seconds the decoder may go without decoding a frame before it is stopped.
+        masker: multiplies each clip's frames by their person masks first (the foreground stream,
+            :mod:`aqakit.video.foreground`).
 
     Raises:
         DataError: the video cannot be decoded, is shorter than one clip (see :mod:`aqakit.video.decode`),
-            stalls the decoder for ``decode_timeout`` seconds or crashes it.
+            stalls the decoder for ``decode_timeout`` seconds or crashes it; masks that are not its frames'.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
@@ -139,11 +143,13 @@ def extract_video(
     for start, clip in _timed(isolated_timed_clips(path, clip_len, options, decode_timeout), timing):
         thumbnails.offer(len(clip_seconds), lambda: clip[len(clip) // 2].copy())
         clip_seconds.append(start)
-        batch.append(clip)
+        batch.append(clip if masker is None else masker(clip))
         if len(batch) == batch_size:
             encode()
     if batch:
         encode()
+    if masker is not None:
+        masker.check_complete(clip_len)
     features = np.concatenate(outputs).astype(np.float32)
     timing.clips = len(features)
     timing.frames = len(features) * clip_len
@@ -207,7 +213,7 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
         elif any(map(is_image_file, files)):
             found.append((path.name, path))
         else:
-            folders = _frame_folders_below(path)
+            folders = frame_folders_below(path)
             if not folders:
                 raise ConfigError(
                     f"{path}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) and no frame folders "
@@ -215,17 +221,6 @@ def find_videos(paths: Iterable[Path]) -> dict[str, Path]:
                 )
             found += [("_".join(folder.relative_to(path).parts), folder) for folder in folders]
     return _by_id(found)
-
-
-def _frame_folders_below(root: Path) -> list[Path]:
-    """Folders below ``root`` that hold image files, in sorted order (not searched further down)."""
-    folders: list[Path] = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
-        if Path(folder) != root and any(map(is_image_file, files)):
-            folders.append(Path(folder))
-            subfolders.clear()
-    return folders
 
 
 def _by_id(videos: Iterable[tuple[str, Path]]) -> dict[str, Path]:
@@ -258,19 +253,32 @@ VideoOutcome = tuple[str, VideoFeatures | AqakitError]
 VideoRunner = Callable[[Mapping[str, Path], Callable[[str], None]], Iterator[VideoOutcome]]
 
 
+def extract_stream_video(
+    vid: str, path: Path, backbone: ClipBackbone, clip_len: int, options: DecodeOptions, batch_size: int,
+    masks_dir: Path | None, *, on_clips: Callable[[int], None] | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+) -> VideoFeatures:
+    """:func:`extract_video` of video ``vid``: its whole frames, or with ``masks_dir`` its frames
+    times its person masks from that folder (the foreground stream)."""
+    masker = None if masks_dir is None else ClipMasker(read_masks(masks_dir, vid, options), str(path))
+    return extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips,
+                         decode_timeout=decode_timeout, masker=masker)
+
+
 def one_at_a_time(
     backbone: ClipBackbone, clip_len: int, options: DecodeOptions, batch_size: int = 8, *,
-    on_clips: Callable[[int], None] | None = None, decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masks_dir: Path | None = None, on_clips: Callable[[int], None] | None = None,
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
 ) -> VideoRunner:
-    """The runner that extracts the videos one after another in this process (:func:`extract_video`);
-    the next video starts once the caller has recorded the previous one."""
+    """The runner that extracts the videos one after another in this process
+    (:func:`extract_stream_video`); the next video starts once the caller has recorded the previous one."""
 
     def run(videos: Mapping[str, Path], started: Callable[[str], None]) -> Iterator[VideoOutcome]:
         for vid, path in videos.items():
             started(vid)
             try:
-                yield vid, extract_video(path, backbone, clip_len, options, batch_size, on_clips=on_clips,
-                                         decode_timeout=decode_timeout)
+                yield vid, extract_stream_video(vid, path, backbone, clip_len, options, batch_size, masks_dir,
+                                                on_clips=on_clips, decode_timeout=decode_timeout)
             except AqakitError as exc:
                 yield vid, exc
 
@@ -289,6 +297,7 @@ def extract_folder(
     on_video: Callable[[Path, str], None] | None = None,
     on_clips: Callable[[int], None] | None = None,
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
+    masks_dir: Path | None = None,
     runner: VideoRunner | None = None,
 ) -> ExtractionReport:
     """Extract features of every video into ``out_dir`` (created); failures are collected, not raised,
@@ -305,9 +314,13 @@ def extract_folder(
         on_video: called with (video path, status) as each video starts (``"extracting"``) or ends
             (``"written"``, ``"skipped"``, ``"failed: <reason>"``).
         decode_timeout: seconds the decoder may go without decoding a frame (see :func:`extract_video`).
+        masks_dir: write the foreground stream instead: each video's frames times its person masks
+            from this folder (:func:`~aqakit.video.masks.read_masks`); a video without masks, with
+            masks of another frame count or with no person in any frame fails.
         runner: computes the features of the videos to extract (default: :func:`one_at_a_time` with
-            ``backbone``, ``clip_len``, ``options``, ``batch_size``, ``on_clips`` and ``decode_timeout``);
-            ``backbone``, ``clip_len`` and ``options`` still make the manifest's settings.
+            ``backbone``, ``clip_len``, ``options``, ``batch_size``, ``masks_dir``, ``on_clips`` and
+            ``decode_timeout``; a runner given must be made with the same ``masks_dir``);
+            ``backbone``, ``clip_len``, ``options`` and ``masks_dir`` still make the manifest's settings.
 
     Raises:
         ConfigError: two videos share an id, or ``out_dir`` holds features made with other settings
@@ -318,8 +331,8 @@ def extract_folder(
     else:
         ids = _by_id((video_id(Path(path)), Path(path)) for path in videos)
     clip_len = clip_len or backbone.default_clip_len
-    runner = runner or one_at_a_time(backbone, clip_len, options, batch_size, on_clips=on_clips,
-                                     decode_timeout=decode_timeout)
+    runner = runner or one_at_a_time(backbone, clip_len, options, batch_size, masks_dir=masks_dir,
+                                     on_clips=on_clips, decode_timeout=decode_timeout)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file, not a folder; --out needs a folder for the features")
@@ -327,6 +340,8 @@ def extract_folder(
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(out_dir)  # left by a killed extraction; nobody else writes here while we hold the lock
         settings = extraction_settings(backbone, clip_len, options)
+        if masks_dir is not None:
+            settings["foreground"] = foreground_settings(masks_dir)
         manifest = read_manifest(out_dir)
         settings_changed = manifest is not None and manifest["extraction"] != settings
         if settings_changed:

@@ -35,10 +35,10 @@ def _empty_records() -> dict[str, Any]:
     return {"videos": {}, "writing": [], "failed": {}}
 
 
-def with_legacy_settings(extraction: dict[str, Any]) -> dict[str, Any]:
-    """``extraction`` (a manifest's or a checkpoint's settings) with every :data:`LEGACY_SETTINGS`
-    entry it lacks, so old and new records compare as what they were made with."""
-    return {**extraction, **{key: value for key, value in LEGACY_SETTINGS.items() if key not in extraction}}
+def with_legacy_settings(extraction: dict[str, Any], legacy: dict[str, Any] = LEGACY_SETTINGS) -> dict[str, Any]:
+    """``extraction`` (a manifest's or a checkpoint's settings) with every ``legacy`` entry it lacks,
+    so old and new records compare as what they were made with."""
+    return {**extraction, **{key: value for key, value in legacy.items() if key not in extraction}}
 
 
 def manifest_path(feature_dir: Path) -> Path:
@@ -46,10 +46,11 @@ def manifest_path(feature_dir: Path) -> Path:
     return Path(feature_dir) / MANIFEST_FILE
 
 
-def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
+def read_manifest(feature_dir: Path, legacy: dict[str, Any] = LEGACY_SETTINGS) -> dict[str, Any] | None:
     """The folder's manifest, or None when it has none; a malformed one is a DataError.
 
-    Settings an old manifest lacks are filled in as it was made (:func:`with_legacy_settings`).
+    Settings an old manifest lacks are filled in as it was made (``legacy``: :data:`LEGACY_SETTINGS`
+    for feature folders; a mask folder, :mod:`aqakit.video.masks`, has none).
     """
     path = manifest_path(feature_dir)
     if not path.is_file():
@@ -62,7 +63,7 @@ def read_manifest(feature_dir: Path) -> dict[str, Any] | None:
         raise DataError(f"{path}: not a feature manifest (no 'extraction' settings)")
     for key, empty in _empty_records().items():
         manifest.setdefault(key, empty)
-    manifest["extraction"] = with_legacy_settings(manifest["extraction"])
+    manifest["extraction"] = with_legacy_settings(manifest["extraction"], legacy)
     return manifest
 
 
