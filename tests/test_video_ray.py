@@ -243,3 +243,17 @@ def test_the_command_line_does_not_import_ray():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     assert run.stdout.strip() == "False", run.stderr
+
+
+def test_the_foreground_stream_on_two_workers_is_the_one_process_stream(local_ray, videos, backbone, options, tmp_path):
+    from aqakit.video.masks import mask_folder
+    from test_video_masks import box_masks
+
+    files = find_videos([videos])
+    mask_folder(files, tmp_path / "masks", options, make=box_masks, settings={"masks": "left half (test)"})
+    alone = extract_folder(files, backbone, tmp_path / "alone", CLIP_LEN, options, masks_dir=tmp_path / "masks")
+    runner = ray_runner(backbone, CLIP_LEN, options, 8, RayWorkers(workers=2), masks_dir=tmp_path / "masks")
+    spread = extract_folder(files, backbone, tmp_path / "spread", CLIP_LEN, options, masks_dir=tmp_path / "masks",
+                            runner=runner)
+    assert alone.written == IDS and sorted(spread.written) == IDS
+    assert folder_files(tmp_path / "spread") == folder_files(tmp_path / "alone")
