@@ -251,4 +251,8 @@ def _setting_text(key: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):  # e.g. the foreground stream's method and masks, one setting a part
+        shown = [(name, inner) for name, inner in value.items() if inner is not None]
+        return "; ".join(f"{name.replace('_', ' ')}: " + (f"({_setting_text(name, inner)})" if isinstance(inner, dict)
+                                                         else _setting_text(name, inner)) for name, inner in shown)
     return str(value)
