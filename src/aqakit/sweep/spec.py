@@ -295,11 +295,12 @@ def trial_name(spec: SweepSpec, values: Mapping[str, Any]) -> str:
     last = [key.rsplit(".", 1)[-1] for key in keys]
     parts = [str(values[VARIANT])] if VARIANT in values else []
     for key, short in zip(keys, last):
-        parts.append(f"{short if last.count(short) == 1 else key}={_text(values[key])}")
+        parts.append(f"{short if last.count(short) == 1 else key}={value_text(values[key])}")
     return "_".join(parts).replace("/", "-").replace(" ", "")
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A space value as trial names and the summary write it (YAML's true/false/null, floats to 6 digits)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
