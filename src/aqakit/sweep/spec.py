@@ -167,7 +167,7 @@ def parse_spec(data: Mapping[str, Any], source: str) -> SweepSpec:
     _check_search(search, space, num_samples, rank, fail)
     spec = SweepSpec(
         source=source, model=data["model"], benchmark=data["benchmark"], space=space, seeds=_seeds(data.get("seeds", [0]), fail),
-        preset=data.get("preset"), data_root=None if data.get("data_root") is None else str(data["data_root"]),
+        preset=data.get("preset"), data_root=None if data.get("data_root") is None else str(Path(data["data_root"]).absolute()),
         base=base, variants=variants, search=search, num_samples=num_samples,
         search_seed=_whole(data.get("search_seed", 0), "search_seed", fail), resources=_resources(data.get("resources") or {}, fail),
         rank=rank,
