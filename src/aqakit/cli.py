@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -376,7 +377,6 @@ def datasets(
     """List benchmark adapters and models, or inspect FOLDER (counts, lengths, dims, scores, problems)."""
     from aqakit.data.benchmarks import list_benchmarks
     from aqakit.data.inspect import inspect_feature_folder
-    from rich.markup import escape
 
     from aqakit.models import list_models, model_defaults
 
@@ -778,7 +778,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)  # click returns the code of a typer.Exit here
     except AqakitError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)  # [ray] stays text
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
