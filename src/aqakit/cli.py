@@ -377,7 +377,6 @@ def datasets(
     """List benchmark adapters and models, or inspect FOLDER (counts, lengths, dims, scores, problems)."""
     from aqakit.data.benchmarks import list_benchmarks
     from aqakit.data.inspect import inspect_feature_folder
-
     from aqakit.models import list_models, model_defaults
 
     if folder is None:
