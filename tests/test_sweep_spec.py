@@ -151,7 +151,7 @@ def test_an_unreachable_cluster_address_fails_in_one_line():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ConfigError, match=f"cannot reach a Ray cluster there within 5 s") as caught:
+    with pytest.raises(ConfigError, match="cannot reach a Ray cluster there within 5 s") as caught:
         check_reachable(f"127.0.0.1:{port}")
     assert "\n" not in str(caught.value)
     with pytest.raises(ConfigError, match="must look like HOST:PORT"):

@@ -45,15 +45,25 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, *, resume: bool = False, ray_add
     sweep_dir = Path(sweep_dir).absolute()
     with folder_lock(sweep_dir, "sweep"):  # a second sweep into the same folder is refused
         prepare_sweep_folder(sweep_dir, spec, resume=resume)
-        if ray_address is None:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-        else:
-            ray.init(address=ray_address, logging_level="WARNING", log_to_driver=False)
+        start_ray(ray, ray_address)
         try:
             results = _tune(tune, spec, sweep_dir, resume)
         finally:
             ray.shutdown()
         return write_summary(sweep_dir, spec, results)
+
+
+def start_ray(ray: Any, address: str | None) -> None:
+    """Ray on this machine with every CPU (no dashboard), or attached to the cluster at ``address``;
+    a start that fails (a version mismatch with the cluster, no room for Ray's processes) is one line."""
+    try:
+        if address is None:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        else:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError ... here
+        where = f"attach to the Ray cluster at {address}" if address else "start Ray on this machine"
+        raise ConfigError(f"cannot {where}: {one_line_reason(exc)}") from None
 
 
 def import_ray(search: str) -> tuple[Any, Any]:
