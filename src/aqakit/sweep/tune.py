@@ -78,9 +78,10 @@ def import_ray(search: str) -> tuple[Any, Any]:
         raise ConfigError(f"aqakit sweep runs on Ray Tune, which is not installed: {INSTALL_HINT}") from None
     if search == "optuna":
         try:
-            import optuna  # noqa: F401
+            import optuna
         except ImportError:
             raise ConfigError(f"search optuna needs Optuna, which is not installed: {INSTALL_HINT}") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study and trial
     return ray, tune
 
 
