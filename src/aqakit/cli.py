@@ -1,4 +1,4 @@
-"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, report, compare, extract, score, suite.
+"""The ``aqakit`` command line: train, eval, predict, datasets, bench, results, report, compare, extract, score, suite, sweep.
 
 Each command parses its arguments, calls the library (:mod:`aqakit.train`, :mod:`aqakit.pipeline`,
 :mod:`aqakit.video` ...) and prints. Every user-caused error (an :class:`~aqakit.errors.AqakitError`)
@@ -847,6 +847,35 @@ def suite_table_command(
         print(suite_curves(records))
         return
     print(suite_table(records, [v.strip() for v in variants.split(",")] if variants else None))
+
+
+@app.command()
+def sweep(
+    spec: str = typer.Argument(..., help="A sweep spec (YAML file) or a built-in one's name (docs/sweeps.md)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The sweep folder (default: runs/sweeps/SPEC-NAME[-BENCHMARK])."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Replace the spec's benchmark."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Replace the spec's data folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a stopped sweep: trials whose run folders are finished are kept."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="HOST:PORT of a running Ray cluster (`ray start --head`); default: Ray on this machine."),
+) -> None:
+    """Train every trial of a sweep spec on Ray Tune, each an ordinary run folder, and write its summary.
+
+    Trials are ranked on validation only; the summary (SWEEP/summary.md) shows each configuration's test
+    Spearman beside it and marks the chosen trial. Exit status 1 when some trial failed.
+    """
+    from aqakit.sweep.spec import load_spec
+    from aqakit.sweep.summary import SUMMARY_MD
+    from aqakit.sweep.tune import run_sweep
+
+    loaded = load_spec(spec, benchmark=benchmark, data_root=None if data_root is None else str(data_root))
+    folder = out or Path("runs") / "sweeps" / (Path(spec).stem + (f"-{benchmark}" if benchmark else ""))
+    record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address)
+    print((folder / SUMMARY_MD).read_text(), end="")
+    console.print(f"sweep saved in {folder}", highlight=False, soft_wrap=True)
+    if record["failed"]:
+        err_console.print(f"{len(record['failed'])} trial(s) failed: {', '.join(record['failed'])}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,122 @@
+"""``aqakit sweep`` on local Ray Tune: run folders, summary, resume, failures, refusals; Ray stays optional."""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from aqakit.errors import ConfigError, RunDirectoryError
+from aqakit.locking import folder_lock
+from aqakit.results import read_runs
+from aqakit.sweep.spec import load_spec
+from aqakit.sweep.tune import run_sweep
+from conftest import run_cli
+
+TINY_SPEC = {
+    "model": "gdlt", "benchmark": "synthetic",
+    "base": {"benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16}, "model.args": {"hidden_dim": 16, "n_queries": 4},
+             "train.epochs": 2, "train.batch_size": 16, "train.crop_len": 24, "train.precision": "32-true"},
+    "space": {"optim.lr": {"grid": [0.01, 0.001]}},
+    "seeds": [0, 1],
+    "resources": {"cpu": 1, "gpu": 0},
+}
+
+
+def write_spec(tmp_path, **fields):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**TINY_SPEC, **fields}))
+    return path
+
+
+def one_line_error(status, err):
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_a_grid_sweep_on_local_ray_writes_run_folders_and_resumes_without_rerunning(tmp_path, monkeypatch, capsys):
+    spec, out = write_spec(tmp_path), tmp_path / "sweep"
+    status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out)
+    assert status == 0, err
+    trials = out / "trials"
+    # Every trial is an ordinary run folder that aqakit results reads.
+    rows, tuning = read_runs([trials])
+    assert sorted(row.name for row in rows) == ["lr=0.001", "lr=0.01"] and not tuning
+    assert all(row.seeds == (0, 1) and row.selection == "best-val" and len(row.spearman) == 2 for row in rows)
+    # The summary: test figures shown, the trial with the highest validation figure chosen.
+    record = json.loads((out / "summary.json").read_text())
+    runs = {name: json.loads((trials / name / "summary.json").read_text()) for name in ("lr=0.01", "lr=0.001")}
+    validation = {name: run["val"]["spearman"]["mean"] for name, run in runs.items()}
+    assert record["chosen"] == max(validation, key=validation.get) and record["failed"] == []
+    for trial in record["trials"]:
+        assert trial["status"] == "finished"
+        assert trial["validation"] == pytest.approx(validation[trial["name"]])
+        assert trial["test_spearman"]["mean"] == pytest.approx(runs[trial["name"]]["test"]["spearman"]["mean"])
+    table = (out / "summary.md").read_text()
+    assert f"| {record['chosen']} | `optim.lr=" in table and table.count("**chosen**") == 1 and table in stdout
+
+    # Resume: the finished trial is not trained again; a trial whose folder no longer resumes fails,
+    # is recorded with its error, and the exit status says so.
+    kept_seed = trials / "lr=0.01" / "seed-0" / "summary.json"
+    kept_before = kept_seed.stat().st_mtime_ns
+    broken = trials / "lr=0.001"
+    (broken / "summary.json").unlink()
+    config = yaml.safe_load((broken / "config.yaml").read_text())
+    config["optim"]["lr"] = 0.5
+    (broken / "config.yaml").write_text(yaml.safe_dump(config))
+    status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out, "--resume")
+    assert status == 1 and "1 trial(s) failed: lr=0.001" in err
+    assert kept_seed.stat().st_mtime_ns == kept_before
+    record = json.loads((out / "summary.json").read_text())
+    statuses = {trial["name"]: trial["status"] for trial in record["trials"]}
+    assert statuses == {"lr=0.01": "kept", "lr=0.001": "failed"} and record["failed"] == ["lr=0.001"]
+    assert record["chosen"] == "lr=0.01"  # the only trial with a validation figure now
+    error = next(trial["error"] for trial in record["trials"] if trial["status"] == "failed")
+    assert "cannot resume, the configuration differs (optim.lr: saved 0.5, now 0.001)" in error
+    assert f"- lr=0.001: {error}" in (out / "summary.md").read_text()
+
+
+def test_a_sweep_into_a_folder_another_sweep_is_writing_is_refused(tmp_path):
+    out = tmp_path / "sweep"
+    with folder_lock(out, "sweep"):
+        with pytest.raises(RunDirectoryError, match="another process is writing this sweep"):
+            run_sweep(load_spec(write_spec(tmp_path)), out)
+    assert not out.exists()
+
+
+def test_a_spec_ranking_on_test_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "sweep", write_spec(tmp_path, rank="test"), "--out", tmp_path / "s")
+    assert "ranks trials on the test split: refused" in one_line_error(status, err)
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_unreachable_cluster_is_one_line(tmp_path, monkeypatch, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    status, _, err = run_cli(monkeypatch, capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "s",
+                             "--ray-address", f"127.0.0.1:{port}")
+    assert f"--ray-address 127.0.0.1:{port}: cannot reach a Ray cluster there" in one_line_error(status, err)
+
+
+def test_without_ray_the_error_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
+    status, _, err = run_cli(monkeypatch, capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "s")
+    assert "pip install 'aqakit[ray]'" in one_line_error(status, err)
+    with pytest.raises(ConfigError, match=r"pip install 'aqakit\[ray\]'"):
+        run_sweep(load_spec(write_spec(tmp_path)), tmp_path / "s")
+
+
+def test_the_core_package_and_the_help_do_not_import_ray():
+    script = (
+        "import sys\n"
+        "import aqakit, aqakit.cli, aqakit.sweep.spec, aqakit.sweep.trial, aqakit.sweep.summary, aqakit.sweep.tune\n"
+        "sys.argv = ['aqakit', '--help']\n"
+        "try:\n    aqakit.cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'optuna')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "sweep" in done.stdout  # the help lists the command
