@@ -98,7 +98,7 @@ def test_an_unreachable_cluster_is_one_line(tmp_path, monkeypatch, capsys):
         port = probe.getsockname()[1]
     status, _, err = run_cli(monkeypatch, capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "s",
                              "--ray-address", f"127.0.0.1:{port}")
-    assert f"--ray-address 127.0.0.1:{port}: cannot reach a Ray cluster there" in one_line_error(status, err)
+    assert f"no Ray cluster answered at 127.0.0.1:{port} within 10 s" in one_line_error(status, err)
 
 
 def test_without_ray_the_error_names_the_extra(tmp_path, monkeypatch, capsys):

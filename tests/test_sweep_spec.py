@@ -8,7 +8,7 @@ import yaml
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.sweep.folder import SPEC_FILE, prepare_sweep_folder
 from aqakit.sweep.spec import VARIANT, load_spec, parse_spec, trial_name
-from aqakit.sweep.tune import check_reachable
+from aqakit.ray_address import check_ray_address
 
 TINY = {"benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16}, "model.args": {"hidden_dim": 16, "n_queries": 4},
         "train.epochs": 1, "train.batch_size": 16, "train.crop_len": 24}
@@ -151,8 +151,8 @@ def test_an_unreachable_cluster_address_fails_in_one_line():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ConfigError, match="cannot reach a Ray cluster there within 5 s") as caught:
-        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=f"no Ray cluster answered at 127.0.0.1:{port} within 5 s") as caught:
+        check_ray_address(f"127.0.0.1:{port}", timeout=5)
     assert "\n" not in str(caught.value)
-    with pytest.raises(ConfigError, match="must look like HOST:PORT"):
-        check_reachable("localhost")
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        check_ray_address("localhost")

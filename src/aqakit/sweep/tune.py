@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from aqakit.errors import ConfigError, one_line_reason
 from aqakit.locking import folder_lock
+from aqakit.ray_address import check_ray_address
 from aqakit.sweep.folder import RAY_FOLDER, prepare_sweep_folder
 from aqakit.sweep.spec import SweepSpec, trial_name
 from aqakit.sweep.summary import write_summary
 from aqakit.sweep.trial import FAILED, TrialResult, run_trial
 
 INSTALL_HINT = "pip install 'aqakit[ray]'"
-#: Seconds ``--ray-address`` may take to accept a TCP connection before the sweep gives up.
-CONNECT_TIMEOUT_S = 5.0
 #: The metric a trial reports for Tune's searchers: its validation figure (see :func:`aqakit.sweep.trial.ranking_figure`).
 METRIC = "validation"
 
@@ -41,7 +39,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, *, resume: bool = False, ray_add
     """
     ray, tune = import_ray(spec.search)
     if ray_address is not None:
-        check_reachable(ray_address)
+        check_ray_address(ray_address)
     sweep_dir = Path(sweep_dir).absolute()
     with folder_lock(sweep_dir, "sweep"):  # a second sweep into the same folder is refused
         prepare_sweep_folder(sweep_dir, spec, resume=resume)
@@ -83,19 +81,6 @@ def import_ray(search: str) -> tuple[Any, Any]:
             raise ConfigError(f"search optuna needs Optuna, which is not installed: {INSTALL_HINT}") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study and trial
     return ray, tune
-
-
-def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """ConfigError (one line) unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a TCP connection
-    within ``timeout`` seconds, so an unreachable cluster fails at once instead of hanging in ``ray.init``."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--ray-address {address!r} must look like HOST:PORT (e.g. 10.0.0.5:6379)")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ConfigError(f"--ray-address {address}: cannot reach a Ray cluster there within {timeout:g} s "
-                          f"({one_line_reason(exc)}); is `ray start --head --port {port}` running on {host}?") from None
 
 
 def param_space(tune: Any, spec: SweepSpec) -> dict[str, Any]:

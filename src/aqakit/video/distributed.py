@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +27,7 @@ from typing import Callable, Iterator, Mapping
 import torch
 
 from aqakit.errors import AqakitError, ConfigError, DataError, one_line_reason
+from aqakit.ray_address import DEFAULT_CONNECT_TIMEOUT, check_ray_address, host_and_port
 from aqakit.video.backbone import ClipBackbone
 from aqakit.video.decode import DecodeOptions
 from aqakit.video.extract import VideoFeatures, VideoOutcome, VideoRunner, extract_stream_video
@@ -37,13 +36,6 @@ from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT
 #: Tries per video when its worker dies while extracting it (each on a new worker).
 ATTEMPTS = 3
 
-#: Seconds to wait for a Ray cluster to answer at ``--ray-address`` before giving up.
-DEFAULT_CONNECT_TIMEOUT = 10.0
-
-#: The start of an HTTP/2 connection (the client preface, then an empty SETTINGS frame). Ray's
-#: head answers on its address with gRPC, whose server's first frame is SETTINGS (type 4).
-_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-_SETTINGS_FRAME = 4
 
 
 @dataclass(frozen=True)
@@ -106,9 +98,9 @@ def ray_runner(
     """
     ray = import_ray()
     if workers.address and workers.address != "auto":
-        host, port = _host_and_port(workers.address)
+        host_and_port(workers.address)
         if not ray.is_initialized():  # (a running session is used as it is)
-            _check_answers(host, port, workers.address, workers.connect_timeout)  # before any work
+            check_ray_address(workers.address, workers.connect_timeout)  # before any work
 
     def run(videos: Mapping[str, Path], started: Callable[[str], None]) -> Iterator[VideoOutcome]:
         if not videos:
@@ -225,34 +217,3 @@ def _check_resources(ray: ModuleType, workers: RayWorkers) -> None:
         if each and resources.get(name, 0) < workers.workers * each:
             raise ConfigError(f"{workers.workers} workers need {workers.workers * each} {name}s, and the Ray cluster "
                               f"has {resources.get(name, 0):g}; use fewer --workers")
-
-
-def _host_and_port(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``ray://HOST:PORT`` split; ConfigError naming ``address`` otherwise."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--ray-address {address!r}: expected HOST:PORT (the head's address that `ray start --head` "
-                          "prints), ray://HOST:PORT or auto")
-    return host.strip("[]"), int(port)
-
-
-def _check_answers(host: str, port: int, address: str, timeout: float) -> None:
-    """ConfigError unless a gRPC server (Ray's head) answers at ``host:port`` (given as ``address``)
-    within ``timeout`` seconds. Ray's own attach retries for minutes when nobody answers."""
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(_HTTP2_HELLO)
-            header = b""
-            while len(header) < 9:
-                connection.settimeout(max(deadline - time.monotonic(), 1e-3))
-                chunk = connection.recv(9 - len(header))
-                if not chunk:
-                    break
-                header += chunk
-    except OSError as exc:  # refused, unreachable, unknown host, timed out
-        raise ConfigError(f"no Ray cluster answered at {address} within {timeout:g} s ({one_line_reason(exc) or 'timed out'}); "
-                          "start one with `ray start --head` and pass the address it prints") from None
-    if len(header) < 9 or header[3] != _SETTINGS_FRAME:
-        raise ConfigError(f"{address} answers, but not as a Ray cluster (no gRPC server there); pass the address "
-                          "that `ray start --head` prints")
