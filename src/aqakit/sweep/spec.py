@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from aqakit.errors import ConfigError
-from aqakit.train.config import RunConfig, build_config, load_yaml
+from aqakit.train.config import RunConfig, build_config, load_yaml, named_yaml
 
 SEARCHES = ("grid", "random", "optuna")
 #: What trials are ranked by: the validation Spearman of train.select=best-val or of train.val_folds; none: not ranked.
@@ -116,16 +116,7 @@ def builtin_folder() -> Path:
 
 def spec_path(spec: str | Path) -> Path:
     """A spec file as given, or a built-in spec by name (``cofinal-ablations-fisv``)."""
-    given = Path(spec)
-    if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
-        if not given.is_file():
-            raise ConfigError(f"sweep spec {given} not found")
-        return given
-    builtin = builtin_folder() / f"{spec}.yaml"
-    if not builtin.is_file():
-        names = ", ".join(sorted(p.stem for p in builtin_folder().glob("*.yaml")))
-        raise ConfigError(f"unknown sweep spec {spec!r}: not a file, and the built-in ones are {names}")
-    return builtin
+    return named_yaml(spec, builtin_folder(), "sweep spec")
 
 
 def load_spec(spec: str | Path, *, benchmark: str | None = None, data_root: str | None = None) -> SweepSpec:

@@ -288,14 +288,22 @@ def list_presets() -> list[str]:
 
 def named_preset(preset: str) -> Path:
     """A built-in preset's file by name, or a YAML file path as given."""
-    given = Path(preset)
+    return named_yaml(preset, _preset_folder(), "preset")
+
+
+def named_yaml(name: str | Path, folder: Path, kind: str) -> Path:
+    """``name`` as a YAML file path when it looks like one (a ``.yaml``/``.yml`` suffix or a folder
+    part), else the built-in ``folder/<name>.yaml``; ConfigError naming the built-in ``kind`` files
+    when there is none."""
+    given = Path(name)
     if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
         if not given.is_file():
-            raise ConfigError(f"preset file {given} not found")
+            raise ConfigError(f"{kind} file {given} not found")
         return given
-    builtin = _preset_folder() / f"{preset}.yaml"
+    builtin = folder / f"{name}.yaml"
     if not builtin.is_file():
-        raise ConfigError(f"unknown preset {preset!r}; built-in presets: {', '.join(list_presets())}")
+        names = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
+        raise ConfigError(f"unknown {kind} {str(name)!r}; built-in {kind}s: {names}")
     return builtin
 
 
