@@ -7,7 +7,7 @@ import yaml
 
 from aqakit.errors import ConfigError, RunDirectoryError
 from aqakit.sweep.folder import SPEC_FILE, prepare_sweep_folder
-from aqakit.sweep.spec import VARIANT, load_spec, parse_spec, trial_name
+from aqakit.sweep.spec import BENCHMARK, VARIANT, load_spec, parse_spec, trial_name
 from aqakit.ray_address import check_ray_address
 
 TINY = {"benchmark_args": {"n_train": 48, "n_test": 24, "dim": 16}, "model.args": {"hidden_dim": 16, "n_queries": 4},
@@ -114,12 +114,28 @@ def test_random_and_optuna_specs_draw_from_ranges_and_choices():
 
 def test_the_shipped_cofinal_ablations_spec_names_the_ablation_table():
     parsed = load_spec("cofinal-ablations-fisv")
-    assert [trial_name(parsed, v) for v in parsed.grid()] == ["full", "no-graph", "no-tfm", "no-gpm", "no-fgs"]
+    names = [trial_name(parsed, v) for v in parsed.grid()]
+    assert names == [f"{variant}_{score}" for variant in ("full", "no-graph", "no-tfm", "no-gpm", "no-fgs")
+                     for score in ("fisv-tes", "fisv-pcs")]
     assert parsed.seeds == [0, 1, 2] and parsed.rank == "none"
-    config = parsed.config({VARIANT: "no-fgs"})
-    assert (config.train.crop_len, config.train.epochs, config.train.precision) == (124, 200, "32-true")
+    config = parsed.config({VARIANT: "no-fgs", BENCHMARK: "fisv-pcs"})
+    assert (config.benchmark, config.train.crop_len, config.train.epochs, config.train.precision) == ("fisv-pcs", 124, 200, "32-true")
     assert config.model.args["use_fgs"] is False and config.model.args["use_tfm"] is True
-    assert load_spec("cofinal-ablations-fisv", benchmark="fisv-pcs").benchmark == "fisv-pcs"
+    one = load_spec("cofinal-ablations-fisv", benchmark="fisv-pcs")
+    assert one.benchmarks == ["fisv-pcs"] and [trial_name(one, v) for v in one.grid()][:2] == ["full", "no-graph"]
+
+
+def test_several_benchmarks_are_the_last_dimension_and_pair_in_results():
+    parsed = parse_spec(spec(benchmark=["synthetic", "synthetic-confounded"], space={"optim.lr": {"grid": [0.01]}}), "s.yaml")
+    grid = parsed.grid()
+    assert [trial_name(parsed, v) for v in grid] == ["lr=0.01_synthetic", "lr=0.01_synthetic-confounded"]
+    assert [parsed.config(v).benchmark for v in grid] == ["synthetic", "synthetic-confounded"]
+    assert parsed.to_dict()["benchmark"] == ["synthetic", "synthetic-confounded"] and "benchmark" not in parsed.to_dict()["space"]
+    assert parse_spec(spec(), "s.yaml").to_dict()["benchmark"] == "synthetic"
+    refused(spec(benchmark=["synthetic", "synthetic"]), "benchmark must be a name or a list of distinct names")
+    refused(spec(benchmark=[]), "benchmark must be")
+    refused(spec(benchmark=["synthetic", "no-such-benchmark"]), "benchmark no-such-benchmark:")
+    refused(spec(space={"benchmark": {"grid": ["synthetic"]}}), "list them under benchmark")
 
 
 def test_an_unknown_spec_name_lists_the_built_in_ones():

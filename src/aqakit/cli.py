@@ -853,7 +853,7 @@ def suite_table_command(
 def sweep(
     spec: str = typer.Argument(..., help="A sweep spec (YAML file) or a built-in one's name (docs/sweeps.md)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The sweep folder (default: runs/sweeps/SPEC-NAME[-BENCHMARK])."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Replace the spec's benchmark."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Replace the spec's benchmark (or its list) with this one."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Replace the spec's data folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped sweep: trials whose run folders are finished are kept."),
     ray_address: Optional[str] = typer.Option(

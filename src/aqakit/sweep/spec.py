@@ -3,7 +3,7 @@
 ::
 
     model: gdlt
-    benchmark: synthetic
+    benchmark: synthetic          # or a list of benchmarks, one dimension of the space: [fisv-tes, fisv-pcs]
     preset: gdlt-small            # optional: a built-in preset's name or a YAML file
     data_root: ../shared/data/fisv  # optional, as ``aqakit train --data-root``
     base: {train.epochs: 50}      # ``--set`` keys every trial shares
@@ -44,6 +44,8 @@ RANKS = ("best-val", "val_folds", "none")
 KINDS = ("grid", "choice", "uniform", "loguniform")
 #: The space dimension the named ``variants`` of a spec form.
 VARIANT = "variant"
+#: The space dimension a spec listing several benchmarks forms (last, so trial names end with the benchmark).
+BENCHMARK = "benchmark"
 _KEYS = ("model", "benchmark", "preset", "data_root", "base", "variants", "space", "seeds", "search", "num_samples",
          "search_seed", "resources", "rank")
 _RESOURCES = ("cpu", "gpu")
@@ -64,11 +66,15 @@ class Dimension:
 
 @dataclass
 class SweepSpec:
-    """A checked sweep spec (see the module docstring for the meaning of each field)."""
+    """A checked sweep spec (see the module docstring for the meaning of each field).
+
+    ``benchmarks`` holds the spec's benchmark, or its list; with two or more they are the
+    :data:`BENCHMARK` dimension of ``space``.
+    """
 
     source: str
     model: str
-    benchmark: str
+    benchmarks: list[str]
     space: list[Dimension]
     seeds: list[int]
     preset: str | None = None
@@ -87,19 +93,24 @@ class SweepSpec:
         if self.data_root is not None:
             merged["data_root"] = self.data_root
         merged.update(self.variants.get(values.get(VARIANT), {}) if self.variants else {})
-        merged.update({key: value for key, value in values.items() if key != VARIANT})
+        merged.update({key: value for key, value in values.items() if key not in (VARIANT, BENCHMARK)})
         return merged
+
+    def benchmark_of(self, values: Mapping[str, Any]) -> str:
+        """The benchmark the trial with space values ``values`` trains on."""
+        return str(values.get(BENCHMARK, self.benchmarks[0]))
 
     def config(self, values: Mapping[str, Any]) -> RunConfig:
         """The trial's run configuration, built as ``aqakit train`` builds one."""
-        return build_config(self.model, self.benchmark, self.overrides(values), preset=self.preset)
+        return build_config(self.model, self.benchmark_of(values), self.overrides(values), preset=self.preset)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as saved in the sweep folder (``sweep.yaml``), and compared on ``--resume``."""
         return {
-            "model": self.model, "benchmark": self.benchmark, "preset": self.preset, "data_root": self.data_root,
+            "model": self.model, "benchmark": self.benchmarks[0] if len(self.benchmarks) == 1 else list(self.benchmarks),
+            "preset": self.preset, "data_root": self.data_root,
             "base": dict(self.base), "variants": {k: dict(v) for k, v in self.variants.items()},
-            "space": {d.key: {d.kind: list(d.values)} for d in self.space if d.key != VARIANT},
+            "space": {d.key: {d.kind: list(d.values)} for d in self.space if d.key not in (VARIANT, BENCHMARK)},
             "seeds": list(self.seeds), "search": self.search, "num_samples": self.num_samples,
             "search_seed": self.search_seed, "resources": dict(self.resources), "rank": self.rank,
         }
@@ -120,7 +131,8 @@ def spec_path(spec: str | Path) -> Path:
 
 
 def load_spec(spec: str | Path, *, benchmark: str | None = None, data_root: str | None = None) -> SweepSpec:
-    """Read and check a spec (a file or a built-in name); ``benchmark`` and ``data_root`` replace the spec's."""
+    """Read and check a spec (a file or a built-in name); ``benchmark`` (one name) and ``data_root``
+    replace the spec's."""
     path = spec_path(spec)
     data = load_yaml(path)
     if benchmark is not None:
@@ -138,9 +150,9 @@ def parse_spec(data: Mapping[str, Any], source: str) -> SweepSpec:
     for key in data:
         if key not in _KEYS:
             raise fail(f"unknown key {key!r} (a spec has {', '.join(_KEYS)})")
-    for key in ("model", "benchmark"):
-        if not isinstance(data.get(key), str):
-            raise fail(f"{key} must be a name, got {data.get(key)!r}")
+    if not isinstance(data.get("model"), str):
+        raise fail(f"model must be a name, got {data.get('model')!r}")
+    benchmarks = _benchmarks(data.get("benchmark"), fail)
     rank = _rank(data.get("rank", "best-val"), fail)
     search = data.get("search", "grid")
     if search not in SEARCHES:
@@ -148,8 +160,11 @@ def parse_spec(data: Mapping[str, Any], source: str) -> SweepSpec:
     base = _mapping(data.get("base") or {}, "base", fail)
     variants = _variants(data.get("variants") or {}, fail)
     space = _space(data.get("space") or {}, fail)
+    listed = "grid" if search == "grid" else "choice"
     if variants:
-        space.insert(0, Dimension(VARIANT, "grid" if search == "grid" else "choice", tuple(variants)))
+        space.insert(0, Dimension(VARIANT, listed, tuple(variants)))
+    if len(benchmarks) > 1:
+        space.append(Dimension(BENCHMARK, listed, tuple(benchmarks)))
     if not space:
         raise fail("the search space is empty: give space (a --set key -> {grid: [...]}, ...) or variants")
     num_samples = data.get("num_samples", 1 if search == "grid" else 10)
@@ -157,7 +172,7 @@ def parse_spec(data: Mapping[str, Any], source: str) -> SweepSpec:
         raise fail(f"num_samples must be a whole number of at least 1, got {num_samples!r}")
     _check_search(search, space, num_samples, rank, fail)
     spec = SweepSpec(
-        source=source, model=data["model"], benchmark=data["benchmark"], space=space, seeds=_seeds(data.get("seeds", [0]), fail),
+        source=source, model=data["model"], benchmarks=benchmarks, space=space, seeds=_seeds(data.get("seeds", [0]), fail),
         preset=data.get("preset"), data_root=None if data.get("data_root") is None else str(Path(data["data_root"]).absolute()),
         base=base, variants=variants, search=search, num_samples=num_samples,
         search_seed=_whole(data.get("search_seed", 0), "search_seed", fail), resources=_resources(data.get("resources") or {}, fail),
@@ -178,6 +193,13 @@ def _rank(rank: Any, fail: Any) -> str:
     return rank
 
 
+def _benchmarks(value: Any, fail: Any) -> list[str]:
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise fail(f"benchmark must be a name or a list of distinct names, got {value!r}")
+    return list(names)
+
+
 def _mapping(value: Any, where: str, fail: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise fail(f"{where} must be a mapping of --set keys to values, got {value!r}")
@@ -195,8 +217,9 @@ def _space(value: Any, fail: Any) -> list[Dimension]:
         raise fail(f"space must map --set keys to {{grid: [...]}} and the like, got {value!r}")
     dims = []
     for key, how in value.items():
-        if key == VARIANT:
-            raise fail(f"space.{key}: {VARIANT!r} is the dimension of the spec's variants; name it otherwise")
+        if key in (VARIANT, BENCHMARK):
+            raise fail(f"space.{key}: {key!r} is the dimension of the spec's {'variants' if key == VARIANT else 'benchmarks'}; "
+                       f"{'name it otherwise' if key == VARIANT else 'list them under benchmark'}")
         if not isinstance(how, dict) or len(how) != 1 or next(iter(how)) not in KINDS:
             raise fail(f"space.{key} must be one of {{grid: [...]}}, {{choice: [...]}}, {{uniform: [lo, hi]}}, "
                        f"{{loguniform: [lo, hi]}}, got {how!r}")
@@ -262,7 +285,7 @@ def _check_settings(spec: SweepSpec, fail: Any) -> None:
     first = {d.key: d.values[0] for d in spec.space}
     for dim in spec.space:
         for value in dim.values:
-            where = f"variants.{value}" if dim.key == VARIANT else f"space.{dim.key}={value!r}"
+            where = {VARIANT: f"variants.{value}", BENCHMARK: f"benchmark {value}"}.get(dim.key, f"space.{dim.key}={value!r}")
             try:
                 config = spec.config({**first, dim.key: value})
             except ConfigError as exc:
@@ -281,12 +304,15 @@ def _check_ranked(spec: SweepSpec, config: RunConfig, where: str, fail: Any) -> 
 
 def trial_name(spec: SweepSpec, values: Mapping[str, Any]) -> str:
     """The folder name of the trial with space values ``values``: its variant, then ``key=value`` per
-    other dimension (a key by its last part, unless two dimensions share it), joined by ``_``."""
-    keys = [d.key for d in spec.space if d.key != VARIANT]
+    other dimension (a key by its last part, unless two dimensions share it), then its benchmark,
+    joined by ``_`` (so ``aqakit results`` pairs ``full_fisv-tes`` with ``full_fisv-pcs``)."""
+    keys = [d.key for d in spec.space if d.key not in (VARIANT, BENCHMARK)]
     last = [key.rsplit(".", 1)[-1] for key in keys]
     parts = [str(values[VARIANT])] if VARIANT in values else []
     for key, short in zip(keys, last):
         parts.append(f"{short if last.count(short) == 1 else key}={value_text(values[key])}")
+    if BENCHMARK in values:
+        parts.append(str(values[BENCHMARK]))
     return "_".join(parts).replace("/", "-").replace(" ", "")
 
 

@@ -37,7 +37,7 @@ def render_markdown(spec: SweepSpec, results: Sequence[TrialResult], chosen: Tri
             "val_folds": "validation Spearman (train.val_folds, seed mean; ranks the trials)",
             "none": "validation (not ranked)"}[spec.rank]
     lines = [
-        f"# Sweep: {spec.model} on {spec.benchmark} ({spec.search} search, seeds {', '.join(map(str, spec.seeds))})",
+        f"# Sweep: {spec.model} on {', '.join(spec.benchmarks)} ({spec.search} search, seeds {', '.join(map(str, spec.seeds))})",
         "",
         f"Spec: `{spec.source}`. The test figures are shown, never used for choosing; the chosen trial is "
         f"the one with the highest validation figure{' (rank: none, so none is chosen)' if spec.rank == 'none' else ''}.",
