@@ -37,10 +37,11 @@ def one_line_error(status, err):
 
 
 def test_a_grid_sweep_on_local_ray_writes_run_folders_and_resumes_without_rerunning(tmp_path, monkeypatch, capsys):
-    spec, out = write_spec(tmp_path), tmp_path / "sweep"
-    status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out)
+    spec, out = write_spec(tmp_path, base={**TINY_SPEC["base"], "train.epochs": 1}), tmp_path / "sweep"
+    status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out, "--set", "train.epochs=2")
     assert status == 0, err
     trials = out / "trials"
+    assert yaml.safe_load((trials / "lr=0.01" / "config.yaml").read_text())["train"]["epochs"] == 2  # --set replaced the base's 1
     # Every trial is an ordinary run folder that aqakit results reads.
     rows, tuning = read_runs([trials])
     assert sorted(row.name for row in rows) == ["lr=0.001", "lr=0.01"] and not tuning
@@ -66,7 +67,7 @@ def test_a_grid_sweep_on_local_ray_writes_run_folders_and_resumes_without_rerunn
     config = yaml.safe_load((broken / "config.yaml").read_text())
     config["optim"]["lr"] = 0.5
     (broken / "config.yaml").write_text(yaml.safe_dump(config))
-    status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out, "--resume")
+    status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out, "--resume", "--set", "train.epochs=2")
     assert status == 1 and "1 trial(s) failed: lr=0.001" in err
     assert kept_seed.stat().st_mtime_ns == kept_before
     record = json.loads((out / "summary.json").read_text())

@@ -138,6 +138,14 @@ def test_several_benchmarks_are_the_last_dimension_and_pair_in_results():
     refused(spec(space={"benchmark": {"grid": ["synthetic"]}}), "list them under benchmark")
 
 
+def test_settings_given_on_the_command_line_replace_the_base_and_are_checked():
+    short = load_spec("cofinal-ablations-fisv", settings={"train.epochs": 3})
+    assert short.base["train.epochs"] == 3 and short.base["train.precision"] == "32-true"
+    assert short.config(short.grid()[0]).train.epochs == 3
+    with pytest.raises(ConfigError, match="unknown setting model.args.no_such_thing"):
+        load_spec("cofinal-ablations-fisv", settings={"model.args.no_such_thing": 1})
+
+
 def test_an_unknown_spec_name_lists_the_built_in_ones():
     with pytest.raises(ConfigError, match="cofinal-ablations-fisv"):
         load_spec("no-such-sweep")

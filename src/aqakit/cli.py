@@ -855,6 +855,7 @@ def sweep(
     out: Optional[Path] = typer.Option(None, "--out", help="The sweep folder (default: runs/sweeps/SPEC-NAME[-BENCHMARK])."),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Replace the spec's benchmark (or its list) with this one."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Replace the spec's data folder."),
+    overrides: list[str] = typer.Option([], "--set", help="Add a setting to the spec's base, e.g. --set train.epochs=10 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped sweep: trials whose run folders are finished are kept."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="HOST:PORT of a running Ray cluster (`ray start --head`); default: Ray on this machine."),
@@ -867,8 +868,10 @@ def sweep(
     from aqakit.sweep.spec import load_spec
     from aqakit.sweep.summary import SUMMARY_MD
     from aqakit.sweep.tune import run_sweep
+    from aqakit.train.config import parse_override
 
-    loaded = load_spec(spec, benchmark=benchmark, data_root=None if data_root is None else str(data_root))
+    loaded = load_spec(spec, benchmark=benchmark, data_root=None if data_root is None else str(data_root),
+                       settings=dict(parse_override(text) for text in overrides))
     folder = out or Path("runs") / "sweeps" / (Path(spec).stem + (f"-{benchmark}" if benchmark else ""))
     record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address)
     print((folder / SUMMARY_MD).read_text(), end="")

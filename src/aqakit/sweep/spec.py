@@ -130,15 +130,18 @@ def spec_path(spec: str | Path) -> Path:
     return named_yaml(spec, builtin_folder(), "sweep spec")
 
 
-def load_spec(spec: str | Path, *, benchmark: str | None = None, data_root: str | None = None) -> SweepSpec:
+def load_spec(spec: str | Path, *, benchmark: str | None = None, data_root: str | None = None,
+              settings: Mapping[str, Any] | None = None) -> SweepSpec:
     """Read and check a spec (a file or a built-in name); ``benchmark`` (one name) and ``data_root``
-    replace the spec's."""
+    replace the spec's, and ``settings`` (``--set`` keys) are added to its ``base``, replacing the same keys."""
     path = spec_path(spec)
     data = load_yaml(path)
     if benchmark is not None:
         data["benchmark"] = benchmark
     if data_root is not None:
         data["data_root"] = data_root
+    if settings:
+        data["base"] = {**_mapping(data.get("base") or {}, "base", lambda message: ConfigError(f"{path}: {message}")), **settings}
     return parse_spec(data, str(path))
 
 
