@@ -27,7 +27,14 @@ def test_matmul_peak_is_a_positive_rate():
 
 @pytest.fixture(scope="module")
 def results():
-    return run_bench(list_models(), BenchSettings(repeats=2, train_epochs=2, threads=1, overrides=TINY))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        measured = run_bench(list_models(), BenchSettings(repeats=2, train_epochs=2, threads=1, overrides=TINY))
+        assert torch.get_num_threads() == 2  # --threads held while measuring only
+    finally:
+        torch.set_num_threads(before)
+    return measured
 
 
 def test_each_model_runs_on_its_synthetic_benchmark(results):

@@ -264,6 +264,9 @@ def test_aqakit_score_takes_a_feature_file_and_writes_the_page(scored_runs, tmp_
     check_page(out.read_text())
     status, _, err = run_cli(monkeypatch, capsys, "score", scored_runs / "missing.npy", "--checkpoint", scored_runs / "gdlt")
     assert status != 0 and "missing.npy" in err and "Traceback" not in err
+    status, _, err = run_cli(monkeypatch, capsys, "score", scored_runs / "clips-4.npy", "--checkpoint", scored_runs / "gdlt",
+                             "--masks", tmp_path)
+    assert status == 2 and err.count("\n") == 1 and "is a feature file, scored as it is" in err  # not silently ignored
 
 
 def test_an_old_checkpoint_without_training_scores_says_so(tmp_path):

@@ -108,7 +108,7 @@ def config():
 
 
 #: Every process here computes with this many threads: float sums differ in their last bits between
-#: thread counts, and other tests (``aqakit bench --threads``) change the test process's count.
+#: thread counts.
 THREADS = 1
 
 

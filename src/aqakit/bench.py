@@ -320,14 +320,19 @@ def benchmark_groups(models: list[str], benchmark: str | None) -> dict[str, list
 
 def run_bench(models: list[str], settings: BenchSettings) -> list[dict[str, Any]]:
     """Measure the machine's matmul peak, then every model in ``models``: one JSON-ready dict per
-    benchmark measured on (:func:`benchmark_groups`), each with the models measured on it."""
+    benchmark measured on (:func:`benchmark_groups`), each with the models measured on it. Torch's
+    thread count is what it was before when it returns (``settings.threads`` holds only meanwhile)."""
     settings.check()
+    groups = benchmark_groups(models, settings.benchmark)
+    previous = torch.get_num_threads()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    groups = benchmark_groups(models, settings.benchmark)
-    peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),
-            "bf16": matmul_peak_gflops(torch.bfloat16, settings.device)}  # fmt: skip
-    return [bench_on(benchmark, names, settings, peak) for benchmark, names in groups.items()]
+    try:
+        peak = {"fp32": matmul_peak_gflops(torch.float32, settings.device),
+                "bf16": matmul_peak_gflops(torch.bfloat16, settings.device)}  # fmt: skip
+        return [bench_on(benchmark, names, settings, peak) for benchmark, names in groups.items()]
+    finally:
+        torch.set_num_threads(previous)
 
 
 def bench_on(benchmark: str, models: list[str], settings: BenchSettings, peak: dict[str, Any]) -> dict[str, Any]:

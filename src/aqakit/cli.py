@@ -741,6 +741,9 @@ def score(
     if report is not None:
         check_new_file(report, overwrite)
     if video.suffix == ".npy":
+        if masks is not None:
+            raise ConfigError(f"--masks {masks}: {video} is a feature file, scored as it is; a two-stream model reads it "
+                              "as [whole frame | foreground] features already (masks apply to a video)")
         result = score_features(video, checkpoint)
     else:
         result = score_video(video, checkpoint, weights, backbone=backbone, clip_len=clip_len, fps=fps, folder_fps=folder_fps,
