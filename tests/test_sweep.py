@@ -121,3 +121,16 @@ def test_the_core_package_and_the_help_do_not_import_ray():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "sweep" in done.stdout  # the help lists the command
+
+
+def test_an_optuna_sweep_on_local_ray_draws_in_range_and_ranks_on_validation(tmp_path):
+    spec = load_spec(write_spec(tmp_path, search="optuna", num_samples=2, seeds=[0],
+                                space={"optim.lr": {"loguniform": [1e-3, 1e-1]}, "model.args.dropout": {"choice": [0.0, 0.2]}}))
+    record = run_sweep(spec, tmp_path / "sweep")
+    trials = record["trials"]
+    assert len(trials) == 2 and record["failed"] == [] and all(t["status"] == "finished" for t in trials)
+    for trial in trials:
+        assert 1e-3 <= trial["values"]["optim.lr"] <= 1e-1 and trial["values"]["model.args.dropout"] in (0.0, 0.2)
+        saved = yaml.safe_load((tmp_path / "sweep" / "trials" / trial["name"] / "config.yaml").read_text())
+        assert saved["optim"]["lr"] == pytest.approx(trial["values"]["optim.lr"]) and saved["train"]["select"] == "best-val"
+    assert record["chosen"] == max(trials, key=lambda t: t["validation"])["name"]
