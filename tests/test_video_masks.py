@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import types
 
 import numpy as np
 import pytest
@@ -14,9 +15,10 @@ pytest.importorskip("av", reason="PyAV is not installed (pip install 'aqakit[vid
 
 from aqakit.errors import ConfigError, DataError  # noqa: E402
 from aqakit.video.decode import DecodeOptions, iter_frames  # noqa: E402
+from aqakit.video import masks as masks_module  # noqa: E402
 from aqakit.video.masks import FrameMasks, mask_folder, person_masks, read_masks  # noqa: E402
 from conftest import DATA, run_cli  # noqa: E402
-from videos import write_frame_folder, write_video  # noqa: E402
+from videos import write_frame_folder, write_hostile_corpus, write_video  # noqa: E402
 
 DIVING_GIF = DATA / "mtl-aqa" / "diving_sample.gif"
 SIZE, CLIP_LEN = 32, 4
@@ -145,6 +147,39 @@ def test_bad_masks_fail_the_video_with_one_line(maker, message, weights_file, tm
     assert len([line for line in err.splitlines() if line.startswith("failed")]) == 1
     assert re.search(message, one_error_line(err)), err
     assert not (tmp_path / "foreground" / "v.npy").exists()  # no features of empty or misaligned masks
+
+
+def fake_mediapipe() -> types.SimpleNamespace:
+    """A MediaPipe stand-in whose Pose tracker finds nobody: the decoding around it is what is tested."""
+    class Pose:
+        def __init__(self, **settings):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def process(self, frame):
+            return types.SimpleNamespace(pose_landmarks=None, segmentation_mask=None)
+
+    return types.SimpleNamespace(__version__="fake", solutions=types.SimpleNamespace(pose=types.SimpleNamespace(Pose=Pose)))
+
+
+def test_a_hung_decoder_fails_its_video_in_one_line_and_the_masks_go_on(tmp_path, monkeypatch, capsys):
+    """The masks are made from frames decoded in a child process under --decode-timeout, as extract's."""
+    monkeypatch.setattr(masks_module, "_import_mediapipe", fake_mediapipe)
+    corpus = tmp_path / "videos"
+    write_hostile_corpus(corpus)
+    good = write_video(tmp_path / "good.mp4", 5)
+    status, stdout, err = run_cli(monkeypatch, capsys, "masks", corpus / "playlist.mp4", good, "--out", tmp_path / "masks",
+                                  "--size", SIZE, "--decode-timeout", 1)
+    assert status == 1 and "1 written, 0 skipped (already complete), 1 failed" in stdout, err
+    failed = [line for line in err.splitlines() if line.startswith("failed")]
+    assert len(failed) == 1 and "playlist.mp4: " in failed[0] and "the decoder decoded no frame for 1 s" in failed[0]
+    assert "good: a person in 0 of 5 frames" in stdout
+    assert read_masks(tmp_path / "masks", "good", OPTIONS).masks.shape == (5, SIZE, SIZE)
 
 
 def test_masks_without_mediapipe_name_the_extra(monkeypatch, tmp_path, capsys):

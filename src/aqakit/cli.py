@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -683,6 +684,7 @@ def masks(
     size: int = typer.Option(224, "--size", min=1, help="Side of the square centre crop (as aqakit extract's; I3D's 224)."),
     upright: bool = typer.Option(True, "--upright/--no-upright", help="Apply the video's display rotation (as extract)."),
     force: bool = typer.Option(False, "--force", help="Make the masks of videos already done again."),
+    decode_timeout: float = typer.Option(DEFAULT_DECODE_TIMEOUT, "--decode-timeout", help=DECODE_TIMEOUT_HELP),
 ) -> None:
     """Person masks of every frame of VIDEOS into OUT with MediaPipe Pose (needs aqakit[masks]).
 
@@ -692,16 +694,26 @@ def masks(
     """
     from aqakit.video.decode import DecodeOptions
     from aqakit.video.extract import find_videos
-    from aqakit.video.masks import mask_folder
+    from aqakit.video.masks import mask_folder, person_masks
 
     files = find_videos(videos)
     options = DecodeOptions(fps=fps, size=size, short_side=short_side, upright=upright, folder_fps=folder_fps, frames=frames)
 
-    def on_video(path: Path, status: str) -> None:
-        if status.startswith("failed"):
-            err_console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console)
+    task = progress.add_task("masks", total=len(files))
 
-    report = mask_folder(files, out, options, force=force, on_video=on_video)
+    def on_video(path: Path, status: str) -> None:
+        if status == "masking":
+            progress.update(task, description=path.name)
+            return
+        progress.advance(task)
+        if status.startswith("failed"):
+            progress.console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
+
+    with progress:
+        report = mask_folder(files, out, options, force=force, on_video=on_video,
+                             make=functools.partial(person_masks, decode_timeout=decode_timeout))
     for vid, (n_frames, with_person) in report.written.items():
         console.print(f"{vid}: a person in {with_person} of {n_frames} frames", highlight=False)
     n_written = sum(n for n, _ in report.written.values())

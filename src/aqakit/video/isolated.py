@@ -96,6 +96,13 @@ def isolated_timed_clips(
         receiver.close()
 
 
+def isolated_frames(path: Path, options: DecodeOptions, timeout: float = DEFAULT_DECODE_TIMEOUT) -> Iterator[np.ndarray]:
+    """:func:`~aqakit.video.decode.iter_frames` of ``path``, decoded in a child process (as
+    :func:`isolated_timed_clips` of one-frame clips, with its errors)."""
+    for _, clip in isolated_timed_clips(path, 1, options, timeout):
+        yield clip[0]
+
+
 def _next_message(receiver, decoded, timeout: float, path: Path, child) -> tuple[Any, ...]:
     """The child's next message; DataError when it stalls for ``timeout`` seconds or dies."""
     seen, since = decoded.value, time.monotonic()

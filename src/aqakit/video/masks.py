@@ -30,6 +30,7 @@ from aqakit.atomic import atomic_write, remove_partials
 from aqakit.errors import AqakitError, ConfigError, DataError
 from aqakit.locking import folder_lock
 from aqakit.video.decode import DecodeOptions, frame_folders_below, iter_frames
+from aqakit.video.isolated import DEFAULT_DECODE_TIMEOUT, isolated_frames
 from aqakit.video.manifest import MANIFEST_FILE, new_manifest, read_manifest, write_manifest
 
 #: MediaPipe's segmentation confidence above which a pixel is the person.
@@ -89,18 +90,21 @@ def mediapipe_settings() -> dict[str, Any]:
             "model_complexity": MODEL_COMPLEXITY, "threshold": SEGMENTATION_THRESHOLD}
 
 
-def person_masks(path: Path, options: DecodeOptions) -> FrameMasks:
+def person_masks(path: Path, options: DecodeOptions, *, decode_timeout: float = DEFAULT_DECODE_TIMEOUT) -> FrameMasks:
     """Masks of every frame of ``path`` as :func:`~aqakit.video.decode.iter_frames` gives them with
     ``options``: one MediaPipe Pose tracker over the video (frames in order), its segmentation above
     :data:`SEGMENTATION_THRESHOLD` where it found a pose, an all-zero mask and ``found`` False where not.
+    The frames are decoded in a child process, as ``aqakit extract`` decodes them
+    (:func:`~aqakit.video.isolated.isolated_frames`): a decoder that hangs for ``decode_timeout``
+    seconds without a frame, or dies, fails this video only.
 
     Raises:
-        ConfigError: MediaPipe missing; DataError: the video cannot be decoded.
+        ConfigError: MediaPipe missing; DataError: the video cannot be decoded, or its decoder hung or died.
     """
     pose_solution = _import_mediapipe().solutions.pose
     masks, found = [], []
     with pose_solution.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, enable_segmentation=True) as pose:
-        for frame in iter_frames(path, options):
+        for frame in isolated_frames(path, options, decode_timeout):
             result = pose.process(frame)
             person = result.pose_landmarks is not None and result.segmentation_mask is not None
             found.append(person)
