@@ -126,7 +126,8 @@ def test_the_shipped_cofinal_ablations_spec_names_the_ablation_table():
 
 
 def test_several_benchmarks_are_the_last_dimension_and_pair_in_results():
-    parsed = parse_spec(spec(benchmark=["synthetic", "synthetic-confounded"], space={"optim.lr": {"grid": [0.01]}}), "s.yaml")
+    parsed = parse_spec(spec(benchmark=["synthetic", "synthetic-confounded"], space={"optim.lr": {"grid": [0.01]}}, rank="none"),
+                        "s.yaml")
     grid = parsed.grid()
     assert [trial_name(parsed, v) for v in grid] == ["lr=0.01_synthetic", "lr=0.01_synthetic-confounded"]
     assert [parsed.config(v).benchmark for v in grid] == ["synthetic", "synthetic-confounded"]
@@ -134,7 +135,11 @@ def test_several_benchmarks_are_the_last_dimension_and_pair_in_results():
     assert parse_spec(spec(), "s.yaml").to_dict()["benchmark"] == "synthetic"
     refused(spec(benchmark=["synthetic", "synthetic"]), "benchmark must be a name or a list of distinct names")
     refused(spec(benchmark=[]), "benchmark must be")
-    refused(spec(benchmark=["synthetic", "no-such-benchmark"]), "benchmark no-such-benchmark:")
+    refused(spec(benchmark=["synthetic", "no-such-benchmark"], rank="none"), "benchmark no-such-benchmark:")
+    # Validation figures of different benchmarks do not rank one another: several benchmarks are a table.
+    refused(spec(benchmark=["synthetic", "synthetic-confounded"]), "several benchmarks make a table", "rank best-val")
+    refused(spec(benchmark=["synthetic", "synthetic-confounded"], search="random", rank="none",
+                 space={"optim.lr": {"uniform": [0.001, 0.01]}}), "search random")
     refused(spec(space={"benchmark": {"grid": ["synthetic"]}}), "list them under benchmark")
 
 

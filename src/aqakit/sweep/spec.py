@@ -163,11 +163,13 @@ def parse_spec(data: Mapping[str, Any], source: str) -> SweepSpec:
     base = _mapping(data.get("base") or {}, "base", fail)
     variants = _variants(data.get("variants") or {}, fail)
     space = _space(data.get("space") or {}, fail)
-    listed = "grid" if search == "grid" else "choice"
     if variants:
-        space.insert(0, Dimension(VARIANT, listed, tuple(variants)))
+        space.insert(0, Dimension(VARIANT, "grid" if search == "grid" else "choice", tuple(variants)))
     if len(benchmarks) > 1:
-        space.append(Dimension(BENCHMARK, listed, tuple(benchmarks)))
+        if search != "grid" or rank != "none":
+            raise fail(f"several benchmarks make a table of every configuration on each (search grid, rank none); "
+                       f"a sweep that draws or chooses (search {search}, rank {rank}) takes one benchmark")
+        space.append(Dimension(BENCHMARK, "grid", tuple(benchmarks)))
     if not space:
         raise fail("the search space is empty: give space (a --set key -> {grid: [...]}, ...) or variants")
     num_samples = data.get("num_samples", 1 if search == "grid" else 10)
