@@ -40,6 +40,16 @@ def test_cells_are_seed_means_with_the_fisher_z_average_and_the_paper_apart(tmp_
                      f"0.900 / 0.950 / {paper_average:.3f} (A, 2024)"]
 
 
+def test_the_papers_own_average_is_shown_when_the_spec_gives_it(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_run(tmp_path / "runs", "a-tes", "fisv-tes", [0.5])
+    write_run(tmp_path / "runs", "a-pcs", "fisv-pcs", [0.8])
+    spec = _spec(tmp_path, [{"label": "a", "runs": {"fisv-tes": "a-tes", "fisv-pcs": "a-pcs"},
+                             "paper": {"fisv-tes": 0.712, "fisv-pcs": 0.759, "average": 0.763}}])
+    row = next(line for line in read_table(spec).render().splitlines() if line.startswith("| a "))
+    assert row.rstrip(" |").endswith("0.712 / 0.759 / 0.763")  # the paper's, not the 0.737 its columns give
+
+
 def test_a_missing_column_shows_a_dash_and_no_average(tmp_path):
     (tmp_path / "runs").mkdir()
     write_run(tmp_path / "runs", "b-tes", "fisv-tes", [0.4])

@@ -10,6 +10,9 @@ The spec names, per row, the run folder behind each benchmark column and the pub
         runs: {fisv-tes: gdlt-fisv-tes, fisv-pcs: gdlt-fisv-pcs}
         paper: {fisv-tes: 0.685, fisv-pcs: 0.820, source: "Xu et al., CVPR 2022"}
 
+A row's ``paper`` may also give ``average``, the paper's own figure over the columns, shown instead
+of the Fisher-z average of its column figures (papers do not always report that one).
+
 Each cell is the selected checkpoint's test Spearman, mean ± std over the run's finished seeds; the
 paper's figure (chosen on test, as papers do) stands in its own column, never mixed with ours.
 ``aqakit results --table SPEC`` prints it; ``--write FILE`` replaces the table between the
@@ -44,6 +47,7 @@ class TableRow:
     runs: dict[str, RunRow]
     paper: dict[str, float]
     paper_source: str | None
+    paper_average: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,13 @@ def _read_row(entry: Any, index: int, records: Path, columns: dict[str, str], sp
         runs[key] = run
     paper = dict(entry.get("paper") or {})
     source = paper.pop("source", None)
+    average = paper.pop("average", None)
     unknown = sorted(set(paper) - set(columns))
     if unknown:
         raise DataError(f"{where}: paper figure for unknown column(s) {', '.join(unknown)}")
     return TableRow(label=str(entry["label"]), runs=runs, paper={k: float(v) for k, v in paper.items()},
-                    paper_source=None if source is None else str(source))
+                    paper_source=None if source is None else str(source),
+                    paper_average=None if average is None else float(average))
 
 
 def _spearman_cell(run: RunRow | None) -> str:
@@ -158,7 +164,9 @@ def _paper_cell(row: TableRow, columns: list[str], with_average: bool) -> str:
         return "–"
     values = [row.paper.get(key) for key in columns]
     shown = [f"{v:.3f}" if v is not None else "–" for v in values]
-    if with_average and all(v is not None for v in values):
+    if with_average and row.paper_average is not None:
+        shown.append(f"{row.paper_average:.3f}")
+    elif with_average and all(v is not None for v in values):
         shown.append(f"{float(fisher_z_nested([np.asarray([v]) for v in values])):.3f}")
     return " / ".join(shown) + (f" ({row.paper_source})" if row.paper_source else "")
 
