@@ -42,6 +42,7 @@ def test_a_grid_sweep_on_local_ray_writes_run_folders_and_resumes_without_rerunn
     assert status == 0, err
     trials = out / "trials"
     assert yaml.safe_load((trials / "lr=0.01" / "config.yaml").read_text())["train"]["epochs"] == 2  # --set replaced the base's 1
+    assert "finished lr=0.01 (" in err and "finished lr=0.001 (" in err and "8/8 epochs" in err  # the progress bar
     # Every trial is an ordinary run folder that aqakit results reads.
     rows, tuning = read_runs([trials])
     assert sorted(row.name for row in rows) == ["lr=0.001", "lr=0.01"] and not tuning
@@ -69,6 +70,7 @@ def test_a_grid_sweep_on_local_ray_writes_run_folders_and_resumes_without_rerunn
     (broken / "config.yaml").write_text(yaml.safe_dump(config))
     status, stdout, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out, "--resume", "--set", "train.epochs=2")
     assert status == 1 and "1 trial(s) failed: lr=0.001" in err
+    assert "finished lr=0.01" not in err  # kept, not finished now
     assert kept_seed.stat().st_mtime_ns == kept_before
     record = json.loads((out / "summary.json").read_text())
     statuses = {trial["name"]: trial["status"] for trial in record["trials"]}

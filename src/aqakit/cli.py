@@ -18,7 +18,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aqakit.atomic import atomic_write_text
@@ -139,6 +139,40 @@ class EpochProgress:
             if f"{split}_spearman" in row:
                 status += f"  {split} ρ {row[f'{split}_spearman']:.3f}"
         self.progress.update(task, completed=row["epoch"] + 1, status=status)
+
+
+class SweepBar:
+    """A rich progress bar over a sweep's epochs (every trial and seed), with its finished trials,
+    and a line per trial as it finishes (trials already finished when the sweep starts get none).
+    The bar appears with the first progress, so a sweep refused before it starts prints only its error."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
+                                 TextColumn("{task.fields[trials]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=err_console)
+        self.task: Any = None
+        self.seen: set[str] | None = None
+
+    def __enter__(self) -> "SweepBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+    def update(self, state: Any) -> None:
+        """Show ``state`` (a :class:`aqakit.sweep.progress.SweepProgress`)."""
+        trials = f"{len(state.finished)}/{state.trials_planned} trials finished"
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=state.epochs_planned, trials=trials)
+        self.progress.update(self.task, completed=state.epochs_done, trials=trials)
+        if self.seen is None:
+            self.seen = set(state.finished)
+        for name in state.finished:
+            if name not in self.seen:
+                self.seen.add(name)
+                self.progress.console.print(f"finished {name} ({len(self.seen)}/{state.trials_planned})", highlight=False)
 
 
 def _set_once(values: dict[str, Any], flag: str, key: str, given: Any) -> None:
@@ -888,7 +922,8 @@ def sweep(
     loaded = load_spec(spec, benchmark=benchmark, data_root=None if data_root is None else str(data_root),
                        settings=dict(parse_override(text) for text in overrides))
     folder = out or Path("runs") / "sweeps" / (Path(spec).stem + (f"-{benchmark}" if benchmark else ""))
-    record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address)
+    with SweepBar() as bar:
+        record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address, on_progress=bar.update)
     print((folder / SUMMARY_MD).read_text(), end="")
     console.print(f"sweep saved in {folder}", highlight=False, soft_wrap=True)
     if record["failed"]:

@@ -23,6 +23,7 @@ from aqakit.errors import ConfigError, one_line_reason
 from aqakit.locking import folder_lock
 from aqakit.ray_address import check_ray_address
 from aqakit.sweep.folder import RAY_FOLDER, prepare_sweep_folder
+from aqakit.sweep.progress import SweepProgress, SweepWatcher, watch
 from aqakit.sweep.spec import SweepSpec, trial_name
 from aqakit.sweep.summary import write_summary
 from aqakit.sweep.trial import FAILED, TrialResult, run_trial
@@ -32,10 +33,13 @@ INSTALL_HINT = "pip install 'aqakit[ray]'"
 METRIC = "validation"
 
 
-def run_sweep(spec: SweepSpec, sweep_dir: Path, *, resume: bool = False, ray_address: str | None = None) -> dict[str, Any]:
+def run_sweep(spec: SweepSpec, sweep_dir: Path, *, resume: bool = False, ray_address: str | None = None,
+              on_progress: Callable[[SweepProgress], None] | None = None) -> dict[str, Any]:
     """Run every trial of ``spec`` into ``sweep_dir`` and write its summary; returns the summary's JSON.
 
     A failed trial does not stop the others (its error is in the summary's ``failed`` and its row).
+    ``on_progress`` is called from a thread with the folder's progress every few seconds
+    (:mod:`aqakit.sweep.progress`), and once more at the end.
     """
     ray, tune = import_ray(spec.search)
     if ray_address is not None:
@@ -43,11 +47,16 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, *, resume: bool = False, ray_add
     sweep_dir = Path(sweep_dir).absolute()
     with folder_lock(sweep_dir, "sweep"):  # a second sweep into the same folder is refused
         prepare_sweep_folder(sweep_dir, spec, resume=resume)
-        start_ray(ray, ray_address)
+        finish_watching = watch(SweepWatcher(sweep_dir, spec), on_progress) if on_progress else None
         try:
-            results = _tune(tune, spec, sweep_dir, resume)
+            start_ray(ray, ray_address)
+            try:
+                results = _tune(tune, spec, sweep_dir, resume)
+            finally:
+                ray.shutdown()
         finally:
-            ray.shutdown()
+            if finish_watching:
+                finish_watching()
         return write_summary(sweep_dir, spec, results)
 
 
