@@ -922,10 +922,12 @@ def sweep(
     loaded = load_spec(spec, benchmark=benchmark, data_root=None if data_root is None else str(data_root),
                        settings=dict(parse_override(text) for text in overrides))
     folder = out or Path("runs") / "sweeps" / (Path(spec).stem + (f"-{benchmark}" if benchmark else ""))
+    started = time.monotonic()
     with SweepBar() as bar:
         record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address, on_progress=bar.update)
     print((folder / SUMMARY_MD).read_text(), end="")
-    console.print(f"sweep saved in {folder}", highlight=False, soft_wrap=True)
+    took = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - started))
+    console.print(f"sweep saved in {folder} ({len(record['trials'])} trials, {took})", highlight=False, soft_wrap=True)
     if record["failed"]:
         err_console.print(f"{len(record['failed'])} trial(s) failed: {', '.join(record['failed'])}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
