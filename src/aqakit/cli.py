@@ -728,9 +728,10 @@ def masks(
     """
     from aqakit.video.decode import DecodeOptions
     from aqakit.video.extract import find_videos
-    from aqakit.video.masks import mask_folder, person_masks
+    from aqakit.video.masks import mask_folder, mediapipe_settings, person_masks
 
     files = find_videos(videos)
+    settings = mediapipe_settings()  # MediaPipe missing: one line, before the progress bar
     options = DecodeOptions(fps=fps, size=size, short_side=short_side, upright=upright, folder_fps=folder_fps, frames=frames)
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -746,7 +747,7 @@ def masks(
             progress.console.print(f"[red]failed[/red] {path}: {status.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
 
     with progress:
-        report = mask_folder(files, out, options, force=force, on_video=on_video,
+        report = mask_folder(files, out, options, force=force, on_video=on_video, settings=settings,
                              make=functools.partial(person_masks, decode_timeout=decode_timeout))
     for vid, (n_frames, with_person) in report.written.items():
         console.print(f"{vid}: a person in {with_person} of {n_frames} frames", highlight=False)
