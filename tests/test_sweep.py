@@ -1,9 +1,11 @@
 """``aqakit sweep`` on local Ray Tune: run folders, summary, resume, failures, refusals; Ray stays optional."""
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -79,6 +81,29 @@ def test_a_grid_sweep_on_local_ray_writes_run_folders_and_resumes_without_rerunn
     error = next(trial["error"] for trial in record["trials"] if trial["status"] == "failed")
     assert "cannot resume, the configuration differs (optim.lr: saved 0.5, now 0.001)" in error
     assert f"- lr=0.001: {error}" in (out / "summary.md").read_text()
+
+
+def test_ctrl_c_stops_the_sweep_in_one_line_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+    spec, out = write_spec(tmp_path, base={**TINY_SPEC["base"], "train.epochs": 40}), tmp_path / "sweep"
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: nothing blocks while the test only watches the folder
+    with log.open("w") as stderr:
+        sweep = subprocess.Popen([sys.executable, "-m", "aqakit", "sweep", str(spec), "--out", str(out)],
+                                 stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not any(len(path.read_text().splitlines()) > 2 for path in out.glob("trials/*/seed-0/metrics.csv")):
+        assert sweep.poll() is None and time.monotonic() < deadline, "the sweep never started training"
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGINT)  # what Ctrl-C sends the command
+    sweep.wait(timeout=120)
+    err = log.read_text()
+    assert sweep.returncode == 130 and "Traceback" not in err, err
+    assert f"interrupted: run the same command with --resume to continue {out}" in err
+    status, _, err = run_cli(monkeypatch, capsys, "sweep", spec, "--out", out, "--resume")
+    assert status == 0, err
+    record = json.loads((out / "summary.json").read_text())
+    assert {trial["status"] for trial in record["trials"]} <= {"finished", "kept"} and record["failed"] == []
+    rows, _ = read_runs([out / "trials"])
+    assert sorted(row.name for row in rows) == ["lr=0.001", "lr=0.01"] and all(row.seeds == (0, 1) for row in rows)
 
 
 def test_a_sweep_into_a_folder_another_sweep_is_writing_is_refused(tmp_path):

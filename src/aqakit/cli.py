@@ -924,8 +924,12 @@ def sweep(
                        settings=dict(parse_override(text) for text in overrides))
     folder = out or Path("runs") / "sweeps" / (Path(spec).stem + (f"-{benchmark}" if benchmark else ""))
     started = time.monotonic()
-    with SweepBar() as bar:
-        record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address, on_progress=bar.update)
+    try:
+        with SweepBar() as bar:
+            record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address, on_progress=bar.update)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: run the same command with --resume to continue {folder}", highlight=False, soft_wrap=True)
+        raise
     print((folder / SUMMARY_MD).read_text(), end="")
     took = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - started))
     console.print(f"sweep saved in {folder} ({len(record['trials'])} trials, {took})", highlight=False, soft_wrap=True)

@@ -78,6 +78,8 @@ def import_ray(search: str) -> tuple[Any, Any]:
     ConfigError naming the extra to install when they are not."""
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials keep the driver's working directory
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console output that verbose=0 silences
+    # Ctrl-C raises KeyboardInterrupt in the driver; Tune's own handler would return a partial result instead.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     try:
         import ray
         from ray import tune
@@ -134,6 +136,8 @@ def _tune(tune: Any, spec: SweepSpec, sweep_dir: Path, resume: bool) -> list[Tri
     )
     results = []
     for result in tuner.fit():
+        if result.config is None:  # Tune was stopped (SIGUSR1) before this trial started: an interruption
+            raise KeyboardInterrupt
         if result.error is not None or "trial" not in (result.metrics or {}):  # the worker itself died
             values = {key: result.config[key] for key in (d.key for d in spec.space)}
             results.append(TrialResult(trial_name(spec, values), values, FAILED, list(spec.seeds),
