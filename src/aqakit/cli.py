@@ -12,6 +12,8 @@ import functools
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -175,6 +177,16 @@ class SweepBar:
                 self.progress.console.print(f"finished {name} ({len(self.seen)}/{state.trials_planned})", highlight=False)
 
 
+@contextmanager
+def resume_hint_on_interrupt(folder: Path) -> Iterator[None]:
+    """On Ctrl-C, say in one line how to continue the work interrupted in ``folder``; the interrupt goes on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: run the same command with --resume to continue {folder}", highlight=False, soft_wrap=True)
+        raise
+
+
 def _set_once(values: dict[str, Any], flag: str, key: str, given: Any) -> None:
     """Put an option's value under its setting; the same setting given by ``--set`` too is an error
     unless both say the same, so there is one way to set it."""
@@ -260,20 +272,16 @@ def train(
         console.print(how, highlight=False, soft_wrap=True)
         if not is_closed_form(config.model.name) and preset is None and folds is None:
             _hint_small_training_set(adapter, config.data_root, benchmark)
-    try:
-        with EpochProgress(config.train.epochs) as progress:
-            if folds is None:
-                summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume,
-                                    on_epoch_end=progress.update)
-            else:
-                from aqakit.train.folds import train_folds
+    with resume_hint_on_interrupt(run_dir), EpochProgress(config.train.epochs) as progress:
+        if folds is None:
+            summary = train_run(config, run_dir, seed_list, overwrite=overwrite, resume=resume,
+                                on_epoch_end=progress.update)
+        else:
+            from aqakit.train.folds import train_folds
 
-                summary = train_folds(config, run_dir, fold_list, seed_list, overwrite=overwrite, resume=resume,
-                                      on_fold_start=lambda k: progress.restart(f"fold {k}", config.train.epochs),
-                                      on_epoch_end=progress.update)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: run the same command with --resume to continue {run_dir}", highlight=False, soft_wrap=True)
-        raise
+            summary = train_folds(config, run_dir, fold_list, seed_list, overwrite=overwrite, resume=resume,
+                                  on_fold_start=lambda k: progress.restart(f"fold {k}", config.train.epochs),
+                                  on_epoch_end=progress.update)
     if not is_rank_zero(config.train):
         return
     if as_json:
@@ -338,14 +346,10 @@ def _train_auto(
                               f"(folds {', '.join(f'{v:.3f}' for v in result.fold_spearman)}; {result.minutes:.1f} min)",
                               highlight=False, soft_wrap=True)
 
-    try:
-        with EpochProgress(0) as progress:
-            record = run_auto(benchmark, run_dir, overrides=values, candidates=chosen, folds=folds, rule=rule,
-                              budget_minutes=budget_minutes, seeds=seeds, resume=resume, overwrite=overwrite,
-                              on_epoch_end=progress.update, on_run_start=progress.restart, on_candidate=report)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: run the same command with --resume to continue {run_dir}", highlight=False, soft_wrap=True)
-        raise
+    with resume_hint_on_interrupt(run_dir), EpochProgress(0) as progress:
+        record = run_auto(benchmark, run_dir, overrides=values, candidates=chosen, folds=folds, rule=rule,
+                          budget_minutes=budget_minutes, seeds=seeds, resume=resume, overwrite=overwrite,
+                          on_epoch_end=progress.update, on_run_start=progress.restart, on_candidate=report)
     if as_json:
         console.print_json(json.dumps({k: v for k, v in record.items() if k != "final_summary"}))
         return
@@ -924,12 +928,8 @@ def sweep(
                        settings=dict(parse_override(text) for text in overrides))
     folder = out or Path("runs") / "sweeps" / (Path(spec).stem + (f"-{benchmark}" if benchmark else ""))
     started = time.monotonic()
-    try:
-        with SweepBar() as bar:
-            record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address, on_progress=bar.update)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: run the same command with --resume to continue {folder}", highlight=False, soft_wrap=True)
-        raise
+    with resume_hint_on_interrupt(folder), SweepBar() as bar:
+        record = run_sweep(loaded, folder, resume=resume, ray_address=ray_address, on_progress=bar.update)
     print((folder / SUMMARY_MD).read_text(), end="")
     took = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - started))
     console.print(f"sweep saved in {folder} ({len(record['trials'])} trials, {took})", highlight=False, soft_wrap=True)
