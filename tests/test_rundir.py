@@ -10,6 +10,9 @@ import pytest
 
 from aqakit.errors import DataError, RunDirectoryError
 from aqakit.rundir import RunDir, RunSummary, SeedSummary
+from aqakit.sweep.folder import SPEC_FILE
+from aqakit.sweep.spec import parse_spec
+from aqakit.sweep.trial import TrialResult
 
 RECORDS = Path(__file__).resolve().parents[1] / "docs" / "results" / "records"
 
@@ -21,14 +24,27 @@ def test_reading_results_imports_no_training_engine(modules):
     assert out.strip() == "[]"
 
 
+def _is_sweep_folder(folder: Path) -> bool:
+    return (folder / SPEC_FILE).is_file()
+
+
 def test_every_recorded_summary_reads_and_writes_back_unchanged():
-    paths = sorted(RECORDS.rglob("summary.json"))
+    paths = [p for p in sorted(RECORDS.rglob("summary.json")) if not _is_sweep_folder(p.parent)]
     assert paths
     for path in paths:
         text = path.read_text()
         data = json.loads(text)
         kind = SeedSummary if path.parent.name.startswith(RunDir.SEED_PREFIX) else RunSummary
         assert json.dumps(kind.from_json(data, path).to_json(), indent=2) == json.dumps(data, indent=2), path
+
+
+def test_every_recorded_sweep_summary_reads_and_writes_back_unchanged():
+    paths = [p for p in sorted(RECORDS.rglob("summary.json")) if _is_sweep_folder(p.parent)]
+    assert paths
+    for path in paths:
+        data = json.loads(path.read_text())
+        assert parse_spec(data["spec"], str(path)).to_dict() == data["spec"], path
+        assert [TrialResult.from_json(t).to_json() for t in data["trials"]] == data["trials"], path
 
 
 def test_a_run_summary_is_the_mean_and_std_over_its_seeds():
