@@ -24,12 +24,13 @@ def test_reading_results_imports_no_training_engine(modules):
     assert out.strip() == "[]"
 
 
-def _is_sweep_folder(folder: Path) -> bool:
-    return (folder / SPEC_FILE).is_file()
+def recorded_summaries(*, of_sweeps: bool) -> list[Path]:
+    """The committed ``summary.json`` files of sweep folders (``of_sweeps``) or of runs and their seeds."""
+    return [path for path in sorted(RECORDS.rglob("summary.json")) if (path.parent / SPEC_FILE).is_file() == of_sweeps]
 
 
 def test_every_recorded_summary_reads_and_writes_back_unchanged():
-    paths = [p for p in sorted(RECORDS.rglob("summary.json")) if not _is_sweep_folder(p.parent)]
+    paths = recorded_summaries(of_sweeps=False)
     assert paths
     for path in paths:
         text = path.read_text()
@@ -39,7 +40,7 @@ def test_every_recorded_summary_reads_and_writes_back_unchanged():
 
 
 def test_every_recorded_sweep_summary_reads_and_writes_back_unchanged():
-    paths = [p for p in sorted(RECORDS.rglob("summary.json")) if _is_sweep_folder(p.parent)]
+    paths = recorded_summaries(of_sweeps=True)
     assert paths
     for path in paths:
         data = json.loads(path.read_text())
